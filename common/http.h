@@ -1,0 +1,66 @@
+/* http: HTTP/1.1 server on libev + http-parser. The loop thread accepts and parses; each
+ * complete request goes to a handler on a worker pool, which answers with http_respond*
+ * from its own thread. Keep-alive, pipelining (answers in request order), header and body
+ * limits (431/413), timeouts (408), Expect: 100-continue, clean 4xx on malformed input. */
+#ifndef PIX_HTTP_H
+#define PIX_HTTP_H
+
+#include <cjson/cJSON.h>
+#include <ev.h>
+#include <stddef.h>
+#include "pool.h"
+#include "util.h"
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+
+struct http_limits {
+    size_t max_header_bytes; /* request line + headers; over it 431 (default 16 KiB) */
+    size_t max_body_bytes;   /* over it 413 (default 1 MiB) */
+    double header_timeout;   /* seconds to receive the whole head (default 10) */
+    double body_timeout;     /* seconds without progress while reading a body (default 30) */
+    double idle_timeout;     /* keep-alive idle close (default 60) */
+    int max_connections;     /* over it: 503 and close (default 10000) */
+};
+
+/* Runs on a pool thread with that thread's context; must end in exactly one http_respond*
+ * call for req (possibly later, from another thread). */
+typedef void (*http_handler_fn)(http_req *req, void *tctx, void *ud);
+
+http_server *http_server_new(struct ev_loop *loop, const struct http_limits *lim, pool *workers,
+                             http_handler_fn fn, void *ud);
+/* Binds and listens; port 0 picks one (see http_server_port). 0 or -1 with err. */
+int http_server_listen(http_server *s, const char *host, int port, char *err) PIX_WUR;
+int http_server_port(const http_server *s);
+/* Stops accepting new connections (graceful drain); existing ones finish. */
+void http_server_stop_accepting(http_server *s);
+/* Requests received and not yet answered. */
+int http_server_inflight(const http_server *s);
+int http_server_connections(const http_server *s);
+/* Closes every connection and the listener. NULL-safe. Call on the loop thread. */
+void http_server_free(http_server *s);
+
+/* Request accessors: valid until the response is sent. */
+const char *http_req_method(const http_req *r);
+const char *http_req_path(const http_req *r);  /* percent-decoded path, no query */
+const char *http_req_query(const http_req *r); /* raw query string, "" if none */
+/* Decoded value of a query parameter into out; 1 found, 0 absent, -1 too long. */
+int http_req_query_param(const http_req *r, const char *name, char *out, size_t outlen);
+const char *http_req_header(const http_req *r, const char *name); /* case-insensitive */
+const char *http_req_body(const http_req *r, size_t *len);
+const char *http_req_id(const http_req *r); /* X-Request-Id if sane, else generated */
+double http_req_start(const http_req *r);   /* monotonic time the head arrived */
+
+/* Adds a response header (before http_respond). 0 or -1. */
+int http_resp_header(http_req *r, const char *name, const char *value) PIX_WUR;
+/* Sends the response; copies body. Any thread. After it, r is gone. */
+void http_respond(http_req *r, int status, const char *content_type, const char *body,
+                  size_t len);
+/* Takes ownership of body (cJSON_Delete'd). */
+void http_respond_json(http_req *r, int status, cJSON *body);
+/* {"error":{"code":code,"message":msg}} */
+void http_respond_error(http_req *r, int status, const char *code, const char *msg);
+
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,186 @@
+/* json: cJSON helpers for request bodies (object-only parsing, typed getters with static
+ * error messages) and the {"error":{"code","message"}} body; also a UTF-8 validator. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "json.h"
+
+/* Integers must survive a round trip through a double: |v| <= 2^53 - 1. */
+#define JSON_MAX_SAFE_INT 9007199254740991.0
+
+size_t json_utf8_seqlen(const unsigned char *p, size_t n)
+{
+    size_t len, i;
+    unsigned long cp;
+
+    if (n == 0) return 0;
+    if (p[0] < 0x80) return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (n < len) return 0;
+    cp = p[0] & (0x7f >> len);
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) return 0;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) return 0;
+    return len;
+}
+
+static int is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+cJSON *json_parse_object(const char *body, size_t len, const char **err)
+{
+    const char *end = NULL;
+    cJSON *o;
+
+    if (body == NULL || len == 0) {
+        *err = "malformed JSON";
+        return NULL;
+    }
+    o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (o == NULL) {
+        *err = "malformed JSON";
+        return NULL;
+    }
+    while (end < body + len && is_json_ws(*end))
+        end++;
+    if (end != body + len) {
+        cJSON_Delete(o);
+        *err = "malformed JSON";
+        return NULL;
+    }
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        *err = "expected a JSON object";
+        return NULL;
+    }
+    return o;
+}
+
+/* The member for key, or NULL when o is not an object, key is absent, or its value is null. */
+static const cJSON *member(const cJSON *o, const char *key)
+{
+    const cJSON *it;
+
+    if (!cJSON_IsObject(o) || key == NULL) return NULL;
+    it = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNull(it) ? NULL : it;
+}
+
+int json_get_str(const cJSON *o, const char *key, const char **out, const char **err)
+{
+    const cJSON *it = member(o, key);
+
+    if (it == NULL) return 0;
+    if (!cJSON_IsString(it) || it->valuestring == NULL) {
+        *err = "expected a string";
+        return -1;
+    }
+    *out = it->valuestring;
+    return 1;
+}
+
+int json_get_i64(const cJSON *o, const char *key, long long *out, const char **err)
+{
+    const cJSON *it = member(o, key);
+    double v;
+
+    if (it == NULL) return 0;
+    if (!cJSON_IsNumber(it)) {
+        *err = "expected an integer";
+        return -1;
+    }
+    v = it->valuedouble;
+    if (!isfinite(v) || fabs(v) > JSON_MAX_SAFE_INT) {
+        *err = "integer out of range";
+        return -1;
+    }
+    if (v != floor(v)) {
+        *err = "expected an integer";
+        return -1;
+    }
+    *out = (long long)v;
+    return 1;
+}
+
+int json_get_bool(const cJSON *o, const char *key, int *out, const char **err)
+{
+    const cJSON *it = member(o, key);
+
+    if (it == NULL) return 0;
+    if (!cJSON_IsBool(it)) {
+        *err = "expected a boolean";
+        return -1;
+    }
+    *out = cJSON_IsTrue(it) ? 1 : 0;
+    return 1;
+}
+
+char *json_print(const cJSON *o)
+{
+    if (o == NULL) return NULL;
+    return cJSON_PrintUnformatted(o);
+}
+
+/* Copy of s with each invalid UTF-8 byte replaced by U+FFFD; malloc'd or NULL. */
+static char *utf8_sanitize(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0, o = 0, l;
+    char *out = malloc(n * 3 + 1);
+
+    if (out == NULL) return NULL;
+    while (i < n) {
+        l = json_utf8_seqlen(p + i, n - i);
+        if (l == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+            continue;
+        }
+        memcpy(out + o, p + i, l);
+        o += l;
+        i += l;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Adds key: s to o, with invalid UTF-8 in s replaced so the output is valid JSON. */
+static int add_clean_str(cJSON *o, const char *key, const char *s)
+{
+    char *clean = utf8_sanitize(s ? s : "");
+    cJSON *v;
+
+    if (clean == NULL) return -1;
+    v = cJSON_AddStringToObject(o, key, clean);
+    free(clean);
+    return v ? 0 : -1;
+}
+
+char *json_error_body(const char *code, const char *msg)
+{
+    cJSON *root = cJSON_CreateObject(), *e;
+    char *out = NULL;
+
+    if (root == NULL) return NULL;
+    e = cJSON_AddObjectToObject(root, "error");
+    if (e == NULL) goto fail;
+    if (add_clean_str(e, "code", code) < 0) goto fail;
+    if (add_clean_str(e, "message", msg) < 0) goto fail;
+    out = cJSON_PrintUnformatted(root);
+fail:
+    cJSON_Delete(root);
+    return out;
+}

@@ -1,0 +1,28 @@
+/* json: helpers on cJSON for request bodies (typed field access with clear errors) and
+ * the service's error body {"error":{"code","message"}}. */
+#ifndef PIX_JSON_H
+#define PIX_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include "util.h"
+
+/* Parses a request body that must be a JSON object. NULL with *err (static string). */
+cJSON *json_parse_object(const char *body, size_t len, const char **err);
+
+/* Field getters: return 1 if present and well-typed, 0 if absent (or null), -1 if present
+ * with the wrong type/range (then *err is set to a static message). */
+int json_get_str(const cJSON *o, const char *key, const char **out, const char **err);
+int json_get_i64(const cJSON *o, const char *key, long long *out, const char **err);
+int json_get_bool(const cJSON *o, const char *key, int *out, const char **err);
+
+/* Renders compactly; malloc'd string (free with free()). */
+char *json_print(const cJSON *o);
+/* {"error":{"code":code,"message":msg}} as a malloc'd string. */
+char *json_error_body(const char *code, const char *msg);
+
+/* Length (1..4) of the valid UTF-8 sequence at p (n bytes available), or 0 if it is not
+ * one (stray continuation, overlong, surrogate, > U+10FFFF, truncated). */
+size_t json_utf8_seqlen(const unsigned char *p, size_t n);
+
+#endif

@@ -1,0 +1,151 @@
+/* api: the pixplane API service's shared state, per-request context and the helpers every
+ * handler uses (auth, database, JSON bodies, errors). */
+#ifndef PIX_API_H
+#define PIX_API_H
+
+#include <cjson/cJSON.h>
+#include <ev.h>
+#include <signal.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "http.h"
+#include "pg.h"
+#include "pool.h"
+#include "ratelimit.h"
+#include "router.h"
+#include "s3.h"
+#include "util.h"
+
+struct api_config {
+    char *listen;
+    char *database_url;
+    long db_pool;
+    long workers;
+    char *s3_endpoint;
+    char *s3_public_endpoint;
+    char *s3_bucket;
+    char *s3_region;
+    char *s3_access_key;
+    char *s3_secret_key;
+    int s3_path_style;
+    char *jwt_secret;
+    char *log_level;
+    long long max_file_size;
+    long long chunk_size;
+    long long min_chunk_size;
+    long max_chunks;
+    double session_ttl;
+    double part_url_ttl;
+    double complete_lease;
+    double complete_wait;
+    long long verify_async_threshold;
+    long verify_jobs;
+    char *upload_topic;
+    double download_url_ttl;
+    double retention;
+    char *variant_types;
+    long rate_limit;
+    long rate_burst;
+    long page_size;
+    long long max_body;
+    double drain_timeout;
+};
+
+extern struct api_config api_cfg; /* filled from api_conf */
+extern const struct conf_opt api_conf[];
+extern const size_t api_conf_count;
+
+struct api {
+    const struct api_config *cfg;
+    struct ev_loop *loop;
+    struct s3_config s3cfg;
+    pg_pool *pg;
+    pool *workers;
+    pool *jobs; /* background work that outlives its request (large verifications) */
+    http_server *http;
+    ratelimit *rl;
+    const unsigned char *jwt_key;
+    size_t jwt_keylen;
+    volatile sig_atomic_t draining;
+};
+
+/* Per worker-thread context. */
+struct api_tctx {
+    struct api *api;
+    s3_client *s3;
+};
+
+/* One request being handled on a worker thread. */
+struct api_call {
+    struct api *api;
+    struct api_tctx *t;
+    http_req *req;
+    const char *rid;
+    struct auth_claims user;
+    struct route_params params;
+    pg_conn *db;
+};
+
+typedef void (*api_handler)(struct api_call *c);
+
+enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2 };
+
+extern const struct route api_routes[];
+extern const size_t api_routes_count;
+
+/* server.c */
+int api_init(struct api *api, char *err) PIX_WUR;
+void api_fini(struct api *api);
+/* The database connection for this call, acquired on first use; on failure answers 503
+ * and returns NULL (the handler just returns). */
+pg_conn *api_db(struct api_call *c);
+/* Answers 503 (database unavailable) or 500 for a failed statement, and logs it. */
+void api_db_fail(struct api_call *c, const char *what, const char *err);
+void api_s3_fail(struct api_call *c, const char *what, const char *err);
+void api_error(struct api_call *c, int status, const char *code, const char *msg);
+/* Parsed JSON object body, or NULL after answering 400. Free with cJSON_Delete. */
+cJSON *api_body(struct api_call *c);
+/* A user-visible name: 1..max bytes of valid UTF-8 without control characters. */
+int api_valid_name(const char *s, size_t max);
+/* Route parameter `name` if it is a canonical UUID, else answers 404 and returns NULL. */
+const char *api_param_uuid(struct api_call *c, const char *name);
+/* Statements of every module, prepared on each connection. */
+extern const struct pg_stmt api_stmts[];
+extern const size_t api_stmts_count;
+
+/* images.c */
+void image_get(struct api_call *c);
+void image_metadata(struct api_call *c);
+void image_patch(struct api_call *c);
+void image_list(struct api_call *c);
+void image_variant(struct api_call *c);
+void image_share(struct api_call *c);
+void image_unshare(struct api_call *c);
+void image_shared_with_me(struct api_call *c);
+void image_delete(struct api_call *c);
+void image_restore(struct api_call *c);
+void image_cleanup(struct api_call *c);
+
+/* health.c */
+void api_healthz(struct api_call *c);
+void api_readyz(struct api_call *c);
+
+/* upload.c */
+struct upload_plan {
+    long long chunk_size;
+    int chunk_count;
+};
+/* Chunk size: `preferred`, never below `min`, raised (in whole MiB) until the count fits
+ * in max_chunks. -1 if size is not in 1..(max part size * max_chunks). */
+int upload_plan(long long size, long long preferred, long long min, long max_chunks,
+                struct upload_plan *out) PIX_WUR;
+void upload_create(struct api_call *c);
+void upload_status(struct api_call *c);
+void upload_part_urls(struct api_call *c);
+void upload_part_redirect(struct api_call *c);
+void upload_complete(struct api_call *c);
+void upload_proof(struct api_call *c);
+void upload_abort(struct api_call *c);
+
+#endif

@@ -1,0 +1,600 @@
+/* images: reading, listing, sharing, renaming and two-phase deletion of images. Bytes are
+ * only ever served by object storage through short-lived presigned URLs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "gc.h"
+#include "json.h"
+#include "log.h"
+
+#define MAX_PAGE 200
+#define GC_BATCH 100
+
+/* An image as the caller may see it (columns of IMAGE_COLS in sql.c). */
+struct img {
+    char id[37], owner[AUTH_SUB_MAX + 1], name[256], mime[128], hash[65], visibility[16];
+    char status[16], created[32], updated[32], path[512];
+    long long size;
+    int owner_is_caller, in_retention;
+};
+
+static void cpy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+static void img_from_row(const PGresult *r, int i, struct img *m)
+{
+    cpy(m->id, sizeof m->id, pg_val(r, i, 0));
+    cpy(m->owner, sizeof m->owner, pg_val(r, i, 1));
+    cpy(m->name, sizeof m->name, pg_val(r, i, 2));
+    m->size = pg_i64(r, i, 3);
+    cpy(m->mime, sizeof m->mime, pg_val(r, i, 4));
+    cpy(m->hash, sizeof m->hash, pg_val(r, i, 5));
+    cpy(m->visibility, sizeof m->visibility, pg_val(r, i, 6));
+    cpy(m->status, sizeof m->status, pg_val(r, i, 7));
+    cpy(m->created, sizeof m->created, pg_val(r, i, 8));
+    cpy(m->updated, sizeof m->updated, pg_val(r, i, 9));
+}
+
+static void not_found(struct api_call *c)
+{
+    api_error(c, 404, "not_found", "no such image");
+}
+
+/* Loads {id} if the caller may read it (owner: also when deleted). 0, or -1 answered. */
+static int img_load(struct api_call *c, struct img *m)
+{
+    const char *id = api_param_uuid(c, "id");
+    char ttl[24], err[ERR_MAX];
+    const char *p[3] = {id, c->user.sub, ttl};
+    PGresult *r;
+
+    if (!id || !api_db(c))
+        return -1;
+    snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->retention);
+    if (!(r = pg_exec(c->db, "image_read", 3, p, err)))
+        return api_db_fail(c, "image_read", err), -1;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return not_found(c), -1;
+    }
+    img_from_row(r, 0, m);
+    cpy(m->path, sizeof m->path, pg_val(r, 0, 10));
+    m->owner_is_caller = strcmp(m->owner, c->user.sub) == 0;
+    m->in_retention = pg_val(r, 0, 11)[0] == 't';
+    PQclear(r);
+    return 0;
+}
+
+/* An active image the caller may read; deleted ones are 404 for everyone. */
+static int img_readable(struct api_call *c, struct img *m)
+{
+    if (img_load(c, m) < 0)
+        return -1;
+    if (strcmp(m->status, "active") == 0)
+        return 0;
+    not_found(c);
+    return -1;
+}
+
+/* After a write matched nothing: 404 if the caller cannot see the image, 403 if it can
+ * see but not change it. m is loaded for the caller to decide otherwise. */
+static int owner_only(struct api_call *c, struct img *m)
+{
+    if (img_load(c, m) < 0)
+        return -1;
+    if (m->owner_is_caller)
+        return 0;
+    if (strcmp(m->status, "active") != 0)
+        return not_found(c), -1;
+    api_error(c, 403, "forbidden", "only the owner can change this image");
+    return -1;
+}
+
+static void respond_status(struct api_call *c, int code, const char *id, const char *status)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (id)
+        cJSON_AddStringToObject(o, "image_id", id);
+    cJSON_AddStringToObject(o, "status", status);
+    http_respond_json(c->req, code, o);
+}
+
+/* Runs a write statement; the number of rows it reports, or -1 (answered). */
+static long exec_count(struct api_call *c, const char *stmt, int n, const char *const *p)
+{
+    char err[ERR_MAX];
+    PGresult *r;
+    long rows;
+
+    if (!api_db(c))
+        return -1;
+    if (!(r = pg_exec(c->db, stmt, n, p, err)))
+        return api_db_fail(c, stmt, err), -1;
+    rows = PQntuples(r) > 0 ? atol(PQgetvalue(r, 0, 0)) : atol(PQcmdTuples(r));
+    PQclear(r);
+    return rows;
+}
+
+/* ---- signed downloads ---- */
+
+/* expires_in from the query (60..600) or the configured default; -1 answered. */
+static long url_ttl(struct api_call *c)
+{
+    char v[16];
+    char *end;
+    long ttl = (long)c->api->cfg->download_url_ttl;
+    int rc = http_req_query_param(c->req, "expires_in", v, sizeof v);
+
+    if (rc == 0)
+        return ttl;
+    if (rc == 1)
+        ttl = strtol(v, &end, 10);
+    if (rc < 0 || *end || ttl < 60 || ttl > 600)
+        return api_error(c, 400, "bad_request", "expires_in must be 60 to 600 seconds"), -1;
+    return ttl;
+}
+
+/* attachment; filename="ascii"; filename*=UTF-8''percent-encoded (RFC 6266). */
+static int disposition(const char *name, buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = buf_puts(out, "attachment; filename=\"");
+
+    for (const unsigned char *p = (const unsigned char *)name; *p && rc == 0; p++)
+        rc = buf_append(out, *p < 0x80 && *p != '"' && *p != '\\' ? (const char *)p : "_", 1);
+    rc = rc ? rc : buf_puts(out, "\"; filename*=UTF-8''");
+    for (const unsigned char *p = (const unsigned char *)name; *p && rc == 0; p++) {
+        char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+        int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                    (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+        rc = plain ? buf_append(out, p, 1) : buf_append(out, enc, 3);
+    }
+    return rc;
+}
+
+static void respond_url(struct api_call *c, const char *key, const char *mime, const char *name,
+                        long ttl, const char *variant)
+{
+    buf url = {0}, disp = {0};
+    char err[ERR_MAX];
+    cJSON *o;
+
+    if (disposition(name, &disp) < 0 ||
+        s3_presign_get(c->t->s3, key, mime, disp.data, time(NULL), ttl, &url, err) < 0) {
+        log_error(c->rid, "presign_failed", err);
+        api_error(c, 500, "internal", "cannot sign the URL");
+        goto done;
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "download_url", url.data);
+    if (variant)
+        cJSON_AddStringToObject(o, "variant", variant);
+    cJSON_AddNumberToObject(o, "expires_in", (double)ttl);
+    http_respond_json(c->req, 200, o);
+done:
+    buf_free(&url);
+    buf_free(&disp);
+}
+
+void image_get(struct api_call *c)
+{
+    struct img m;
+    long ttl = url_ttl(c);
+
+    if (ttl < 0 || img_readable(c, &m) < 0)
+        return;
+    respond_url(c, m.path, m.mime, m.name, ttl, NULL);
+}
+
+static int variant_known(const struct api *api, const char *type)
+{
+    size_t n = strlen(type);
+    const char *list = api->cfg->variant_types, *p = list;
+
+    while (n && (p = strstr(p, type))) {
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
+void image_variant(struct api_call *c)
+{
+    const char *type = route_param(&c->params, "variant_type");
+    char err[ERR_MAX], name[300];
+    struct img m;
+    PGresult *r;
+    long ttl;
+
+    if (!variant_known(c->api, type))
+        return api_error(c, 404, "unknown_variant", "no such variant type");
+    if ((ttl = url_ttl(c)) < 0 || img_readable(c, &m) < 0)
+        return;
+    const char *p[2] = {m.hash, type};
+    if (!(r = pg_exec(c->db, "variant_get", 2, p, err)))
+        return api_db_fail(c, "variant_get", err);
+    if (PQntuples(r) == 1 && !strcmp(pg_val(r, 0, 0), "ready")) {
+        snprintf(name, sizeof name, "%s.%s.%s", m.name, type,
+                 strstr(pg_val(r, 0, 2), "jpeg") ? "jpg" : "webp");
+        respond_url(c, pg_val(r, 0, 1), pg_val(r, 0, 2), name, ttl, type);
+    } else if (PQntuples(r) == 1 && !strcmp(pg_val(r, 0, 0), "failed")) {
+        api_error(c, 422, "variant_failed", pg_val(r, 0, 3));
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", "pending");
+        cJSON_AddStringToObject(o, "variant", type);
+        http_respond_json(c->req, 202, o);
+    }
+    PQclear(r);
+}
+
+/* ---- metadata and listings ---- */
+
+static cJSON *img_json(const struct img *m)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "image_id", m->id);
+    cJSON_AddStringToObject(o, "owner_id", m->owner);
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddNumberToObject(o, "size", (double)m->size);
+    cJSON_AddStringToObject(o, "mime_type", m->mime);
+    cJSON_AddStringToObject(o, "sha256", m->hash);
+    cJSON_AddStringToObject(o, "visibility", m->visibility);
+    cJSON_AddStringToObject(o, "status", m->status);
+    cJSON_AddStringToObject(o, "created_at", m->created);
+    cJSON_AddStringToObject(o, "updated_at", m->updated);
+    return o;
+}
+
+/* Every configured variant type with its status ("pending" until a row says otherwise). */
+static cJSON *variants_json(struct api_call *c, const char *hash, char *err)
+{
+    const char *p[1] = {hash}, *list = c->api->cfg->variant_types;
+    PGresult *r = pg_exec(c->db, "variant_list", 1, p, err);
+    cJSON *a;
+    char type[64];
+
+    if (!r)
+        return NULL;
+    a = cJSON_CreateArray();
+    for (const char *s = list; *s;) {
+        size_t n = strcspn(s, ",");
+        const char *status = "pending";
+        snprintf(type, sizeof type, "%.*s", (int)n, s);
+        for (int i = 0; i < PQntuples(r); i++)
+            if (!strcmp(pg_val(r, i, 0), type))
+                status = pg_val(r, i, 1);
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "variant_type", type);
+        cJSON_AddStringToObject(v, "status", status);
+        cJSON_AddItemToArray(a, v);
+        s += n + (s[n] == ',');
+    }
+    PQclear(r);
+    return a;
+}
+
+void image_metadata(struct api_call *c)
+{
+    char err[ERR_MAX];
+    struct img m;
+    cJSON *o, *v;
+
+    if (img_readable(c, &m) < 0)
+        return;
+    if (!(v = variants_json(c, m.hash, err)))
+        return api_db_fail(c, "variant_list", err);
+    o = img_json(&m);
+    cJSON_AddItemToObject(o, "variants", v);
+    http_respond_json(c->req, 200, o);
+}
+
+/* Opaque keyset cursor: base64url of "<created_at as text>|<image_id>". */
+static char *cursor_make(const char *ts, const char *id)
+{
+    char raw[128];
+    int n = snprintf(raw, sizeof raw, "%s|%s", ts, id);
+
+    return util_b64url_encode((const unsigned char *)raw, (size_t)n);
+}
+
+/* Decodes ?cursor= into ts and id; 0 (absent: both empty), or -1 answered. */
+static int cursor_parse(struct api_call *c, char *ts, size_t tslen, char *id)
+{
+    char v[256];
+    unsigned char *raw = NULL;
+    size_t n;
+    int rc = http_req_query_param(c->req, "cursor", v, sizeof v);
+    char *bar;
+
+    ts[0] = id[0] = '\0';
+    if (rc == 0 || (rc == 1 && !v[0]))
+        return 0;
+    if (rc < 0 || util_b64url_decode(v, strlen(v), &raw, &n) < 0 || n >= tslen + 37)
+        goto bad;
+    raw[n] = '\0'; /* decode allocates room for one more byte than it fills */
+    bar = strchr((char *)raw, '|');
+    if (!bar || (size_t)(bar - (char *)raw) >= tslen || !util_is_uuid(bar + 1))
+        goto bad;
+    *bar = '\0';
+    cpy(ts, tslen, (char *)raw);
+    cpy(id, 37, bar + 1);
+    free(raw);
+    return 0;
+bad:
+    free(raw);
+    return api_error(c, 400, "bad_cursor", "cursor is not valid"), -1;
+}
+
+/* ?limit= (1..200, default page-size); -1 answered. */
+static long page_limit(struct api_call *c)
+{
+    char v[16], *end;
+    long n = c->api->cfg->page_size;
+    int rc = http_req_query_param(c->req, "limit", v, sizeof v);
+
+    if (rc == 1)
+        n = strtol(v, &end, 10);
+    if (rc < 0 || (rc == 1 && *end) || n < 1 || n > MAX_PAGE)
+        return api_error(c, 400, "bad_request", "limit must be 1 to 200"), -1;
+    return n;
+}
+
+/* Runs a listing statement (params: user, status, cursor ts, cursor id, limit + 1) and
+ * answers {images:[...], next_cursor}. */
+static void list_run(struct api_call *c, const char *stmt, const char *status)
+{
+    char ts[64], id[37], lim[16], err[ERR_MAX];
+    long limit = page_limit(c);
+    const char *p[5] = {c->user.sub, status, ts, id, lim};
+    PGresult *r;
+    cJSON *o, *a;
+    int n;
+
+    if (limit < 0 || cursor_parse(c, ts, sizeof ts, id) < 0 || !api_db(c))
+        return;
+    snprintf(lim, sizeof lim, "%ld", limit + 1);
+    p[2] = ts[0] ? ts : NULL, p[3] = id[0] ? id : NULL;
+    if (!(r = pg_exec(c->db, stmt, 5, p, err))) {
+        if (!strncmp(pg_sqlstate(c->db), "22", 2))
+            return api_error(c, 400, "bad_cursor", "cursor is not valid");
+        return api_db_fail(c, stmt, err);
+    }
+    n = PQntuples(r) > limit ? (int)limit : PQntuples(r);
+    o = cJSON_CreateObject();
+    a = cJSON_AddArrayToObject(o, "images");
+    for (int i = 0; i < n; i++) {
+        struct img m;
+        img_from_row(r, i, &m);
+        cJSON_AddItemToArray(a, img_json(&m));
+    }
+    if (PQntuples(r) > limit) {
+        char *cur = cursor_make(pg_val(r, n - 1, 10), pg_val(r, n - 1, 0));
+        cJSON_AddStringToObject(o, "next_cursor", cur);
+        free(cur);
+    } else {
+        cJSON_AddNullToObject(o, "next_cursor");
+    }
+    PQclear(r);
+    http_respond_json(c->req, 200, o);
+}
+
+void image_list(struct api_call *c)
+{
+    char status[16] = "active";
+
+    if (http_req_query_param(c->req, "status", status, sizeof status) < 0 ||
+        (strcmp(status, "active") && strcmp(status, "deleted")))
+        return api_error(c, 400, "bad_request", "status must be active or deleted");
+    list_run(c, "image_list", status);
+}
+
+void image_shared_with_me(struct api_call *c)
+{
+    list_run(c, "image_list_shared", "active");
+}
+
+/* ---- changes ---- */
+
+static int parse_patch(struct api_call *c, const cJSON *body, const char **name, const char **vis)
+{
+    const char *err = NULL;
+    int hn = json_get_str(body, "name", name, &err);
+    int hv = hn < 0 ? 0 : json_get_str(body, "visibility", vis, &err);
+
+    if (hn < 0 || hv < 0)
+        return api_error(c, 400, "bad_request", err), -1;
+    if (!hn && !hv)
+        return api_error(c, 400, "bad_request", "give name and/or visibility"), -1;
+    if (hn && !api_valid_name(*name, 255))
+        return api_error(c, 400, "bad_request",
+                         "name must be 1-255 bytes of UTF-8 text "
+                         "without control characters"),
+               -1;
+    if (hv && strcmp(*vis, "private") && strcmp(*vis, "shared") && strcmp(*vis, "public"))
+        return api_error(c, 400, "bad_request", "visibility must be private, shared or public"), -1;
+    if (!hn)
+        *name = NULL;
+    if (!hv)
+        *vis = NULL;
+    return 0;
+}
+
+void image_patch(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id"), *name = NULL, *vis = NULL;
+    cJSON *body = id ? api_body(c) : NULL;
+    struct img m;
+    long n;
+
+    if (!body)
+        return;
+    if (parse_patch(c, body, &name, &vis) == 0) {
+        const char *p[4] = {id, c->user.sub, name, vis};
+        n = exec_count(c, "image_patch", 4, p);
+        if (n > 0)
+            respond_status(c, 200, id, "updated");
+        else if (n == 0 && owner_only(c, &m) == 0)
+            not_found(c); /* the owner's image is in the trash */
+    }
+    cJSON_Delete(body);
+}
+
+void image_delete(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id");
+    const char *p[2] = {id, c->user.sub};
+    struct img m;
+    long n = id ? exec_count(c, "image_soft_delete", 2, p) : -1;
+
+    if (n > 0)
+        return respond_status(c, 200, id, "deleted");
+    if (n < 0 || owner_only(c, &m) < 0)
+        return;
+    respond_status(c, 200, id, m.status); /* already deleted: the same answer */
+}
+
+void image_restore(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id");
+    char ttl[24];
+    const char *p[3] = {id, c->user.sub, ttl};
+    struct img m;
+    long n;
+
+    snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->retention);
+    n = id ? exec_count(c, "image_restore", 3, p) : -1;
+    if (n > 0)
+        return respond_status(c, 200, id, "active");
+    if (n < 0 || owner_only(c, &m) < 0)
+        return;
+    if (!strcmp(m.status, "active"))
+        return respond_status(c, 200, id, "active");
+    api_error(c, 410, "retention_expired",
+              "the image is past its retention and cannot be "
+              "restored");
+}
+
+/* ---- sharing ---- */
+
+void image_share(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id"), *user = NULL, *err = NULL;
+    cJSON *body = id ? api_body(c) : NULL;
+    struct img m;
+    long n;
+
+    if (!body)
+        return;
+    if (json_get_str(body, "user_id", &user, &err) != 1 || !auth_valid_sub(user))
+        api_error(c, 400, "bad_request", err ? err : "user_id must be a valid user id");
+    else if (!strcmp(user, c->user.sub))
+        api_error(c, 400, "bad_request", "cannot share an image with its owner");
+    else {
+        const char *p[3] = {id, c->user.sub, user};
+        n = exec_count(c, "image_share", 3, p);
+        if (n > 0) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "image_id", id);
+            cJSON_AddStringToObject(o, "user_id", user);
+            cJSON_AddStringToObject(o, "status", "shared");
+            http_respond_json(c->req, 200, o);
+        } else if (n == 0 && owner_only(c, &m) == 0) {
+            not_found(c);
+        }
+    }
+    cJSON_Delete(body);
+}
+
+void image_unshare(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id"), *user = route_param(&c->params, "user_id");
+    const char *p[3] = {id, c->user.sub, user};
+    struct img m;
+    long n = id ? exec_count(c, "image_unshare", 3, p) : -1;
+
+    if (n > 0)
+        return respond_status(c, 200, id, "unshared");
+    if (n == 0 && owner_only(c, &m) == 0)
+        not_found(c);
+}
+
+/* ---- hard delete ---- */
+
+/* In one transaction: drop the soft-deleted image, unreference its blob and, at zero,
+ * drop blob and variant rows leaving tombstones. 1 purged, 0 nothing to purge, -1 failed
+ * (answered). */
+static int purge_rows(struct api_call *c, const char *id, int *blob_gone)
+{
+    const char *p[1] = {id};
+    char err[ERR_MAX], hash[65];
+    PGresult *r = NULL;
+    int refs;
+
+    if (!api_db(c))
+        return -1;
+    if (pg_tx_begin(c->db, err) < 0 || !(r = pg_exec(c->db, "image_purge", 1, p, err)))
+        goto fail;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        pg_tx_rollback(c->db);
+        return 0;
+    }
+    cpy(hash, sizeof hash, pg_val(r, 0, 0));
+    PQclear(r);
+    p[0] = hash;
+    if (!(r = pg_exec(c->db, "blob_unref", 1, p, err)))
+        goto fail;
+    refs = PQntuples(r) == 1 ? atoi(pg_val(r, 0, 0)) : -1;
+    PQclear(r);
+    if (refs == 0 && !(r = pg_exec(c->db, "blob_purge", 1, p, err)))
+        goto fail;
+    if (refs == 0)
+        *blob_gone = PQntuples(r) > 0, PQclear(r);
+    FAULT_POINT("cleanup_before_commit");
+    if (pg_tx_commit(c->db, err) < 0)
+        goto fail;
+    FAULT_POINT("cleanup_after_commit");
+    return 1;
+fail:
+    pg_tx_rollback(c->db);
+    api_db_fail(c, "image_purge", err);
+    return -1;
+}
+
+void image_cleanup(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id");
+    const char *p[1] = {id};
+    struct gc_stats st = {0};
+    char err[ERR_MAX];
+    int blob_gone = 0, rc;
+    long active;
+    cJSON *o;
+
+    if (!id)
+        return;
+    if ((rc = purge_rows(c, id, &blob_gone)) < 0)
+        return;
+    if (rc == 0 && (active = exec_count(c, "image_is_active", 1, p)) != 0)
+        return active < 0 ? (void)0
+                          : api_error(c, 409, "not_deleted", "soft-delete the image first");
+    /* Settle tombstones now; what fails stays for the next call or the reconciler. */
+    if (gc_drain(c->db, c->t->s3, NULL, 0, GC_BATCH, &st, err) < 0)
+        return api_db_fail(c, "gc_drain", err);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "image_id", id);
+    cJSON_AddStringToObject(o, "status", "permanently_deleted");
+    cJSON_AddBoolToObject(o, "blob_deleted", blob_gone);
+    cJSON_AddNumberToObject(o, "objects_deleted", (double)st.objects);
+    log_info(c->rid, "image_purged", "permanently deleted", "image_id", id, "blob_deleted",
+             blob_gone ? "true" : "false");
+    http_respond_json(c->req, 200, o);
+}

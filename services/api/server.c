@@ -1,0 +1,284 @@
+/* server: wires the API together: worker threads with their S3 clients, the PostgreSQL
+ * pool, the route table, and per-request dispatch (routing, authentication, helpers). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "json.h"
+#include "log.h"
+
+#define DB_ACQUIRE_TIMEOUT 2.0
+
+#define R(m, p, h, f)                                                                              \
+    {                                                                                              \
+        m, p, (void *)(h), f                                                                       \
+    }
+const struct route api_routes[] = {
+    R("GET", "/healthz", api_healthz, ROUTE_PUBLIC),
+    R("GET", "/readyz", api_readyz, ROUTE_PUBLIC),
+    R("POST", "/uploads", upload_create, 0),
+    R("GET", "/uploads/{id}", upload_status, 0),
+    R("DELETE", "/uploads/{id}", upload_abort, 0),
+    R("POST", "/uploads/{id}/chunks/urls", upload_part_urls, 0),
+    R("PUT", "/uploads/{id}/chunks/{n}", upload_part_redirect, 0),
+    R("POST", "/uploads/{id}/complete", upload_complete, 0),
+    R("POST", "/uploads/{id}/proof", upload_proof, 0),
+    R("GET", "/images", image_list, 0),
+    R("GET", "/images/{id}", image_get, 0),
+    R("PATCH", "/images/{id}", image_patch, 0),
+    R("DELETE", "/images/{id}", image_delete, 0),
+    R("GET", "/images/{id}/metadata", image_metadata, 0),
+    R("GET", "/images/{id}/variants/{variant_type}", image_variant, 0),
+    R("POST", "/images/{id}/restore", image_restore, 0),
+    R("POST", "/images/{id}/shares", image_share, 0),
+    R("DELETE", "/images/{id}/shares/{user_id}", image_unshare, 0),
+    R("GET", "/shared", image_shared_with_me, 0),
+    R("POST", "/internal/images/{id}/cleanup", image_cleanup, ROUTE_ADMIN),
+};
+const size_t api_routes_count = ARRAY_LEN(api_routes);
+
+void api_error(struct api_call *c, int status, const char *code, const char *msg)
+{
+    http_respond_error(c->req, status, code, msg);
+}
+
+pg_conn *api_db(struct api_call *c)
+{
+    char err[ERR_MAX];
+
+    if (c->db)
+        return c->db;
+    c->db = pg_acquire(c->api->pg, DB_ACQUIRE_TIMEOUT, err);
+    if (!c->db) {
+        log_warn(c->rid, "db_unavailable", err);
+        api_error(c, 503, "database_unavailable", "the metadata database is unavailable");
+    }
+    return c->db;
+}
+
+void api_db_fail(struct api_call *c, const char *what, const char *err)
+{
+    int lost = c->db && pg_conn_lost(c->db);
+
+    log_error(c->rid, "db_error", err, "statement", what, "sqlstate",
+              c->db ? pg_sqlstate(c->db) : "");
+    if (lost)
+        api_error(c, 503, "database_unavailable", "the metadata database is unavailable");
+    else
+        api_error(c, 500, "internal", "database error");
+}
+
+void api_s3_fail(struct api_call *c, const char *what, const char *err)
+{
+    log_error(c->rid, "s3_error", err, "operation", what);
+    api_error(c, 503, "storage_unavailable", "object storage is unavailable");
+}
+
+cJSON *api_body(struct api_call *c)
+{
+    const char *msg = NULL;
+    size_t len;
+    const char *body = http_req_body(c->req, &len);
+    cJSON *o = json_parse_object(body ? body : "", body ? len : 0, &msg);
+
+    if (!o)
+        api_error(c, 400, "bad_request", msg ? msg : "malformed JSON");
+    return o;
+}
+
+int api_valid_name(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max)
+        return 0;
+    while (*p) {
+        int len = *p < 0x80             ? 1
+                  : (*p & 0xe0) == 0xc0 ? 2
+                  : (*p & 0xf0) == 0xe0 ? 3
+                  : (*p & 0xf8) == 0xf0 ? 4
+                                        : 0;
+        if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f)) || (len == 2 && *p < 0xc2))
+            return 0;
+        for (int i = 1; i < len; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+        p += len;
+    }
+    return 1;
+}
+
+const char *api_param_uuid(struct api_call *c, const char *name)
+{
+    const char *v = route_param(&c->params, name);
+
+    if (v && util_is_uuid(v))
+        return v;
+    api_error(c, 404, "not_found", "no such resource");
+    return NULL;
+}
+
+static int authenticate(struct api_call *c)
+{
+    const char *tok = auth_bearer(http_req_header(c->req, "Authorization"));
+    const char *why = "missing bearer token";
+
+    if (tok &&
+        auth_verify(c->api->jwt_key, c->api->jwt_keylen, tok, time(NULL), &c->user, &why) == 0)
+        return 0;
+    if (http_resp_header(c->req, "WWW-Authenticate", "Bearer") < 0)
+        log_warn(c->rid, "http", "could not add WWW-Authenticate");
+    api_error(c, 401, "unauthorized", why);
+    return -1;
+}
+
+/* Token bucket per user; answers 429 with Retry-After when empty. */
+static int rate_limited(struct api_call *c)
+{
+    double retry = 0;
+    char secs[16];
+
+    if (ratelimit_take(c->api->rl, c->user.sub, util_now_mono(), &retry))
+        return 0;
+    snprintf(secs, sizeof secs, "%d", (int)retry + 1);
+    if (http_resp_header(c->req, "Retry-After", secs) < 0)
+        log_warn(c->rid, "http", "could not add Retry-After");
+    api_error(c, 429, "rate_limited", "too many requests; retry later");
+    return 1;
+}
+
+static void dispatch(http_req *req, void *tctx, void *ud)
+{
+    struct api_call c = {.api = ud, .t = tctx, .req = req, .rid = http_req_id(req)};
+    char allow[64] = "";
+    int status = 404;
+    const struct route *r =
+        router_match(api_routes, api_routes_count, http_req_method(req), http_req_path(req),
+                     &c.params, allow, sizeof allow, &status);
+
+    if (!r) {
+        if (status == 405 && http_resp_header(req, "Allow", allow) < 0)
+            status = 500;
+        api_error(&c, status, status == 405 ? "method_not_allowed" : "not_found",
+                  status == 405 ? "method not allowed" : "no such route");
+        return;
+    }
+    if (!(r->flags & ROUTE_PUBLIC) && authenticate(&c) < 0)
+        return;
+    if (!(r->flags & ROUTE_PUBLIC) && rate_limited(&c))
+        return;
+    if ((r->flags & ROUTE_ADMIN) && !c.user.admin) {
+        api_error(&c, 403, "forbidden", "admin token required");
+        return;
+    }
+    ((api_handler)r->handler)(&c);
+    pg_release(c.db);
+}
+
+static void *tctx_new(void *ud)
+{
+    struct api *api = ud;
+    struct api_tctx *t = calloc(1, sizeof *t);
+
+    if (!t)
+        fatal("startup", "out of memory");
+    t->api = api;
+    t->s3 = s3_client_new(&api->s3cfg);
+    if (!t->s3)
+        fatal("startup", "cannot create S3 client");
+    return t;
+}
+
+static void tctx_free(void *p)
+{
+    struct api_tctx *t = p;
+
+    if (!t)
+        return;
+    s3_client_free(t->s3);
+    free(t);
+}
+
+static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long p;
+
+    if (!colon || (size_t)(colon - listen) >= hostlen)
+        return -1;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static void s3cfg_fill(struct api *api)
+{
+    const struct api_config *cfg = api->cfg;
+
+    api->s3cfg = (struct s3_config){
+        .endpoint = cfg->s3_endpoint,
+        .public_endpoint = cfg->s3_public_endpoint[0] ? cfg->s3_public_endpoint : NULL,
+        .bucket = cfg->s3_bucket,
+        .region = cfg->s3_region,
+        .access_key = cfg->s3_access_key,
+        .secret_key = cfg->s3_secret_key,
+        .path_style = cfg->s3_path_style,
+        .timeout = 0,
+        .connect_timeout = 5,
+    };
+}
+
+int api_init(struct api *api, char *err)
+{
+    const struct api_config *cfg = api->cfg;
+    struct http_limits lim = {.max_body_bytes = (size_t)cfg->max_body};
+    char host[128];
+    int port;
+
+    if (!cfg->jwt_secret[0])
+        return err_set(err, "jwt-secret (PIXPLANE_JWT_SECRET) is required"), -1;
+    if (split_listen(cfg->listen, host, sizeof host, &port) < 0)
+        return err_set(err, "bad listen address '%s'", cfg->listen), -1;
+#ifdef PIX_TEST_HOOKS
+    const double min_ttl = 1; /* expiry tests need URLs that die within seconds */
+#else
+    const double min_ttl = 60;
+#endif
+    if (cfg->download_url_ttl < min_ttl || cfg->download_url_ttl > 600)
+        return err_set(err, "download-url-ttl must be 60 to 600 seconds"), -1;
+    api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
+    if (!api->rl)
+        return err_set(err, "out of memory"), -1;
+    api->jwt_key = (const unsigned char *)cfg->jwt_secret;
+    api->jwt_keylen = strlen(cfg->jwt_secret);
+    s3cfg_fill(api);
+    api->pg = pg_pool_new(cfg->database_url, (int)cfg->db_pool, api_stmts, api_stmts_count);
+    api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
+    api->jobs = pool_new((int)cfg->verify_jobs, 1024, tctx_new, tctx_free, api);
+    if (!api->pg || !api->workers || !api->jobs)
+        return err_set(err, "cannot create pools"), -1;
+    api->http = http_server_new(api->loop, &lim, api->workers, dispatch, api);
+    if (!api->http)
+        return err_set(err, "cannot create HTTP server"), -1;
+    return http_server_listen(api->http, host, port, err);
+}
+
+void api_fini(struct api *api)
+{
+    pool_free(api->workers); /* finishes queued requests first */
+    pool_free(api->jobs);
+    api->workers = api->jobs = NULL;
+    http_server_free(api->http);
+    api->http = NULL;
+    pg_pool_free(api->pg);
+    api->pg = NULL;
+    ratelimit_free(api->rl);
+    api->rl = NULL;
+}

@@ -1,0 +1,171 @@
+/* sql: every statement the API prepares, by name. Kept in one table so each connection
+ * prepares them once and a reader sees the whole data access surface in one place. */
+#include "api.h"
+
+#define SESSION_COLS                                                                               \
+    "upload_session_id, owner_id, status, file_name, file_size, mime_type,"                        \
+    " coalesce(declared_sha256, ''), chunk_size, chunk_count, object_key,"                         \
+    " coalesce(s3_upload_id, ''), coalesce(pop_nonce, ''), coalesce(pop_ranges::text, ''),"        \
+    " coalesce(image_id::text, ''), coalesce(deduplicated, false),"                                \
+    " coalesce(error_code, ''), coalesce(error_message, ''),"                                      \
+    " extract(epoch from expires_at)::bigint, expires_at < now(),"                                 \
+    " coalesce(content_hash, ''), coalesce(lease_token::text, '')"
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define IMAGE_COLS                                                                                 \
+    "i.image_id, i.owner_id, i.name, i.size, i.mime_type, i.content_hash, i.visibility,"           \
+    " i.status, " TS("i.created_at") ", " TS("i.updated_at")
+/* Change-log rows for the owner and, unless the image is private, the users it is shared
+ * with; u is a CTE of (image_id, owner_id, visibility). */
+#define CHANGE_FOR_ALL(kind)                                                                       \
+    " INSERT INTO change_log (user_id, image_id, kind) SELECT owner_id, image_id, '" kind "'"      \
+    " FROM u UNION ALL SELECT s.user_id, u.image_id, '" kind "' FROM u JOIN image_shares s"        \
+    " ON s.image_id = u.image_id WHERE u.visibility <> 'private'"
+
+const struct pg_stmt api_stmts[] = {
+    {"ping", "SELECT 1"},
+    {"user_upsert", "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING"},
+    {"blob_size", "SELECT size FROM blobs WHERE content_hash = $1"},
+    {"blob_get", "SELECT storage_path, size FROM blobs WHERE content_hash = $1"},
+    {"session_insert",
+     "INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
+     " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
+     " pop_nonce, pop_ranges, expires_at)"
+     " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, nullif($10, ''),"
+     " nullif($11, ''), nullif($12, '')::jsonb, now() + make_interval(secs => $13))"
+     " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+     " RETURNING " SESSION_COLS},
+    {"session_by_idem",
+     "SELECT " SESSION_COLS " FROM upload_sessions WHERE owner_id = $1 AND idempotency_key = $2"},
+    {"session_get",
+     "SELECT " SESSION_COLS " FROM upload_sessions WHERE upload_session_id = $1 AND owner_id = $2"},
+    {"session_set_upload_id",
+     "UPDATE upload_sessions SET s3_upload_id = $3, updated_at = now()"
+     " WHERE upload_session_id = $1 AND owner_id = $2 AND s3_upload_id IS NULL"
+     " AND status = 'uploading' RETURNING s3_upload_id"},
+    {"session_claim", "UPDATE upload_sessions SET status = 'completing', lease_token = $3,"
+                      " lease_until = now() + make_interval(secs => $4), updated_at = now()"
+                      " WHERE upload_session_id = $1 AND owner_id = $2 AND expires_at > now()"
+                      " AND (status = 'uploading' OR (status IN ('completing', 'verifying')"
+                      " AND lease_until < now())) RETURNING " SESSION_COLS},
+    {"session_unclaim",
+     "UPDATE upload_sessions SET status = 'uploading', lease_token = NULL, lease_until = NULL,"
+     " updated_at = now() WHERE upload_session_id = $1 AND lease_token = $2"},
+    {"session_verifying", "UPDATE upload_sessions SET status = 'verifying', updated_at = now()"
+                          " WHERE upload_session_id = $1 AND lease_token = $2"},
+    {"session_fail",
+     "UPDATE upload_sessions SET status = 'failed', error_code = $3, error_message = $4,"
+     " lease_token = NULL, lease_until = NULL, updated_at = now()"
+     " WHERE upload_session_id = $1 AND lease_token = $2"},
+    {"session_complete",
+     "UPDATE upload_sessions SET status = 'completed', content_hash = $3, image_id = $4,"
+     " deduplicated = $5, lease_token = NULL, lease_until = NULL, pop_nonce = NULL,"
+     " pop_ranges = NULL, updated_at = now()"
+     " WHERE upload_session_id = $1 AND lease_token = $2"
+     " AND status IN ('completing', 'verifying')"},
+    {"session_abort", "UPDATE upload_sessions SET status = 'aborted', updated_at = now()"
+                      " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
+                      " RETURNING coalesce(s3_upload_id, ''), object_key"},
+    {"session_take_challenge",
+     "WITH old AS (SELECT upload_session_id, pop_nonce, pop_ranges FROM upload_sessions"
+     " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
+     " AND pop_nonce IS NOT NULL AND expires_at > now() FOR UPDATE)"
+     " UPDATE upload_sessions s SET pop_nonce = NULL, pop_ranges = NULL, updated_at = now()"
+     " FROM old WHERE s.upload_session_id = old.upload_session_id"
+     " RETURNING old.pop_nonce, old.pop_ranges::text"},
+    {"chunks_record",
+     "INSERT INTO upload_chunks (upload_session_id, chunk_number, size, etag)"
+     " SELECT $1, (e->>'n')::int, (e->>'size')::bigint, e->>'etag'"
+     " FROM jsonb_array_elements($2::jsonb) e"
+     " ON CONFLICT (upload_session_id, chunk_number)"
+     " DO UPDATE SET size = excluded.size, etag = excluded.etag, verified_at = now()"},
+    {"blob_upsert",
+     "INSERT INTO blobs (content_hash, storage_path, size, ref_count) VALUES ($1, $2, $3, 1)"
+     " ON CONFLICT (content_hash) DO UPDATE SET ref_count = blobs.ref_count + 1,"
+     " updated_at = now() RETURNING storage_path"},
+    {"blob_ref", "UPDATE blobs SET ref_count = ref_count + 1, updated_at = now()"
+                 " WHERE content_hash = $1 AND size = $2 RETURNING storage_path"},
+    {"image_insert",
+     "WITH i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id,"
+     " name, size, mime_type) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+     " RETURNING image_id, owner_id, content_hash, size, mime_type, created_at),"
+     " c AS (INSERT INTO change_log (user_id, image_id, kind)"
+     " SELECT owner_id, image_id, 'added' FROM i)"
+     " INSERT INTO outbox (topic, msg_key, payload)"
+     " SELECT $8, content_hash, jsonb_build_object('version', 1, 'type', 'image.uploaded',"
+     " 'image_id', image_id, 'owner_id', owner_id, 'content_hash', content_hash,"
+     " 'storage_path', $9::text, 'size', size, 'mime_type', mime_type,"
+     " 'occurred_at', created_at) FROM i"},
+    /* images.c */
+    {"image_read", "SELECT " IMAGE_COLS ", b.storage_path,"
+                   " coalesce(i.deleted_at > now() - make_interval(secs => $3), false)"
+                   " FROM images i JOIN blobs b ON b.content_hash = i.content_hash"
+                   " WHERE i.image_id = $1 AND (i.owner_id = $2 OR (i.status = 'active'"
+                   " AND (i.visibility = 'public' OR (i.visibility = 'shared' AND EXISTS (SELECT 1"
+                   " FROM image_shares s WHERE s.image_id = i.image_id AND s.user_id = $2)))))"},
+    {"variant_get",
+     "SELECT status, coalesce(storage_path, ''), coalesce(mime_type, ''), coalesce(error, '')"
+     " FROM image_variants WHERE content_hash = $1 AND variant_type = $2"},
+    {"variant_list", "SELECT variant_type, status FROM image_variants WHERE content_hash = $1"},
+    {"image_list", "SELECT " IMAGE_COLS ", i.created_at::text FROM images i"
+                   " WHERE i.owner_id = $1 AND i.status = $2 AND ($3::timestamptz IS NULL"
+                   " OR (i.created_at, i.image_id) < ($3::timestamptz, $4::uuid))"
+                   " ORDER BY i.created_at DESC, i.image_id DESC LIMIT $5"},
+    {"image_list_shared",
+     "SELECT " IMAGE_COLS ", s.created_at::text FROM image_shares s"
+     " JOIN images i ON i.image_id = s.image_id"
+     " WHERE s.user_id = $1 AND i.status = $2 AND i.visibility <> 'private'"
+     " AND ($3::timestamptz IS NULL OR (s.created_at, s.image_id) < ($3::timestamptz, $4::uuid))"
+     " ORDER BY s.created_at DESC, s.image_id DESC LIMIT $5"},
+    {"image_patch",
+     "WITH old AS (SELECT image_id, visibility FROM images WHERE image_id = $1"
+     " AND owner_id = $2 AND status = 'active' FOR UPDATE),"
+     " u AS (UPDATE images i SET name = coalesce($3, i.name),"
+     " visibility = coalesce($4, i.visibility), updated_at = clock_timestamp() FROM old"
+     " WHERE i.image_id = old.image_id"
+     " RETURNING i.image_id, i.owner_id, i.visibility AS vis, old.visibility AS old_vis),"
+     " c AS (INSERT INTO change_log (user_id, image_id, kind)"
+     " SELECT owner_id, image_id, 'updated' FROM u UNION ALL SELECT s.user_id, u.image_id,"
+     " CASE WHEN u.vis = 'private' THEN 'deleted' WHEN u.old_vis = 'private' THEN 'added'"
+     " ELSE 'updated' END FROM u JOIN image_shares s ON s.image_id = u.image_id"
+     " WHERE NOT (u.vis = 'private' AND u.old_vis = 'private'))"
+     " SELECT count(*) FROM u"},
+    {"image_soft_delete", "WITH u AS (UPDATE images SET status = 'deleted', deleted_at = now(),"
+                          " updated_at = clock_timestamp() WHERE image_id = $1 AND owner_id = $2"
+                          " AND status = 'active' RETURNING image_id, owner_id, visibility),"
+                          " c AS (" CHANGE_FOR_ALL("deleted") ") SELECT count(*) FROM u"},
+    {"image_restore", "WITH u AS (UPDATE images SET status = 'active', deleted_at = NULL,"
+                      " updated_at = clock_timestamp() WHERE image_id = $1 AND owner_id = $2"
+                      " AND status = 'deleted' AND deleted_at > now() - make_interval(secs => $3)"
+                      " RETURNING image_id, owner_id, visibility),"
+                      " c AS (" CHANGE_FOR_ALL("restored") ") SELECT count(*) FROM u"},
+    {"image_share",
+     "WITH img AS (UPDATE images SET visibility = CASE WHEN visibility = 'private'"
+     " THEN 'shared' ELSE visibility END WHERE image_id = $1 AND owner_id = $2"
+     " AND status = 'active' RETURNING image_id),"
+     " s AS (INSERT INTO image_shares (image_id, user_id) SELECT image_id, $3 FROM img"
+     " ON CONFLICT DO NOTHING RETURNING image_id, user_id),"
+     " c AS (INSERT INTO change_log (user_id, image_id, kind)"
+     " SELECT user_id, image_id, 'added' FROM s) SELECT count(*) FROM img"},
+    {"image_unshare",
+     "WITH img AS (SELECT image_id, status FROM images WHERE image_id = $1 AND owner_id = $2),"
+     " d AS (DELETE FROM image_shares s USING img WHERE s.image_id = img.image_id"
+     " AND s.user_id = $3 RETURNING s.image_id, s.user_id, img.status),"
+     " c AS (INSERT INTO change_log (user_id, image_id, kind)"
+     " SELECT user_id, image_id, 'deleted' FROM d WHERE status = 'active')"
+     " SELECT count(*) FROM img"},
+    {"image_is_active", "SELECT count(*) FROM images WHERE image_id = $1"},
+    {"image_purge",
+     "DELETE FROM images WHERE image_id = $1 AND status = 'deleted' RETURNING content_hash"},
+    {"blob_unref",
+     "UPDATE blobs SET ref_count = ref_count - 1, updated_at = now() WHERE content_hash = $1"
+     " RETURNING ref_count"},
+    {"blob_purge", "WITH v AS (DELETE FROM image_variants WHERE content_hash = $1 RETURNING 1),"
+                   " d AS (DELETE FROM blobs WHERE content_hash = $1 AND ref_count = 0"
+                   " RETURNING storage_path, blob_id, content_hash)"
+                   " INSERT INTO gc_objects (storage_path, reason)"
+                   " SELECT storage_path, 'blob' FROM d UNION ALL"
+                   " SELECT 'variants/' || content_hash || '/' || blob_id || '/', 'variants' FROM d"
+                   " ON CONFLICT (storage_path) DO NOTHING RETURNING storage_path"},
+};
+const size_t api_stmts_count = ARRAY_LEN(api_stmts);

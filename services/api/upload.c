@@ -1,0 +1,1054 @@
+/* upload: resumable uploads straight to object storage through presigned multipart URLs,
+ * server-side SHA-256 verification, exact dedup and proof of possession. */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "json.h"
+#include "log.h"
+
+#define MIB (1024LL * 1024)
+#define MAX_PART_SIZE (5LL * 1024 * MIB) /* S3's largest part */
+#define POP_RANGES 3
+#define POP_RANGE_LEN (64 * 1024)
+#define WAIT_STEP_US 100000
+
+/* An upload session row (columns of SESSION_COLS in sql.c). */
+struct sess {
+    char id[37], owner[AUTH_SUB_MAX + 1], status[16], name[256], mime[128], declared[65];
+    char key[64], upload_id[512], pop_nonce[65], pop_ranges[512], image_id[37];
+    char error_code[64], error_msg[256], hash[65], lease[37];
+    long long size, chunk_size, expires;
+    int chunk_count, dedup, expired;
+};
+
+/* What finishing an upload came to, for a request or a background job. */
+struct outcome {
+    int status; /* HTTP status */
+    char code[64], msg[160], image_id[37], hash[65];
+    int dedup;
+};
+
+int upload_plan(long long size, long long preferred, long long min, long max_chunks,
+                struct upload_plan *out)
+{
+    long long cs = preferred < min ? min : preferred;
+
+    if (size <= 0 || max_chunks < 1 || cs <= 0 || size > MAX_PART_SIZE * max_chunks)
+        return -1;
+    if ((size + cs - 1) / cs > max_chunks) {
+        cs = (size + max_chunks - 1) / max_chunks;
+        cs = (cs + MIB - 1) / MIB * MIB;
+    }
+    if (cs > MAX_PART_SIZE)
+        return -1;
+    out->chunk_size = cs;
+    out->chunk_count = (int)((size + cs - 1) / cs);
+    return 0;
+}
+
+static long long chunk_len(const struct sess *s, int n)
+{
+    return n < s->chunk_count - 1 ? s->chunk_size : s->size - (long long)n * s->chunk_size;
+}
+
+static void cpy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+static void sess_load(const PGresult *r, struct sess *s)
+{
+    memset(s, 0, sizeof *s);
+    cpy(s->id, sizeof s->id, pg_val(r, 0, 0));
+    cpy(s->owner, sizeof s->owner, pg_val(r, 0, 1));
+    cpy(s->status, sizeof s->status, pg_val(r, 0, 2));
+    cpy(s->name, sizeof s->name, pg_val(r, 0, 3));
+    s->size = pg_i64(r, 0, 4);
+    cpy(s->mime, sizeof s->mime, pg_val(r, 0, 5));
+    cpy(s->declared, sizeof s->declared, pg_val(r, 0, 6));
+    s->chunk_size = pg_i64(r, 0, 7);
+    s->chunk_count = (int)pg_i64(r, 0, 8);
+    cpy(s->key, sizeof s->key, pg_val(r, 0, 9));
+    cpy(s->upload_id, sizeof s->upload_id, pg_val(r, 0, 10));
+    cpy(s->pop_nonce, sizeof s->pop_nonce, pg_val(r, 0, 11));
+    cpy(s->pop_ranges, sizeof s->pop_ranges, pg_val(r, 0, 12));
+    cpy(s->image_id, sizeof s->image_id, pg_val(r, 0, 13));
+    s->dedup = pg_val(r, 0, 14)[0] == 't';
+    cpy(s->error_code, sizeof s->error_code, pg_val(r, 0, 15));
+    cpy(s->error_msg, sizeof s->error_msg, pg_val(r, 0, 16));
+    s->expires = pg_i64(r, 0, 17);
+    s->expired = pg_val(r, 0, 18)[0] == 't';
+    cpy(s->hash, sizeof s->hash, pg_val(r, 0, 19));
+    cpy(s->lease, sizeof s->lease, pg_val(r, 0, 20));
+}
+
+/* Runs a statement that returns one session row: 1 found (s filled), 0 none, -1 failed
+ * (answered). */
+static int sess_query(struct api_call *c, const char *stmt, int n, const char *const *p,
+                      struct sess *s)
+{
+    char err[ERR_MAX];
+    PGresult *r;
+    int found;
+
+    if (!api_db(c))
+        return -1;
+    r = pg_exec(c->db, stmt, n, p, err);
+    if (!r) {
+        api_db_fail(c, stmt, err);
+        return -1;
+    }
+    found = PQntuples(r) > 0;
+    if (found)
+        sess_load(r, s);
+    PQclear(r);
+    return found;
+}
+
+/* The caller's session from the {id} route parameter; answers 404 and returns -1 if none. */
+static int sess_get(struct api_call *c, struct sess *s)
+{
+    const char *id = api_param_uuid(c, "id");
+    const char *p[2] = {id, c->user.sub};
+    int rc;
+
+    if (!id)
+        return -1;
+    rc = sess_query(c, "session_get", 2, p, s);
+    if (rc == 0)
+        api_error(c, 404, "not_found", "no such upload session");
+    return rc == 1 ? 0 : -1;
+}
+
+static const char *public_status(const struct sess *s)
+{
+    return s->expired && !strcmp(s->status, "uploading") ? "expired" : s->status;
+}
+
+static void add_time(cJSON *o, const char *name, time_t t)
+{
+    char ts[21];
+
+    util_rfc3339(t, ts);
+    cJSON_AddStringToObject(o, name, ts);
+}
+
+static cJSON *sess_json(const struct sess *s)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "upload_session_id", s->id);
+    cJSON_AddStringToObject(o, "status", public_status(s));
+    cJSON_AddStringToObject(o, "file_name", s->name);
+    cJSON_AddNumberToObject(o, "file_size", (double)s->size);
+    cJSON_AddStringToObject(o, "mime_type", s->mime);
+    cJSON_AddNumberToObject(o, "chunk_size", (double)s->chunk_size);
+    cJSON_AddNumberToObject(o, "chunk_count", s->chunk_count);
+    add_time(o, "expires_at", (time_t)s->expires);
+    if (s->image_id[0]) {
+        cJSON_AddStringToObject(o, "image_id", s->image_id);
+        cJSON_AddBoolToObject(o, "deduplicated", s->dedup);
+    }
+    if (s->error_code[0]) {
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "code", s->error_code);
+        cJSON_AddStringToObject(e, "message", s->error_msg);
+    }
+    return o;
+}
+
+/* ---- POST /uploads ---- */
+
+struct create_req {
+    const char *name, *mime, *sha256;
+    long long size;
+    char mime_lc[128], sha_lc[65];
+};
+
+static int valid_mime(const char *m, char *out, size_t outlen)
+{
+    size_t n = strlen(m);
+
+    if (n <= 6 || n >= outlen || strncasecmp(m, "image/", 6) != 0)
+        return 0;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = (char)(m[i] >= 'A' && m[i] <= 'Z' ? m[i] + 32 : m[i]);
+        if (i < n && !(ch >= 'a' && ch <= 'z') && !(ch >= '0' && ch <= '9') && !strchr("/.+-", ch))
+            return 0;
+        out[i] = ch;
+    }
+    return 1;
+}
+
+/* Validates the body; answers and returns -1 on bad input. */
+static int create_parse(struct api_call *c, const cJSON *body, struct create_req *q)
+{
+    const char *err = NULL;
+    unsigned char raw[32];
+    int has_sha;
+
+    if (json_get_str(body, "file_name", &q->name, &err) != 1 ||
+        json_get_i64(body, "file_size", &q->size, &err) != 1 ||
+        json_get_str(body, "mime_type", &q->mime, &err) != 1 ||
+        (has_sha = json_get_str(body, "sha256", &q->sha256, &err)) < 0)
+        return api_error(c, 400, "bad_request",
+                         err ? err : "file_name, file_size and mime_type are required"),
+               -1;
+    if (!api_valid_name(q->name, 255))
+        return api_error(c, 400, "bad_request", "file_name must be 1-255 bytes of UTF-8 text"), -1;
+    if (q->size <= 0)
+        return api_error(c, 400, "bad_request", "file_size must be a positive integer"), -1;
+    if (q->size > c->api->cfg->max_file_size)
+        return api_error(c, 413, "file_too_large", "file_size exceeds the maximum"), -1;
+    if (!valid_mime(q->mime, q->mime_lc, sizeof q->mime_lc))
+        return api_error(c, 415, "unsupported_media_type", "mime_type must be an image type"), -1;
+    q->sha256 = NULL;
+    if (has_sha == 1) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "sha256");
+        if (strlen(v->valuestring) != 64 || util_unhex(v->valuestring, raw, 32) < 0)
+            return api_error(c, 400, "bad_request", "sha256 must be 64 hex digits"), -1;
+        util_hex(raw, 32, q->sha_lc);
+        q->sha256 = q->sha_lc;
+    }
+    return 0;
+}
+
+/* A proof-of-possession challenge when the declared content already exists with the same
+ * size: a nonce and random ranges of the content. 1 made, 0 not applicable, -1 failed. */
+static int make_challenge(struct api_call *c, const struct create_req *q, char nonce[33],
+                          char *ranges, size_t rlen)
+{
+    unsigned char rnd[16 + POP_RANGES * 8];
+    char err[ERR_MAX];
+    const char *p[1] = {q->sha256};
+    PGresult *r;
+    long long len = q->size < POP_RANGE_LEN ? q->size : POP_RANGE_LEN;
+    int n = 0;
+
+    if (!q->sha256)
+        return 0;
+    if (!(r = pg_exec(c->db, "blob_size", 1, p, err)))
+        return api_db_fail(c, "blob_size", err), -1;
+    n = PQntuples(r) == 1 && pg_i64(r, 0, 0) == q->size;
+    PQclear(r);
+    if (!n)
+        return 0;
+    if (util_random(rnd, sizeof rnd) < 0)
+        return api_error(c, 500, "internal", "no randomness"), -1;
+    util_hex(rnd, 16, nonce);
+    n = snprintf(ranges, rlen, "[");
+    for (int i = 0; i < POP_RANGES; i++) {
+        unsigned long long v;
+        memcpy(&v, rnd + 16 + i * 8, 8);
+        n += snprintf(ranges + n, rlen - (size_t)n, "%s{\"offset\":%lld,\"length\":%lld}",
+                      i ? "," : "", (long long)(v % (unsigned long long)(q->size - len + 1)), len);
+    }
+    snprintf(ranges + n, rlen - (size_t)n, "]");
+    return 1;
+}
+
+static cJSON *create_json(const struct sess *s)
+{
+    cJSON *o = sess_json(s), *ch, *ranges;
+
+    if (!s->pop_nonce[0])
+        return o;
+    ch = cJSON_AddObjectToObject(o, "dedup_challenge");
+    cJSON_AddStringToObject(ch, "nonce", s->pop_nonce);
+    ranges = cJSON_Parse(s->pop_ranges);
+    cJSON_AddItemToObject(ch, "ranges", ranges ? ranges : cJSON_CreateArray());
+    cJSON_AddStringToObject(ch, "proof", "hex sha256 of the nonce text then each range's bytes");
+    cJSON_AddStringToObject(ch, "proof_url", "/uploads/{upload_session_id}/proof");
+    return o;
+}
+
+static int idem_key_ok(const char *k)
+{
+    size_t n = k ? strlen(k) : 0;
+
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Same Idempotency-Key: the same session if the request is the same, else 422. */
+static void create_replay(struct api_call *c, const struct create_req *q, const char *key)
+{
+    const char *p[2] = {c->user.sub, key};
+    struct sess s;
+    int rc = sess_query(c, "session_by_idem", 2, p, &s);
+
+    if (rc < 0)
+        return;
+    if (rc == 0)
+        return api_error(c, 409, "conflict", "concurrent request with this Idempotency-Key");
+    if (strcmp(s.name, q->name) || s.size != q->size || strcmp(s.mime, q->mime_lc) ||
+        strcmp(s.declared, q->sha256 ? q->sha256 : ""))
+        return api_error(c, 422, "idempotency_key_reused",
+                         "Idempotency-Key was used with a different request");
+    if (http_resp_header(c->req, "Idempotent-Replayed", "true") < 0)
+        log_warn(c->rid, "http", "header");
+    http_respond_json(c->req, 201, create_json(&s));
+}
+
+static int session_insert(struct api_call *c, const struct create_req *q, const char *idem,
+                          struct sess *s)
+{
+    struct upload_plan plan;
+    char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24], nonce[33] = "", ranges[512] = "";
+    const char *p[13];
+    int rc;
+
+    if (upload_plan(q->size, c->api->cfg->chunk_size, c->api->cfg->min_chunk_size,
+                    c->api->cfg->max_chunks, &plan) < 0)
+        return api_error(c, 413, "file_too_large", "file_size cannot be split into chunks"), -1;
+    if (util_uuid(id) < 0)
+        return api_error(c, 500, "internal", "no randomness"), -1;
+    if ((rc = make_challenge(c, q, nonce, ranges, sizeof ranges)) < 0)
+        return -1;
+    snprintf(key, sizeof key, "blobs/%s", id);
+    snprintf(csz, sizeof csz, "%lld", plan.chunk_size);
+    snprintf(ccnt, sizeof ccnt, "%d", plan.chunk_count);
+    snprintf(size, sizeof size, "%lld", q->size);
+    snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->session_ttl);
+    p[0] = id, p[1] = c->user.sub, p[2] = q->name, p[3] = size, p[4] = q->mime_lc;
+    p[5] = q->sha256 ? q->sha256 : "", p[6] = csz, p[7] = ccnt, p[8] = key;
+    p[9] = idem ? idem : "", p[10] = nonce, p[11] = ranges, p[12] = ttl;
+    return sess_query(c, "session_insert", 13, p, s);
+}
+
+void upload_create(struct api_call *c)
+{
+    const char *idem = http_req_header(c->req, "Idempotency-Key");
+    const char *p[1] = {c->user.sub};
+    char err[ERR_MAX];
+    struct create_req q = {0};
+    struct sess s;
+    cJSON *body = api_body(c);
+    PGresult *r;
+    int rc;
+
+    if (!body)
+        return;
+    if (create_parse(c, body, &q) < 0 || !api_db(c))
+        goto done;
+    if (idem && !idem_key_ok(idem)) {
+        api_error(c, 400, "bad_request", "Idempotency-Key must be 1-128 printable characters");
+        goto done;
+    }
+    if (!(r = pg_exec(c->db, "user_upsert", 1, p, err))) {
+        api_db_fail(c, "user_upsert", err);
+        goto done;
+    }
+    PQclear(r);
+    rc = session_insert(c, &q, idem, &s);
+    if (rc == 1)
+        http_respond_json(c->req, 201, create_json(&s));
+    else if (rc == 0)
+        create_replay(c, &q, idem);
+done:
+    cJSON_Delete(body);
+}
+
+/* ---- GET /uploads/{id} ---- */
+
+/* Parts present in storage with the right size, as 0-based chunk numbers. */
+static cJSON *uploaded_chunks(const struct sess *s, const struct s3_part *parts, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (int i = 0; i < n; i++) {
+        int chunk = parts[i].number - 1;
+        if (chunk >= 0 && chunk < s->chunk_count && parts[i].size == chunk_len(s, chunk))
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(chunk));
+    }
+    return a;
+}
+
+void upload_status(struct api_call *c)
+{
+    struct s3_part *parts = NULL;
+    char err[ERR_MAX];
+    struct sess s;
+    cJSON *o;
+    int n = 0, rc = S3_OK;
+
+    if (sess_get(c, &s) < 0)
+        return;
+    if (!strcmp(s.status, "uploading") && s.upload_id[0])
+        rc = s3_list_parts(c->t->s3, s.key, s.upload_id, &parts, &n, err);
+    if (rc == S3_ERR)
+        return api_s3_fail(c, "list_parts", err);
+    o = sess_json(&s);
+    cJSON_AddItemToObject(o, "uploaded_chunks", uploaded_chunks(&s, parts, n));
+    free(parts);
+    http_respond_json(c->req, 200, o);
+}
+
+/* ---- chunk URLs ---- */
+
+/* Answers and returns -1 unless the session accepts chunks. */
+static int sess_open(struct api_call *c, const struct sess *s)
+{
+    if (!strcmp(s->status, "uploading") && !s->expired)
+        return 0;
+    if (s->expired || !strcmp(s->status, "expired"))
+        api_error(c, 410, "session_expired", "the upload session has expired");
+    else
+        api_error(c, 409, "session_closed", "the upload session no longer accepts chunks");
+    return -1;
+}
+
+/* Creates the multipart upload on first use (a proof of possession needs none). */
+static int ensure_multipart(struct api_call *c, struct sess *s)
+{
+    char err[ERR_MAX], uid[512];
+    const char *p[3] = {s->id, c->user.sub, uid};
+    PGresult *r;
+    int won;
+
+    if (s->upload_id[0])
+        return 0;
+    if (s3_create_multipart(c->t->s3, s->key, s->mime, uid, sizeof uid, err) != S3_OK)
+        return api_s3_fail(c, "create_multipart", err), -1;
+    if (!(r = pg_exec(c->db, "session_set_upload_id", 3, p, err))) {
+        if (s3_abort_multipart(c->t->s3, s->key, uid, err) == S3_ERR)
+            log_warn(c->rid, "s3_abort_failed", err, "key", s->key);
+        return api_db_fail(c, "session_set_upload_id", err), -1;
+    }
+    won = PQntuples(r) == 1;
+    PQclear(r);
+    if (won)
+        return cpy(s->upload_id, sizeof s->upload_id, uid), 0;
+    if (s3_abort_multipart(c->t->s3, s->key, uid, err) == S3_ERR) /* a concurrent call won */
+        log_warn(c->rid, "s3_abort_failed", err, "key", s->key);
+    if (sess_get(c, s) < 0 || sess_open(c, s) < 0)
+        return -1;
+    return s->upload_id[0] ? 0 : (api_error(c, 409, "conflict", "retry"), -1);
+}
+
+static int presign_chunk(struct api_call *c, const struct sess *s, int chunk, buf *url)
+{
+    char err[ERR_MAX];
+
+    if (s3_presign_part(c->t->s3, s->key, s->upload_id, chunk + 1, time(NULL),
+                        (long)c->api->cfg->part_url_ttl, url, err) < 0) {
+        api_error(c, 500, "internal", "cannot sign the URL");
+        log_error(c->rid, "presign_failed", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Validated chunk numbers of the body into out (count in *n); answers 400 on bad input. */
+static int parse_chunk_numbers(struct api_call *c, const cJSON *body, const struct sess *s,
+                               int **out, int *n)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "chunk_numbers"), *it;
+    int i = 0, size = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+
+    if (size < 1 || size > s->chunk_count)
+        return api_error(c, 400, "bad_request",
+                         "chunk_numbers must be a non-empty array of at most chunk_count"),
+               -1;
+    *out = malloc(sizeof(int) * (size_t)size);
+    if (!*out)
+        return api_error(c, 500, "internal", "out of memory"), -1;
+    cJSON_ArrayForEach(it, a)
+    {
+        double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+        if (v < 0 || v >= s->chunk_count || v != (double)(int)v) {
+            free(*out);
+            *out = NULL;
+            return api_error(c, 400, "chunk_out_of_range",
+                             "chunk numbers are integers from 0 to chunk_count - 1"),
+                   -1;
+        }
+        (*out)[i++] = (int)v;
+    }
+    *n = size;
+    return 0;
+}
+
+static cJSON *urls_json(struct api_call *c, const struct sess *s, const int *chunks, int n)
+{
+    cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "urls");
+    long ttl = (long)c->api->cfg->part_url_ttl;
+    buf url = {0};
+
+    cJSON_AddStringToObject(o, "upload_session_id", s->id);
+    cJSON_AddNumberToObject(o, "expires_in", (double)ttl);
+    add_time(o, "expires_at", time(NULL) + ttl);
+    for (int i = 0; i < n; i++) {
+        cJSON *u = cJSON_CreateObject();
+        buf_reset(&url);
+        if (presign_chunk(c, s, chunks[i], &url) < 0) {
+            cJSON_Delete(u), cJSON_Delete(o), buf_free(&url);
+            return NULL;
+        }
+        cJSON_AddNumberToObject(u, "chunk_number", chunks[i]);
+        cJSON_AddNumberToObject(u, "size", (double)chunk_len(s, chunks[i]));
+        cJSON_AddStringToObject(u, "method", "PUT");
+        cJSON_AddStringToObject(u, "url", url.data);
+        cJSON_AddItemToArray(a, u);
+    }
+    buf_free(&url);
+    return o;
+}
+
+void upload_part_urls(struct api_call *c)
+{
+    int *chunks = NULL, n = 0;
+    struct sess s;
+    cJSON *body = api_body(c), *o;
+
+    if (!body)
+        return;
+    if (sess_get(c, &s) < 0 || sess_open(c, &s) < 0 ||
+        parse_chunk_numbers(c, body, &s, &chunks, &n) < 0 || ensure_multipart(c, &s) < 0)
+        goto done;
+    if ((o = urls_json(c, &s, chunks, n)))
+        http_respond_json(c->req, 200, o);
+done:
+    free(chunks);
+    cJSON_Delete(body);
+}
+
+void upload_part_redirect(struct api_call *c)
+{
+    const char *ns = route_param(&c->params, "n");
+    struct sess s;
+    buf url = {0};
+    char *end;
+    long n = ns ? strtol(ns, &end, 10) : -1;
+    cJSON *o;
+
+    if (sess_get(c, &s) < 0 || sess_open(c, &s) < 0)
+        return;
+    if (!ns || *end || n < 0 || n >= s.chunk_count)
+        return api_error(c, 400, "chunk_out_of_range",
+                         "chunk numbers are integers from 0 to chunk_count - 1");
+    if (ensure_multipart(c, &s) < 0 || presign_chunk(c, &s, (int)n, &url) < 0)
+        return buf_free(&url);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "url", url.data);
+    if (http_resp_header(c->req, "Location", url.data) < 0)
+        log_warn(c->rid, "http", "header");
+    http_respond_json(c->req, 307, o);
+    buf_free(&url);
+}
+
+/* ---- DELETE /uploads/{id} ---- */
+
+void upload_abort(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id");
+    const char *p[2] = {id, c->user.sub};
+    char err[ERR_MAX], uid[512] = "", key[64] = "";
+    struct sess s;
+    PGresult *r;
+    cJSON *o;
+
+    if (!id || !api_db(c))
+        return;
+    if (!(r = pg_exec(c->db, "session_abort", 2, p, err)))
+        return api_db_fail(c, "session_abort", err);
+    if (PQntuples(r) == 1)
+        cpy(uid, sizeof uid, pg_val(r, 0, 0)), cpy(key, sizeof key, pg_val(r, 0, 1));
+    PQclear(r);
+    if (!key[0]) {
+        if (sess_get(c, &s) < 0)
+            return;
+        if (strcmp(s.status, "aborted"))
+            return api_error(c, 409, "session_closed", "the upload session is not open");
+    }
+    /* The row says aborted first, so no new URL is issued; a failed abort here is
+     * retried by the reconciler (multipart uploads without a live session). */
+    if (uid[0] && s3_abort_multipart(c->t->s3, key, uid, err) == S3_ERR)
+        log_warn(c->rid, "s3_abort_failed", err, "key", key);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "upload_session_id", id);
+    cJSON_AddStringToObject(o, "status", "aborted");
+    http_respond_json(c->req, 200, o);
+}
+
+/* ---- completion ---- */
+
+static void outcome_set(struct outcome *o, int status, const char *code, const char *msg)
+{
+    o->status = status;
+    cpy(o->code, sizeof o->code, code);
+    cpy(o->msg, sizeof o->msg, msg);
+}
+
+static void respond_outcome(struct api_call *c, const struct sess *s, const struct outcome *o)
+{
+    cJSON *j;
+
+    if (o->status >= 400)
+        return api_error(c, o->status, o->code, o->msg);
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "upload_session_id", s->id);
+    if (o->status == 202) {
+        cJSON_AddStringToObject(j, "status", o->code);
+    } else {
+        cJSON_AddStringToObject(j, "image_id", o->image_id);
+        cJSON_AddStringToObject(j, "status", "completed");
+        cJSON_AddBoolToObject(j, "deduplicated", o->dedup);
+        cJSON_AddStringToObject(j, "sha256", o->hash);
+    }
+    http_respond_json(c->req, o->status, j);
+}
+
+/* Runs one statement of the session's lease; 0 or -1 with err. */
+static int lease_stmt(pg_conn *db, const char *stmt, const struct sess *s, const char *a,
+                      const char *b, char *err)
+{
+    const char *p[4] = {s->id, s->lease, a, b};
+    int n = !strcmp(stmt, "session_fail") ? 4 : 2;
+    PGresult *r = pg_exec(db, stmt, n, p, err);
+
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+/* Puts a claimed session back to 'uploading' after a transient failure or missing chunks. */
+static void unclaim(pg_conn *db, const struct sess *s, const char *rid)
+{
+    char err[ERR_MAX];
+
+    if (lease_stmt(db, "session_unclaim", s, NULL, NULL, err) < 0)
+        log_warn(rid, "unclaim_failed", err, "upload_session_id", s->id);
+}
+
+/* The transaction that makes the image: blob (new or +1), session, image, change log and
+ * outbox. pop: the content exists and the client proved possession (no object of ours). */
+static int commit_image(pg_conn *db, struct api *api, const struct sess *s, const char *hash,
+                        int pop, struct outcome *o, char *err)
+{
+    char size[24], image_id[37], path[512];
+    const char *p[9] = {hash, pop ? size : s->key, size};
+    PGresult *r = NULL;
+    int dedup;
+
+    snprintf(size, sizeof size, "%lld", s->size);
+    if (util_uuid(image_id) < 0 || pg_tx_begin(db, err) < 0)
+        return -1;
+    if (!(r = pg_exec(db, pop ? "blob_ref" : "blob_upsert", pop ? 2 : 3, p, err)))
+        goto fail;
+    if (PQntuples(r) != 1) {
+        pg_tx_rollback(db);
+        PQclear(r);
+        outcome_set(o, 409, "dedup_unavailable", "the content is gone; upload it instead");
+        return 0;
+    }
+    cpy(path, sizeof path, pg_val(r, 0, 0));
+    dedup = strcmp(path, s->key) != 0;
+    PQclear(r);
+    p[0] = s->id, p[1] = s->lease, p[2] = hash, p[3] = image_id, p[4] = dedup ? "t" : "f";
+    if (!(r = pg_exec(db, "session_complete", 5, p, err)))
+        goto fail;
+    if (atoi(PQcmdTuples(r)) != 1) {
+        pg_tx_rollback(db);
+        PQclear(r);
+        outcome_set(o, 409, "conflict", "another completion took this session over");
+        return 0;
+    }
+    PQclear(r);
+    p[0] = image_id, p[1] = s->owner, p[2] = hash, p[3] = s->id, p[4] = s->name;
+    p[5] = size, p[6] = s->mime, p[7] = api->cfg->upload_topic, p[8] = path;
+    if (!(r = pg_exec(db, "image_insert", 9, p, err)) || pg_tx_commit(db, err) < 0)
+        goto fail;
+    PQclear(r);
+    outcome_set(o, 200, "completed", "");
+    cpy(o->image_id, sizeof o->image_id, image_id);
+    cpy(o->hash, sizeof o->hash, hash);
+    o->dedup = dedup;
+    return 0;
+fail:
+    PQclear(r);
+    pg_tx_rollback(db);
+    return -1;
+}
+
+static int sha_sink(const void *data, size_t len, void *ud)
+{
+    return EVP_DigestUpdate(ud, data, len) == 1 ? 0 : -1;
+}
+
+/* Streams [off, off+len) (len < 0: all) of key into ctx. */
+static int hash_object(s3_client *s3, const char *key, long long off, long long len,
+                       EVP_MD_CTX *ctx, char *err)
+{
+    return s3_get_object(s3, key, off, len, sha_sink, ctx, err);
+}
+
+static int sha256_object(s3_client *s3, const char *key, char hex[65], char *err)
+{
+    unsigned char md[32];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = -1;
+
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+        hash_object(s3, key, 0, -1, ctx, err) == S3_OK && EVP_DigestFinal_ex(ctx, md, NULL) == 1) {
+        util_hex(md, 32, hex);
+        rc = 0;
+    }
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+/* Marks the session failed for a permanent reason and removes its object. */
+static void fail_upload(pg_conn *db, s3_client *s3, const struct sess *s, struct outcome *o,
+                        int status, const char *code, const char *msg)
+{
+    char err[ERR_MAX];
+
+    outcome_set(o, status, code, msg);
+    if (lease_stmt(db, "session_fail", s, code, msg, err) < 0)
+        log_warn(NULL, "session_fail_failed", err, "upload_session_id", s->id);
+    else if (s3_delete_object(s3, s->key, err) != S3_OK)
+        log_warn(NULL, "s3_delete_failed", err, "key", s->key);
+}
+
+/* Assembles (unless already assembled), verifies and commits a claimed session. On a
+ * transient failure the session goes back to 'uploading' and the outcome is 503. */
+static void finish(pg_conn *db, struct api_tctx *t, const struct sess *s,
+                   const struct s3_part *parts, int n, struct outcome *o, const char *rid)
+{
+    struct s3_object obj;
+    char err[ERR_MAX] = "", hash[65];
+    int rc;
+
+    rc = parts ? s3_complete_multipart(t->s3, s->key, s->upload_id, parts, n, err) : S3_OK;
+    if (rc == S3_OK || rc == S3_NOTFOUND)
+        rc = s3_head_object(t->s3, s->key, &obj, err);
+    if (rc == S3_NOTFOUND)
+        return fail_upload(db, t->s3, s, o, 409, "upload_lost", "the uploaded parts are gone");
+    if (rc != S3_OK || sha256_object(t->s3, s->key, hash, err) < 0)
+        goto transient;
+    if (obj.size != s->size)
+        return fail_upload(db, t->s3, s, o, 422, "size_mismatch", "stored size differs");
+    if (s->declared[0] && strcmp(hash, s->declared))
+        return fail_upload(db, t->s3, s, o, 422, "sha256_mismatch",
+                           "the uploaded bytes do not match the declared sha256");
+    if (commit_image(db, t->api, s, hash, 0, o, err) < 0)
+        goto transient;
+    if (o->status == 200 && o->dedup && s3_delete_object(t->s3, s->key, err) != S3_OK)
+        log_warn(rid, "s3_delete_failed", err, "key", s->key); /* reconciler: orphan */
+    log_info(rid, "upload_completed", o->status == 200 ? "committed" : o->code, "upload_session_id",
+             s->id, "image_id", o->image_id, "deduplicated", o->dedup ? "true" : "false");
+    return;
+transient:
+    log_error(rid, "complete_failed", err, "upload_session_id", s->id);
+    outcome_set(o, 503, "unavailable", "storage or database unavailable; retry complete");
+    unclaim(db, s, rid);
+}
+
+/* ListParts: every chunk present with its exact size. 1 ok (parts set), 2 already
+ * assembled (a retry after the multipart upload was completed), 0/-1 answered. */
+static int check_parts(struct api_call *c, const struct sess *s, struct s3_part **parts, int *n)
+{
+    char err[ERR_MAX];
+    struct s3_object obj;
+    int rc = S3_NOTFOUND, missing = 0;
+    cJSON *e, *list;
+
+    if (s->upload_id[0])
+        rc = s3_list_parts(c->t->s3, s->key, s->upload_id, parts, n, err);
+    if (rc == S3_ERR)
+        return unclaim(c->db, s, c->rid), api_s3_fail(c, "list_parts", err), -1;
+    if (rc == S3_NOTFOUND && s->upload_id[0] &&
+        s3_head_object(c->t->s3, s->key, &obj, err) == S3_OK && obj.size == s->size)
+        return 2;
+    list = cJSON_CreateArray();
+    for (int i = 0, j = 0; i < s->chunk_count; i++) {
+        while (j < *n && (*parts)[j].number < i + 1)
+            j++;
+        if (j >= *n || (*parts)[j].number != i + 1 || (*parts)[j].size != chunk_len(s, i))
+            missing++, cJSON_AddItemToArray(list, cJSON_CreateNumber(i));
+    }
+    if (!missing)
+        return cJSON_Delete(list), 1;
+    unclaim(c->db, s, c->rid);
+    e = cJSON_CreateObject();
+    cJSON *inner = cJSON_AddObjectToObject(e, "error");
+    cJSON_AddStringToObject(inner, "code", "chunks_missing");
+    cJSON_AddStringToObject(inner, "message", "some chunks are missing or have the wrong size");
+    cJSON_AddItemToObject(inner, "missing_chunks", list);
+    http_respond_json(c->req, 409, e);
+    return 0;
+}
+
+static void record_chunks(struct api_call *c, const struct sess *s, const struct s3_part *parts,
+                          int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    char err[ERR_MAX], *json;
+    const char *p[2] = {s->id, NULL};
+    PGresult *r;
+
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "n", parts[i].number - 1);
+        cJSON_AddNumberToObject(e, "size", (double)parts[i].size);
+        cJSON_AddStringToObject(e, "etag", parts[i].etag);
+        cJSON_AddItemToArray(a, e);
+    }
+    p[1] = json = json_print(a);
+    r = json ? pg_exec(c->db, "chunks_record", 2, p, err) : NULL;
+    if (!r)
+        log_warn(c->rid, "chunks_record_failed", json ? err : "out of memory");
+    PQclear(r);
+    free(json);
+    cJSON_Delete(a);
+}
+
+/* A large upload verified in the background; the client polls GET /uploads/{id}. */
+struct verify_job {
+    struct sess s;
+    struct s3_part *parts;
+    int n;
+    char rid[65];
+};
+
+static void verify_run(void *arg, void *tctx)
+{
+    struct verify_job *j = arg;
+    struct api_tctx *t = tctx;
+    struct outcome o = {0};
+    char err[ERR_MAX];
+    pg_conn *db = pg_acquire(t->api->pg, 30, err);
+
+    if (db)
+        finish(db, t, &j->s, j->parts, j->n, &o, j->rid);
+    else
+        log_error(j->rid, "verify_failed", err, "upload_session_id", j->s.id);
+    pg_release(db);
+    free(j->parts);
+    free(j);
+}
+
+static void verify_async(struct api_call *c, struct sess *s, struct s3_part *parts, int n)
+{
+    struct verify_job *j = calloc(1, sizeof *j);
+    struct outcome o = {.status = 202};
+    char err[ERR_MAX];
+
+    if (!j || lease_stmt(c->db, "session_verifying", s, NULL, NULL, err) < 0) {
+        free(j), free(parts);
+        unclaim(c->db, s, c->rid);
+        return api_error(c, 503, "unavailable", "retry complete");
+    }
+    j->s = *s, j->parts = parts, j->n = n;
+    cpy(j->rid, sizeof j->rid, c->rid);
+    if (pool_submit(c->api->jobs, verify_run, j) < 0) {
+        free(j->parts), free(j);
+        unclaim(c->db, s, c->rid);
+        return api_error(c, 503, "busy", "too many verifications in progress; retry");
+    }
+    cpy(o.code, sizeof o.code, "verifying");
+    respond_outcome(c, s, &o);
+}
+
+static void run_claimed(struct api_call *c, struct sess *s)
+{
+    struct s3_part *parts = NULL;
+    struct outcome o = {0};
+    int n = 0, rc = check_parts(c, s, &parts, &n);
+
+    if (rc <= 0)
+        return free(parts);
+    if (rc == 1)
+        record_chunks(c, s, parts, n);
+    else
+        free(parts), parts = NULL, n = 0;
+    if (s->size >= c->api->cfg->verify_async_threshold)
+        return verify_async(c, s, parts, n);
+    finish(c->db, c->t, s, parts, n, &o, c->rid);
+    free(parts);
+    respond_outcome(c, s, &o);
+}
+
+/* Answers for a session nobody can claim; 0 if it is still being completed elsewhere. */
+static int respond_settled(struct api_call *c, const struct sess *s)
+{
+    struct outcome o = {.status = 200, .dedup = s->dedup};
+
+    if (!strcmp(s->status, "completed")) {
+        cpy(o.image_id, sizeof o.image_id, s->image_id);
+        cpy(o.hash, sizeof o.hash, s->hash);
+        return respond_outcome(c, s, &o), 1;
+    }
+    if (!strcmp(s->status, "failed"))
+        return api_error(c, !strcmp(s->error_code, "upload_lost") ? 409 : 422, s->error_code,
+                         s->error_msg),
+               1;
+    if (!strcmp(s->status, "aborted"))
+        return api_error(c, 409, "session_closed", "the upload session was aborted"), 1;
+    if (s->expired || !strcmp(s->status, "expired"))
+        return api_error(c, 410, "session_expired", "the upload session has expired"), 1;
+    return 0;
+}
+
+/* Tries to take the session's completion lease: 1 taken, 0 not (s holds the current row),
+ * -1 answered. */
+static int claim(struct api_call *c, struct sess *s)
+{
+    const char *id = api_param_uuid(c, "id");
+    char lease[37], secs[24];
+    const char *p[4] = {id, c->user.sub, lease, secs};
+    int rc;
+
+    if (!id || util_uuid(lease) < 0)
+        return id ? (api_error(c, 500, "internal", "no randomness"), -1) : -1;
+    snprintf(secs, sizeof secs, "%.0f", c->api->cfg->complete_lease);
+    rc = sess_query(c, "session_claim", 4, p, s);
+    if (rc != 0)
+        return rc;
+    return sess_get(c, s) < 0 ? -1 : 0;
+}
+
+void upload_complete(struct api_call *c)
+{
+    double deadline = util_now_mono() + c->api->cfg->complete_wait;
+    struct outcome o = {.status = 202};
+    struct sess s;
+
+    for (;;) {
+        int rc = claim(c, &s);
+        if (rc < 0)
+            return;
+        if (rc == 1)
+            return run_claimed(c, &s);
+        if (respond_settled(c, &s))
+            return;
+        if (util_now_mono() >= deadline)
+            break;
+        usleep(WAIT_STEP_US); /* another request is completing it: wait for its result */
+    }
+    cpy(o.code, sizeof o.code, s.status);
+    respond_outcome(c, &s, &o);
+}
+
+/* ---- proof of possession ---- */
+
+/* sha256(nonce text || bytes of each range, in order) over the stored content. */
+static int expected_proof(s3_client *s3, const char *key, const char *nonce, const char *ranges,
+                          char hex[65], char *err)
+{
+    cJSON *a = cJSON_Parse(ranges), *it;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[32];
+    int rc = -1;
+
+    if (!a || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, nonce, strlen(nonce)) != 1)
+        goto fail;
+    cJSON_ArrayForEach(it, a)
+    {
+        long long off = (long long)cJSON_GetObjectItem(it, "offset")->valuedouble;
+        long long len = (long long)cJSON_GetObjectItem(it, "length")->valuedouble;
+        if (hash_object(s3, key, off, len, ctx, err) != S3_OK)
+            goto fail;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, NULL) == 1)
+        util_hex(md, 32, hex), rc = 0;
+fail:
+    EVP_MD_CTX_free(ctx);
+    cJSON_Delete(a);
+    return rc;
+}
+
+/* Consumes the session's challenge (one attempt only). 0, or -1 answered. */
+static int take_challenge(struct api_call *c, struct sess *s, char *nonce, char *ranges,
+                          size_t rlen)
+{
+    const char *p[2] = {s->id, c->user.sub};
+    char err[ERR_MAX];
+    PGresult *r = pg_exec(c->db, "session_take_challenge", 2, p, err);
+    int ok;
+
+    if (!r)
+        return api_db_fail(c, "session_take_challenge", err), -1;
+    ok = PQntuples(r) == 1;
+    if (ok)
+        cpy(nonce, 65, pg_val(r, 0, 0)), cpy(ranges, rlen, pg_val(r, 0, 1));
+    PQclear(r);
+    if (!ok && sess_open(c, s) == 0)
+        api_error(c, 409, "no_challenge",
+                  "this session has no open proof-of-possession "
+                  "challenge; upload the content");
+    return ok ? 0 : -1;
+}
+
+/* Checks the proof against the stored blob: 1 right, 0 wrong or content gone (answered),
+ * -1 failed (answered). */
+static int check_proof(struct api_call *c, const struct sess *s, const char *proof,
+                       const char *nonce, const char *ranges)
+{
+    const char *p[1] = {s->declared};
+    char err[ERR_MAX], want[65], key[512];
+    PGresult *r = pg_exec(c->db, "blob_get", 1, p, err);
+
+    if (!r)
+        return api_db_fail(c, "blob_get", err), -1;
+    if (PQntuples(r) != 1 || pg_i64(r, 0, 1) != s->size) {
+        PQclear(r);
+        return api_error(c, 409, "dedup_unavailable", "the content is gone; upload it"), 0;
+    }
+    cpy(key, sizeof key, pg_val(r, 0, 0));
+    PQclear(r);
+    if (expected_proof(c->t->s3, key, nonce, ranges, want, err) < 0)
+        return api_s3_fail(c, "proof_read", err), -1;
+    if (strlen(proof) == 64 && util_streq_ct(want, proof, 64))
+        return 1;
+    log_warn(c->rid, "proof_rejected", "wrong proof of possession", "upload_session_id", s->id);
+    api_error(c, 403, "proof_rejected", "wrong proof of possession; upload the content instead");
+    return 0;
+}
+
+void upload_proof(struct api_call *c)
+{
+    char nonce[65], ranges[512], proof[65] = "", err[ERR_MAX];
+    const char *v = NULL, *jerr = NULL;
+    struct outcome o = {0};
+    struct sess s;
+    cJSON *body = api_body(c);
+    int rc;
+
+    if (!body)
+        return;
+    if (json_get_str(body, "proof", &v, &jerr) != 1) {
+        api_error(c, 400, "bad_request", jerr ? jerr : "proof is required");
+        goto done;
+    }
+    for (size_t i = 0; v[i] && i < 64; i++)
+        proof[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32 : v[i]), proof[i + 1] = 0;
+    if (sess_get(c, &s) < 0 || sess_open(c, &s) < 0 ||
+        take_challenge(c, &s, nonce, ranges, sizeof ranges) < 0 ||
+        check_proof(c, &s, strlen(v) == 64 ? proof : "", nonce, ranges) != 1)
+        goto done;
+    rc = claim(c, &s);
+    if (rc == 0 && !respond_settled(c, &s))
+        api_error(c, 409, "conflict", "the session is being completed");
+    if (rc != 1)
+        goto done;
+    if (commit_image(c->db, c->api, &s, s.declared, 1, &o, err) < 0) {
+        unclaim(c->db, &s, c->rid);
+        api_db_fail(c, "commit_image", err);
+        goto done;
+    }
+    if (o.status != 200)
+        unclaim(c->db, &s, c->rid);
+    respond_outcome(c, &s, &o);
+done:
+    cJSON_Delete(body);
+}

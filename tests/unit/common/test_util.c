@@ -1,0 +1,119 @@
+/* test_util: buffers, hex and base64url round trips (including rejection of bad input),
+ * UUID shape, RFC 3339 formatting and the UTF-8 name rules used by the API. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "util.h"
+
+static void test_buf(void **state)
+{
+    buf b = {0};
+
+    assert_int_equal(buf_puts(&b, "abc"), 0);
+    assert_int_equal(buf_printf(&b, "-%d-", 42), 0);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_append(&b, "x", 1), 0);
+    assert_int_equal(b.len, 1007);
+    assert_memory_equal(b.data, "abc-42-x", 8);
+    assert_int_equal(b.data[b.len], '\0');
+    buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+    buf_free(&b);
+    buf_free(&b);
+    buf_free(NULL);
+}
+
+static void test_hex(void **state)
+{
+    unsigned char in[4] = {0x00, 0xab, 0x10, 0xff}, out[4];
+    char hex[9];
+
+    util_hex(in, 4, hex);
+    assert_string_equal(hex, "00ab10ff");
+    assert_int_equal(util_unhex("00AB10ff", out, 4), 0);
+    assert_memory_equal(in, out, 4);
+    assert_int_equal(util_unhex("00ab10f", out, 4), -1);
+    assert_int_equal(util_unhex("00ab10ffaa", out, 4), -1);
+    assert_int_equal(util_unhex("zzab10ff", out, 4), -1);
+}
+
+static void test_b64url(void **state)
+{
+    const char *cases[][2] = {{"", ""},        {"f", "Zg"},        {"fo", "Zm8"},
+                              {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"\xfb\xff", "-_8"}};
+    unsigned char *out;
+    size_t n;
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *enc = util_b64url_encode((const unsigned char *)cases[i][0], strlen(cases[i][0]));
+        assert_string_equal(enc, cases[i][1]);
+        assert_int_equal(util_b64url_decode(enc, strlen(enc), &out, &n), 0);
+        assert_int_equal(n, strlen(cases[i][0]));
+        assert_memory_equal(out, cases[i][0], n);
+        free(out);
+        free(enc);
+    }
+    assert_int_equal(util_b64url_decode("Zm9v+A", 6, &out, &n), -1); /* not url alphabet */
+    assert_int_equal(util_b64url_decode("Z", 1, &out, &n), -1);
+    assert_int_equal(util_b64url_decode("Zh", 2, &out, &n), -1); /* non-canonical bits */
+    assert_int_equal(util_b64url_decode("Zg==", 4, &out, &n), 0);
+    free(out);
+}
+
+static void test_uuid(void **state)
+{
+    char a[37], b[37];
+
+    assert_int_equal(util_uuid(a), 0);
+    assert_int_equal(util_uuid(b), 0);
+    assert_true(util_is_uuid(a));
+    assert_string_not_equal(a, b);
+    assert_int_equal(a[14], '4');
+    assert_false(util_is_uuid("not-a-uuid"));
+    assert_false(util_is_uuid("00000000-0000-4000-8000-00000000000"));
+    assert_false(util_is_uuid("00000000-0000-4000-8000-0000000000000"));
+    assert_false(util_is_uuid("00000000-0000-4000-8000-00000000000A"));
+    assert_true(util_is_uuid("00000000-0000-4000-8000-000000000000"));
+}
+
+static void test_time(void **state)
+{
+    char ts[21];
+
+    util_rfc3339(0, ts);
+    assert_string_equal(ts, "1970-01-01T00:00:00Z");
+    util_rfc3339(1770285600, ts);
+    assert_string_equal(ts, "2026-02-05T10:00:00Z");
+    assert_true(util_now_mono() > 0);
+    assert_true(util_streq_ct("abc", "abc", 3));
+    assert_false(util_streq_ct("abc", "abd", 3));
+}
+
+static void test_err_set(void **state)
+{
+    char err[ERR_MAX];
+    char big[600];
+
+    err_set(err, "x=%d", 5);
+    assert_string_equal(err, "x=5");
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    err_set(err, "%s", big);
+    assert_int_equal(strlen(err), ERR_MAX - 1);
+    err_set(NULL, "ignored");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf),  cmocka_unit_test(test_hex),  cmocka_unit_test(test_b64url),
+        cmocka_unit_test(test_uuid), cmocka_unit_test(test_time), cmocka_unit_test(test_err_set),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
