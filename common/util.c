@@ -98,6 +98,11 @@ void buf_free(buf *b)
     b->len = b->cap = 0;
 }
 
+void util_strlcpy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
 void util_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

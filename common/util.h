@@ -31,6 +31,9 @@ int buf_vprintf(buf *b, const char *fmt, va_list ap) PIX_WUR;
 void buf_reset(buf *b);
 void buf_free(buf *b);
 
+/* Copies src (NULL: "") into dst of n bytes, truncating; always NUL-terminates. */
+void util_strlcpy(char *dst, size_t n, const char *src);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void util_hex(const unsigned char *in, size_t n, char *out);
 /* Parses exactly 2n hex chars; 0 or -1. */

@@ -20,23 +20,18 @@ struct img {
     int owner_is_caller, in_retention;
 };
 
-static void cpy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 static void img_from_row(const PGresult *r, int i, struct img *m)
 {
-    cpy(m->id, sizeof m->id, pg_val(r, i, 0));
-    cpy(m->owner, sizeof m->owner, pg_val(r, i, 1));
-    cpy(m->name, sizeof m->name, pg_val(r, i, 2));
+    util_strlcpy(m->id, sizeof m->id, pg_val(r, i, 0));
+    util_strlcpy(m->owner, sizeof m->owner, pg_val(r, i, 1));
+    util_strlcpy(m->name, sizeof m->name, pg_val(r, i, 2));
     m->size = pg_i64(r, i, 3);
-    cpy(m->mime, sizeof m->mime, pg_val(r, i, 4));
-    cpy(m->hash, sizeof m->hash, pg_val(r, i, 5));
-    cpy(m->visibility, sizeof m->visibility, pg_val(r, i, 6));
-    cpy(m->status, sizeof m->status, pg_val(r, i, 7));
-    cpy(m->created, sizeof m->created, pg_val(r, i, 8));
-    cpy(m->updated, sizeof m->updated, pg_val(r, i, 9));
+    util_strlcpy(m->mime, sizeof m->mime, pg_val(r, i, 4));
+    util_strlcpy(m->hash, sizeof m->hash, pg_val(r, i, 5));
+    util_strlcpy(m->visibility, sizeof m->visibility, pg_val(r, i, 6));
+    util_strlcpy(m->status, sizeof m->status, pg_val(r, i, 7));
+    util_strlcpy(m->created, sizeof m->created, pg_val(r, i, 8));
+    util_strlcpy(m->updated, sizeof m->updated, pg_val(r, i, 9));
 }
 
 static void not_found(struct api_call *c)
@@ -62,7 +57,7 @@ static int img_load(struct api_call *c, struct img *m)
         return not_found(c), -1;
     }
     img_from_row(r, 0, m);
-    cpy(m->path, sizeof m->path, pg_val(r, 0, 10));
+    util_strlcpy(m->path, sizeof m->path, pg_val(r, 0, 10));
     m->owner_is_caller = strcmp(m->owner, c->user.sub) == 0;
     m->in_retention = pg_val(r, 0, 11)[0] == 't';
     PQclear(r);
@@ -324,8 +319,8 @@ static int cursor_parse(struct api_call *c, char *ts, size_t tslen, char *id)
     if (!bar || (size_t)(bar - (char *)raw) >= tslen || !util_is_uuid(bar + 1))
         goto bad;
     *bar = '\0';
-    cpy(ts, tslen, (char *)raw);
-    cpy(id, 37, bar + 1);
+    util_strlcpy(ts, tslen, (char *)raw);
+    util_strlcpy(id, 37, bar + 1);
     free(raw);
     return 0;
 bad:
@@ -547,7 +542,7 @@ static int purge_rows(struct api_call *c, const char *id, int *blob_gone)
         pg_tx_rollback(c->db);
         return 0;
     }
-    cpy(hash, sizeof hash, pg_val(r, 0, 0));
+    util_strlcpy(hash, sizeof hash, pg_val(r, 0, 0));
     PQclear(r);
     p[0] = hash;
     if (!(r = pg_exec(c->db, "blob_unref", 1, p, err)))

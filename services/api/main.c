@@ -28,6 +28,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: pixplane-api [serve] [flags]   run the API\n"
                  "       pixplane-api migrate [flags]   apply database migrations\n"
                  "       pixplane-api token --user NAME [--admin] [--ttl SECONDS]\n"
+                 "       pixplane-api routes            list the HTTP routes\n"
                  "       pixplane-api config-doc        print the configuration reference\n\n");
     conf_usage(api_conf, api_conf_count, "pixplane-api", out);
 #ifdef PIX_TEST_HOOKS
@@ -71,6 +72,13 @@ static int cmd_migrate(void)
         return 1;
     }
     printf("migrations applied: %d\n", applied);
+    return 0;
+}
+
+static int cmd_routes(void)
+{
+    for (size_t i = 0; i < api_routes_count; i++)
+        printf("%s %s\n", api_routes[i].method, api_routes[i].pattern);
     return 0;
 }
 
@@ -146,6 +154,8 @@ int main(int argc, char **argv)
         rc = cmd_serve();
     else if (strcmp(cmd, "migrate") == 0)
         rc = cmd_migrate();
+    else if (strcmp(cmd, "routes") == 0)
+        rc = cmd_routes();
     else if (strcmp(cmd, "config-doc") == 0)
         conf_markdown(api_conf, api_conf_count, "pixplane-api", stdout), rc = 0;
     else

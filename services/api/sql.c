@@ -1,15 +1,9 @@
 /* sql: every statement the API prepares, by name. Kept in one table so each connection
  * prepares them once and a reader sees the whole data access surface in one place. */
 #include "api.h"
+#include "finalize.h"
 
-#define SESSION_COLS                                                                               \
-    "upload_session_id, owner_id, status, file_name, file_size, mime_type,"                        \
-    " coalesce(declared_sha256, ''), chunk_size, chunk_count, object_key,"                         \
-    " coalesce(s3_upload_id, ''), coalesce(pop_nonce, ''), coalesce(pop_ranges::text, ''),"        \
-    " coalesce(image_id::text, ''), coalesce(deduplicated, false),"                                \
-    " coalesce(error_code, ''), coalesce(error_message, ''),"                                      \
-    " extract(epoch from expires_at)::bigint, expires_at < now(),"                                 \
-    " coalesce(content_hash, ''), coalesce(lease_token::text, '')"
+#define SESSION_COLS UPLOAD_ROW_COLS
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define IMAGE_COLS                                                                                 \
@@ -48,21 +42,6 @@ const struct pg_stmt api_stmts[] = {
                       " WHERE upload_session_id = $1 AND owner_id = $2 AND expires_at > now()"
                       " AND (status = 'uploading' OR (status IN ('completing', 'verifying')"
                       " AND lease_until < now())) RETURNING " SESSION_COLS},
-    {"session_unclaim",
-     "UPDATE upload_sessions SET status = 'uploading', lease_token = NULL, lease_until = NULL,"
-     " updated_at = now() WHERE upload_session_id = $1 AND lease_token = $2"},
-    {"session_verifying", "UPDATE upload_sessions SET status = 'verifying', updated_at = now()"
-                          " WHERE upload_session_id = $1 AND lease_token = $2"},
-    {"session_fail",
-     "UPDATE upload_sessions SET status = 'failed', error_code = $3, error_message = $4,"
-     " lease_token = NULL, lease_until = NULL, updated_at = now()"
-     " WHERE upload_session_id = $1 AND lease_token = $2"},
-    {"session_complete",
-     "UPDATE upload_sessions SET status = 'completed', content_hash = $3, image_id = $4,"
-     " deduplicated = $5, lease_token = NULL, lease_until = NULL, pop_nonce = NULL,"
-     " pop_ranges = NULL, updated_at = now()"
-     " WHERE upload_session_id = $1 AND lease_token = $2"
-     " AND status IN ('completing', 'verifying')"},
     {"session_abort", "UPDATE upload_sessions SET status = 'aborted', updated_at = now()"
                       " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
                       " RETURNING coalesce(s3_upload_id, ''), object_key"},
@@ -79,23 +58,6 @@ const struct pg_stmt api_stmts[] = {
      " FROM jsonb_array_elements($2::jsonb) e"
      " ON CONFLICT (upload_session_id, chunk_number)"
      " DO UPDATE SET size = excluded.size, etag = excluded.etag, verified_at = now()"},
-    {"blob_upsert",
-     "INSERT INTO blobs (content_hash, storage_path, size, ref_count) VALUES ($1, $2, $3, 1)"
-     " ON CONFLICT (content_hash) DO UPDATE SET ref_count = blobs.ref_count + 1,"
-     " updated_at = now() RETURNING storage_path"},
-    {"blob_ref", "UPDATE blobs SET ref_count = ref_count + 1, updated_at = now()"
-                 " WHERE content_hash = $1 AND size = $2 RETURNING storage_path"},
-    {"image_insert",
-     "WITH i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id,"
-     " name, size, mime_type) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-     " RETURNING image_id, owner_id, content_hash, size, mime_type, created_at),"
-     " c AS (INSERT INTO change_log (user_id, image_id, kind)"
-     " SELECT owner_id, image_id, 'added' FROM i)"
-     " INSERT INTO outbox (topic, msg_key, payload)"
-     " SELECT $8, content_hash, jsonb_build_object('version', 1, 'type', 'image.uploaded',"
-     " 'image_id', image_id, 'owner_id', owner_id, 'content_hash', content_hash,"
-     " 'storage_path', $9::text, 'size', size, 'mime_type', mime_type,"
-     " 'occurred_at', created_at) FROM i"},
     /* images.c */
     {"image_read", "SELECT " IMAGE_COLS ", b.storage_path,"
                    " coalesce(i.deleted_at > now() - make_interval(secs => $3), false)"

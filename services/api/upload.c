@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "finalize.h"
 #include "json.h"
 #include "log.h"
 
@@ -15,22 +16,6 @@
 #define POP_RANGES 3
 #define POP_RANGE_LEN (64 * 1024)
 #define WAIT_STEP_US 100000
-
-/* An upload session row (columns of SESSION_COLS in sql.c). */
-struct sess {
-    char id[37], owner[AUTH_SUB_MAX + 1], status[16], name[256], mime[128], declared[65];
-    char key[64], upload_id[512], pop_nonce[65], pop_ranges[512], image_id[37];
-    char error_code[64], error_msg[256], hash[65], lease[37];
-    long long size, chunk_size, expires;
-    int chunk_count, dedup, expired;
-};
-
-/* What finishing an upload came to, for a request or a background job. */
-struct outcome {
-    int status; /* HTTP status */
-    char code[64], msg[160], image_id[37], hash[65];
-    int dedup;
-};
 
 int upload_plan(long long size, long long preferred, long long min, long max_chunks,
                 struct upload_plan *out)
@@ -50,46 +35,15 @@ int upload_plan(long long size, long long preferred, long long min, long max_chu
     return 0;
 }
 
-static long long chunk_len(const struct sess *s, int n)
+static long long chunk_len(const struct upload_row *s, int n)
 {
     return n < s->chunk_count - 1 ? s->chunk_size : s->size - (long long)n * s->chunk_size;
-}
-
-static void cpy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
-static void sess_load(const PGresult *r, struct sess *s)
-{
-    memset(s, 0, sizeof *s);
-    cpy(s->id, sizeof s->id, pg_val(r, 0, 0));
-    cpy(s->owner, sizeof s->owner, pg_val(r, 0, 1));
-    cpy(s->status, sizeof s->status, pg_val(r, 0, 2));
-    cpy(s->name, sizeof s->name, pg_val(r, 0, 3));
-    s->size = pg_i64(r, 0, 4);
-    cpy(s->mime, sizeof s->mime, pg_val(r, 0, 5));
-    cpy(s->declared, sizeof s->declared, pg_val(r, 0, 6));
-    s->chunk_size = pg_i64(r, 0, 7);
-    s->chunk_count = (int)pg_i64(r, 0, 8);
-    cpy(s->key, sizeof s->key, pg_val(r, 0, 9));
-    cpy(s->upload_id, sizeof s->upload_id, pg_val(r, 0, 10));
-    cpy(s->pop_nonce, sizeof s->pop_nonce, pg_val(r, 0, 11));
-    cpy(s->pop_ranges, sizeof s->pop_ranges, pg_val(r, 0, 12));
-    cpy(s->image_id, sizeof s->image_id, pg_val(r, 0, 13));
-    s->dedup = pg_val(r, 0, 14)[0] == 't';
-    cpy(s->error_code, sizeof s->error_code, pg_val(r, 0, 15));
-    cpy(s->error_msg, sizeof s->error_msg, pg_val(r, 0, 16));
-    s->expires = pg_i64(r, 0, 17);
-    s->expired = pg_val(r, 0, 18)[0] == 't';
-    cpy(s->hash, sizeof s->hash, pg_val(r, 0, 19));
-    cpy(s->lease, sizeof s->lease, pg_val(r, 0, 20));
 }
 
 /* Runs a statement that returns one session row: 1 found (s filled), 0 none, -1 failed
  * (answered). */
 static int sess_query(struct api_call *c, const char *stmt, int n, const char *const *p,
-                      struct sess *s)
+                      struct upload_row *s)
 {
     char err[ERR_MAX];
     PGresult *r;
@@ -104,13 +58,13 @@ static int sess_query(struct api_call *c, const char *stmt, int n, const char *c
     }
     found = PQntuples(r) > 0;
     if (found)
-        sess_load(r, s);
+        upload_row_load(r, 0, s);
     PQclear(r);
     return found;
 }
 
 /* The caller's session from the {id} route parameter; answers 404 and returns -1 if none. */
-static int sess_get(struct api_call *c, struct sess *s)
+static int sess_get(struct api_call *c, struct upload_row *s)
 {
     const char *id = api_param_uuid(c, "id");
     const char *p[2] = {id, c->user.sub};
@@ -124,7 +78,7 @@ static int sess_get(struct api_call *c, struct sess *s)
     return rc == 1 ? 0 : -1;
 }
 
-static const char *public_status(const struct sess *s)
+static const char *public_status(const struct upload_row *s)
 {
     return s->expired && !strcmp(s->status, "uploading") ? "expired" : s->status;
 }
@@ -137,7 +91,7 @@ static void add_time(cJSON *o, const char *name, time_t t)
     cJSON_AddStringToObject(o, name, ts);
 }
 
-static cJSON *sess_json(const struct sess *s)
+static cJSON *sess_json(const struct upload_row *s)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -251,7 +205,7 @@ static int make_challenge(struct api_call *c, const struct create_req *q, char n
     return 1;
 }
 
-static cJSON *create_json(const struct sess *s)
+static cJSON *create_json(const struct upload_row *s)
 {
     cJSON *o = sess_json(s), *ch, *ranges;
 
@@ -282,7 +236,7 @@ static int idem_key_ok(const char *k)
 static void create_replay(struct api_call *c, const struct create_req *q, const char *key)
 {
     const char *p[2] = {c->user.sub, key};
-    struct sess s;
+    struct upload_row s;
     int rc = sess_query(c, "session_by_idem", 2, p, &s);
 
     if (rc < 0)
@@ -299,7 +253,7 @@ static void create_replay(struct api_call *c, const struct create_req *q, const 
 }
 
 static int session_insert(struct api_call *c, const struct create_req *q, const char *idem,
-                          struct sess *s)
+                          struct upload_row *s)
 {
     struct upload_plan plan;
     char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24], nonce[33] = "", ranges[512] = "";
@@ -330,7 +284,7 @@ void upload_create(struct api_call *c)
     const char *p[1] = {c->user.sub};
     char err[ERR_MAX];
     struct create_req q = {0};
-    struct sess s;
+    struct upload_row s;
     cJSON *body = api_body(c);
     PGresult *r;
     int rc;
@@ -360,7 +314,7 @@ done:
 /* ---- GET /uploads/{id} ---- */
 
 /* Parts present in storage with the right size, as 0-based chunk numbers. */
-static cJSON *uploaded_chunks(const struct sess *s, const struct s3_part *parts, int n)
+static cJSON *uploaded_chunks(const struct upload_row *s, const struct s3_part *parts, int n)
 {
     cJSON *a = cJSON_CreateArray();
 
@@ -376,7 +330,7 @@ void upload_status(struct api_call *c)
 {
     struct s3_part *parts = NULL;
     char err[ERR_MAX];
-    struct sess s;
+    struct upload_row s;
     cJSON *o;
     int n = 0, rc = S3_OK;
 
@@ -395,7 +349,7 @@ void upload_status(struct api_call *c)
 /* ---- chunk URLs ---- */
 
 /* Answers and returns -1 unless the session accepts chunks. */
-static int sess_open(struct api_call *c, const struct sess *s)
+static int sess_open(struct api_call *c, const struct upload_row *s)
 {
     if (!strcmp(s->status, "uploading") && !s->expired)
         return 0;
@@ -407,7 +361,7 @@ static int sess_open(struct api_call *c, const struct sess *s)
 }
 
 /* Creates the multipart upload on first use (a proof of possession needs none). */
-static int ensure_multipart(struct api_call *c, struct sess *s)
+static int ensure_multipart(struct api_call *c, struct upload_row *s)
 {
     char err[ERR_MAX], uid[512];
     const char *p[3] = {s->id, c->user.sub, uid};
@@ -426,7 +380,7 @@ static int ensure_multipart(struct api_call *c, struct sess *s)
     won = PQntuples(r) == 1;
     PQclear(r);
     if (won)
-        return cpy(s->upload_id, sizeof s->upload_id, uid), 0;
+        return util_strlcpy(s->upload_id, sizeof s->upload_id, uid), 0;
     if (s3_abort_multipart(c->t->s3, s->key, uid, err) == S3_ERR) /* a concurrent call won */
         log_warn(c->rid, "s3_abort_failed", err, "key", s->key);
     if (sess_get(c, s) < 0 || sess_open(c, s) < 0)
@@ -434,7 +388,7 @@ static int ensure_multipart(struct api_call *c, struct sess *s)
     return s->upload_id[0] ? 0 : (api_error(c, 409, "conflict", "retry"), -1);
 }
 
-static int presign_chunk(struct api_call *c, const struct sess *s, int chunk, buf *url)
+static int presign_chunk(struct api_call *c, const struct upload_row *s, int chunk, buf *url)
 {
     char err[ERR_MAX];
 
@@ -448,7 +402,7 @@ static int presign_chunk(struct api_call *c, const struct sess *s, int chunk, bu
 }
 
 /* Validated chunk numbers of the body into out (count in *n); answers 400 on bad input. */
-static int parse_chunk_numbers(struct api_call *c, const cJSON *body, const struct sess *s,
+static int parse_chunk_numbers(struct api_call *c, const cJSON *body, const struct upload_row *s,
                                int **out, int *n)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "chunk_numbers"), *it;
@@ -477,7 +431,7 @@ static int parse_chunk_numbers(struct api_call *c, const cJSON *body, const stru
     return 0;
 }
 
-static cJSON *urls_json(struct api_call *c, const struct sess *s, const int *chunks, int n)
+static cJSON *urls_json(struct api_call *c, const struct upload_row *s, const int *chunks, int n)
 {
     cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "urls");
     long ttl = (long)c->api->cfg->part_url_ttl;
@@ -506,7 +460,7 @@ static cJSON *urls_json(struct api_call *c, const struct sess *s, const int *chu
 void upload_part_urls(struct api_call *c)
 {
     int *chunks = NULL, n = 0;
-    struct sess s;
+    struct upload_row s;
     cJSON *body = api_body(c), *o;
 
     if (!body)
@@ -524,7 +478,7 @@ done:
 void upload_part_redirect(struct api_call *c)
 {
     const char *ns = route_param(&c->params, "n");
-    struct sess s;
+    struct upload_row s;
     buf url = {0};
     char *end;
     long n = ns ? strtol(ns, &end, 10) : -1;
@@ -552,7 +506,7 @@ void upload_abort(struct api_call *c)
     const char *id = api_param_uuid(c, "id");
     const char *p[2] = {id, c->user.sub};
     char err[ERR_MAX], uid[512] = "", key[64] = "";
-    struct sess s;
+    struct upload_row s;
     PGresult *r;
     cJSON *o;
 
@@ -561,7 +515,8 @@ void upload_abort(struct api_call *c)
     if (!(r = pg_exec(c->db, "session_abort", 2, p, err)))
         return api_db_fail(c, "session_abort", err);
     if (PQntuples(r) == 1)
-        cpy(uid, sizeof uid, pg_val(r, 0, 0)), cpy(key, sizeof key, pg_val(r, 0, 1));
+        util_strlcpy(uid, sizeof uid, pg_val(r, 0, 0)),
+            util_strlcpy(key, sizeof key, pg_val(r, 0, 1));
     PQclear(r);
     if (!key[0]) {
         if (sess_get(c, &s) < 0)
@@ -581,14 +536,8 @@ void upload_abort(struct api_call *c)
 
 /* ---- completion ---- */
 
-static void outcome_set(struct outcome *o, int status, const char *code, const char *msg)
-{
-    o->status = status;
-    cpy(o->code, sizeof o->code, code);
-    cpy(o->msg, sizeof o->msg, msg);
-}
-
-static void respond_outcome(struct api_call *c, const struct sess *s, const struct outcome *o)
+static void respond_outcome(struct api_call *c, const struct upload_row *s,
+                            const struct upload_outcome *o)
 {
     cJSON *j;
 
@@ -607,154 +556,10 @@ static void respond_outcome(struct api_call *c, const struct sess *s, const stru
     http_respond_json(c->req, o->status, j);
 }
 
-/* Runs one statement of the session's lease; 0 or -1 with err. */
-static int lease_stmt(pg_conn *db, const char *stmt, const struct sess *s, const char *a,
-                      const char *b, char *err)
-{
-    const char *p[4] = {s->id, s->lease, a, b};
-    int n = !strcmp(stmt, "session_fail") ? 4 : 2;
-    PGresult *r = pg_exec(db, stmt, n, p, err);
-
-    PQclear(r);
-    return r ? 0 : -1;
-}
-
-/* Puts a claimed session back to 'uploading' after a transient failure or missing chunks. */
-static void unclaim(pg_conn *db, const struct sess *s, const char *rid)
-{
-    char err[ERR_MAX];
-
-    if (lease_stmt(db, "session_unclaim", s, NULL, NULL, err) < 0)
-        log_warn(rid, "unclaim_failed", err, "upload_session_id", s->id);
-}
-
-/* The transaction that makes the image: blob (new or +1), session, image, change log and
- * outbox. pop: the content exists and the client proved possession (no object of ours). */
-static int commit_image(pg_conn *db, struct api *api, const struct sess *s, const char *hash,
-                        int pop, struct outcome *o, char *err)
-{
-    char size[24], image_id[37], path[512];
-    const char *p[9] = {hash, pop ? size : s->key, size};
-    PGresult *r = NULL;
-    int dedup;
-
-    snprintf(size, sizeof size, "%lld", s->size);
-    if (util_uuid(image_id) < 0 || pg_tx_begin(db, err) < 0)
-        return -1;
-    if (!(r = pg_exec(db, pop ? "blob_ref" : "blob_upsert", pop ? 2 : 3, p, err)))
-        goto fail;
-    if (PQntuples(r) != 1) {
-        pg_tx_rollback(db);
-        PQclear(r);
-        outcome_set(o, 409, "dedup_unavailable", "the content is gone; upload it instead");
-        return 0;
-    }
-    cpy(path, sizeof path, pg_val(r, 0, 0));
-    dedup = strcmp(path, s->key) != 0;
-    PQclear(r);
-    p[0] = s->id, p[1] = s->lease, p[2] = hash, p[3] = image_id, p[4] = dedup ? "t" : "f";
-    if (!(r = pg_exec(db, "session_complete", 5, p, err)))
-        goto fail;
-    if (atoi(PQcmdTuples(r)) != 1) {
-        pg_tx_rollback(db);
-        PQclear(r);
-        outcome_set(o, 409, "conflict", "another completion took this session over");
-        return 0;
-    }
-    PQclear(r);
-    p[0] = image_id, p[1] = s->owner, p[2] = hash, p[3] = s->id, p[4] = s->name;
-    p[5] = size, p[6] = s->mime, p[7] = api->cfg->upload_topic, p[8] = path;
-    if (!(r = pg_exec(db, "image_insert", 9, p, err)) || pg_tx_commit(db, err) < 0)
-        goto fail;
-    PQclear(r);
-    outcome_set(o, 200, "completed", "");
-    cpy(o->image_id, sizeof o->image_id, image_id);
-    cpy(o->hash, sizeof o->hash, hash);
-    o->dedup = dedup;
-    return 0;
-fail:
-    PQclear(r);
-    pg_tx_rollback(db);
-    return -1;
-}
-
-static int sha_sink(const void *data, size_t len, void *ud)
-{
-    return EVP_DigestUpdate(ud, data, len) == 1 ? 0 : -1;
-}
-
-/* Streams [off, off+len) (len < 0: all) of key into ctx. */
-static int hash_object(s3_client *s3, const char *key, long long off, long long len,
-                       EVP_MD_CTX *ctx, char *err)
-{
-    return s3_get_object(s3, key, off, len, sha_sink, ctx, err);
-}
-
-static int sha256_object(s3_client *s3, const char *key, char hex[65], char *err)
-{
-    unsigned char md[32];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int rc = -1;
-
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-        hash_object(s3, key, 0, -1, ctx, err) == S3_OK && EVP_DigestFinal_ex(ctx, md, NULL) == 1) {
-        util_hex(md, 32, hex);
-        rc = 0;
-    }
-    EVP_MD_CTX_free(ctx);
-    return rc;
-}
-
-/* Marks the session failed for a permanent reason and removes its object. */
-static void fail_upload(pg_conn *db, s3_client *s3, const struct sess *s, struct outcome *o,
-                        int status, const char *code, const char *msg)
-{
-    char err[ERR_MAX];
-
-    outcome_set(o, status, code, msg);
-    if (lease_stmt(db, "session_fail", s, code, msg, err) < 0)
-        log_warn(NULL, "session_fail_failed", err, "upload_session_id", s->id);
-    else if (s3_delete_object(s3, s->key, err) != S3_OK)
-        log_warn(NULL, "s3_delete_failed", err, "key", s->key);
-}
-
-/* Assembles (unless already assembled), verifies and commits a claimed session. On a
- * transient failure the session goes back to 'uploading' and the outcome is 503. */
-static void finish(pg_conn *db, struct api_tctx *t, const struct sess *s,
-                   const struct s3_part *parts, int n, struct outcome *o, const char *rid)
-{
-    struct s3_object obj;
-    char err[ERR_MAX] = "", hash[65];
-    int rc;
-
-    rc = parts ? s3_complete_multipart(t->s3, s->key, s->upload_id, parts, n, err) : S3_OK;
-    if (rc == S3_OK || rc == S3_NOTFOUND)
-        rc = s3_head_object(t->s3, s->key, &obj, err);
-    if (rc == S3_NOTFOUND)
-        return fail_upload(db, t->s3, s, o, 409, "upload_lost", "the uploaded parts are gone");
-    if (rc != S3_OK || sha256_object(t->s3, s->key, hash, err) < 0)
-        goto transient;
-    if (obj.size != s->size)
-        return fail_upload(db, t->s3, s, o, 422, "size_mismatch", "stored size differs");
-    if (s->declared[0] && strcmp(hash, s->declared))
-        return fail_upload(db, t->s3, s, o, 422, "sha256_mismatch",
-                           "the uploaded bytes do not match the declared sha256");
-    if (commit_image(db, t->api, s, hash, 0, o, err) < 0)
-        goto transient;
-    if (o->status == 200 && o->dedup && s3_delete_object(t->s3, s->key, err) != S3_OK)
-        log_warn(rid, "s3_delete_failed", err, "key", s->key); /* reconciler: orphan */
-    log_info(rid, "upload_completed", o->status == 200 ? "committed" : o->code, "upload_session_id",
-             s->id, "image_id", o->image_id, "deduplicated", o->dedup ? "true" : "false");
-    return;
-transient:
-    log_error(rid, "complete_failed", err, "upload_session_id", s->id);
-    outcome_set(o, 503, "unavailable", "storage or database unavailable; retry complete");
-    unclaim(db, s, rid);
-}
-
 /* ListParts: every chunk present with its exact size. 1 ok (parts set), 2 already
  * assembled (a retry after the multipart upload was completed), 0/-1 answered. */
-static int check_parts(struct api_call *c, const struct sess *s, struct s3_part **parts, int *n)
+static int check_parts(struct api_call *c, const struct upload_row *s, struct s3_part **parts,
+                       int *n)
 {
     char err[ERR_MAX];
     struct s3_object obj;
@@ -764,7 +569,7 @@ static int check_parts(struct api_call *c, const struct sess *s, struct s3_part 
     if (s->upload_id[0])
         rc = s3_list_parts(c->t->s3, s->key, s->upload_id, parts, n, err);
     if (rc == S3_ERR)
-        return unclaim(c->db, s, c->rid), api_s3_fail(c, "list_parts", err), -1;
+        return finalize_unclaim(c->db, s, c->rid), api_s3_fail(c, "list_parts", err), -1;
     if (rc == S3_NOTFOUND && s->upload_id[0] &&
         s3_head_object(c->t->s3, s->key, &obj, err) == S3_OK && obj.size == s->size)
         return 2;
@@ -777,7 +582,7 @@ static int check_parts(struct api_call *c, const struct sess *s, struct s3_part 
     }
     if (!missing)
         return cJSON_Delete(list), 1;
-    unclaim(c->db, s, c->rid);
+    finalize_unclaim(c->db, s, c->rid);
     e = cJSON_CreateObject();
     cJSON *inner = cJSON_AddObjectToObject(e, "error");
     cJSON_AddStringToObject(inner, "code", "chunks_missing");
@@ -787,8 +592,8 @@ static int check_parts(struct api_call *c, const struct sess *s, struct s3_part 
     return 0;
 }
 
-static void record_chunks(struct api_call *c, const struct sess *s, const struct s3_part *parts,
-                          int n)
+static void record_chunks(struct api_call *c, const struct upload_row *s,
+                          const struct s3_part *parts, int n)
 {
     cJSON *a = cJSON_CreateArray();
     char err[ERR_MAX], *json;
@@ -813,7 +618,7 @@ static void record_chunks(struct api_call *c, const struct sess *s, const struct
 
 /* A large upload verified in the background; the client polls GET /uploads/{id}. */
 struct verify_job {
-    struct sess s;
+    struct upload_row s;
     struct s3_part *parts;
     int n;
     char rid[65];
@@ -823,12 +628,12 @@ static void verify_run(void *arg, void *tctx)
 {
     struct verify_job *j = arg;
     struct api_tctx *t = tctx;
-    struct outcome o = {0};
+    struct upload_outcome o = {0};
     char err[ERR_MAX];
     pg_conn *db = pg_acquire(t->api->pg, 30, err);
 
     if (db)
-        finish(db, t, &j->s, j->parts, j->n, &o, j->rid);
+        finalize_upload(db, t->s3, &j->s, j->parts, j->n, t->api->cfg->upload_topic, &o, j->rid);
     else
         log_error(j->rid, "verify_failed", err, "upload_session_id", j->s.id);
     pg_release(db);
@@ -836,32 +641,32 @@ static void verify_run(void *arg, void *tctx)
     free(j);
 }
 
-static void verify_async(struct api_call *c, struct sess *s, struct s3_part *parts, int n)
+static void verify_async(struct api_call *c, struct upload_row *s, struct s3_part *parts, int n)
 {
     struct verify_job *j = calloc(1, sizeof *j);
-    struct outcome o = {.status = 202};
+    struct upload_outcome o = {.status = 202};
     char err[ERR_MAX];
 
-    if (!j || lease_stmt(c->db, "session_verifying", s, NULL, NULL, err) < 0) {
+    if (!j || finalize_set_verifying(c->db, s, err) < 0) {
         free(j), free(parts);
-        unclaim(c->db, s, c->rid);
+        finalize_unclaim(c->db, s, c->rid);
         return api_error(c, 503, "unavailable", "retry complete");
     }
     j->s = *s, j->parts = parts, j->n = n;
-    cpy(j->rid, sizeof j->rid, c->rid);
+    util_strlcpy(j->rid, sizeof j->rid, c->rid);
     if (pool_submit(c->api->jobs, verify_run, j) < 0) {
         free(j->parts), free(j);
-        unclaim(c->db, s, c->rid);
+        finalize_unclaim(c->db, s, c->rid);
         return api_error(c, 503, "busy", "too many verifications in progress; retry");
     }
-    cpy(o.code, sizeof o.code, "verifying");
+    util_strlcpy(o.code, sizeof o.code, "verifying");
     respond_outcome(c, s, &o);
 }
 
-static void run_claimed(struct api_call *c, struct sess *s)
+static void run_claimed(struct api_call *c, struct upload_row *s)
 {
     struct s3_part *parts = NULL;
-    struct outcome o = {0};
+    struct upload_outcome o = {0};
     int n = 0, rc = check_parts(c, s, &parts, &n);
 
     if (rc <= 0)
@@ -872,19 +677,19 @@ static void run_claimed(struct api_call *c, struct sess *s)
         free(parts), parts = NULL, n = 0;
     if (s->size >= c->api->cfg->verify_async_threshold)
         return verify_async(c, s, parts, n);
-    finish(c->db, c->t, s, parts, n, &o, c->rid);
+    finalize_upload(c->db, c->t->s3, s, parts, n, c->api->cfg->upload_topic, &o, c->rid);
     free(parts);
     respond_outcome(c, s, &o);
 }
 
 /* Answers for a session nobody can claim; 0 if it is still being completed elsewhere. */
-static int respond_settled(struct api_call *c, const struct sess *s)
+static int respond_settled(struct api_call *c, const struct upload_row *s)
 {
-    struct outcome o = {.status = 200, .dedup = s->dedup};
+    struct upload_outcome o = {.status = 200, .dedup = s->dedup};
 
     if (!strcmp(s->status, "completed")) {
-        cpy(o.image_id, sizeof o.image_id, s->image_id);
-        cpy(o.hash, sizeof o.hash, s->hash);
+        util_strlcpy(o.image_id, sizeof o.image_id, s->image_id);
+        util_strlcpy(o.hash, sizeof o.hash, s->hash);
         return respond_outcome(c, s, &o), 1;
     }
     if (!strcmp(s->status, "failed"))
@@ -900,7 +705,7 @@ static int respond_settled(struct api_call *c, const struct sess *s)
 
 /* Tries to take the session's completion lease: 1 taken, 0 not (s holds the current row),
  * -1 answered. */
-static int claim(struct api_call *c, struct sess *s)
+static int claim(struct api_call *c, struct upload_row *s)
 {
     const char *id = api_param_uuid(c, "id");
     char lease[37], secs[24];
@@ -919,8 +724,8 @@ static int claim(struct api_call *c, struct sess *s)
 void upload_complete(struct api_call *c)
 {
     double deadline = util_now_mono() + c->api->cfg->complete_wait;
-    struct outcome o = {.status = 202};
-    struct sess s;
+    struct upload_outcome o = {.status = 202};
+    struct upload_row s;
 
     for (;;) {
         int rc = claim(c, &s);
@@ -934,7 +739,7 @@ void upload_complete(struct api_call *c)
             break;
         usleep(WAIT_STEP_US); /* another request is completing it: wait for its result */
     }
-    cpy(o.code, sizeof o.code, s.status);
+    util_strlcpy(o.code, sizeof o.code, s.status);
     respond_outcome(c, &s, &o);
 }
 
@@ -956,7 +761,7 @@ static int expected_proof(s3_client *s3, const char *key, const char *nonce, con
     {
         long long off = (long long)cJSON_GetObjectItem(it, "offset")->valuedouble;
         long long len = (long long)cJSON_GetObjectItem(it, "length")->valuedouble;
-        if (hash_object(s3, key, off, len, ctx, err) != S3_OK)
+        if (finalize_hash(s3, key, off, len, ctx, err) != S3_OK)
             goto fail;
     }
     if (EVP_DigestFinal_ex(ctx, md, NULL) == 1)
@@ -968,7 +773,7 @@ fail:
 }
 
 /* Consumes the session's challenge (one attempt only). 0, or -1 answered. */
-static int take_challenge(struct api_call *c, struct sess *s, char *nonce, char *ranges,
+static int take_challenge(struct api_call *c, struct upload_row *s, char *nonce, char *ranges,
                           size_t rlen)
 {
     const char *p[2] = {s->id, c->user.sub};
@@ -980,7 +785,7 @@ static int take_challenge(struct api_call *c, struct sess *s, char *nonce, char 
         return api_db_fail(c, "session_take_challenge", err), -1;
     ok = PQntuples(r) == 1;
     if (ok)
-        cpy(nonce, 65, pg_val(r, 0, 0)), cpy(ranges, rlen, pg_val(r, 0, 1));
+        util_strlcpy(nonce, 65, pg_val(r, 0, 0)), util_strlcpy(ranges, rlen, pg_val(r, 0, 1));
     PQclear(r);
     if (!ok && sess_open(c, s) == 0)
         api_error(c, 409, "no_challenge",
@@ -991,7 +796,7 @@ static int take_challenge(struct api_call *c, struct sess *s, char *nonce, char 
 
 /* Checks the proof against the stored blob: 1 right, 0 wrong or content gone (answered),
  * -1 failed (answered). */
-static int check_proof(struct api_call *c, const struct sess *s, const char *proof,
+static int check_proof(struct api_call *c, const struct upload_row *s, const char *proof,
                        const char *nonce, const char *ranges)
 {
     const char *p[1] = {s->declared};
@@ -1004,7 +809,7 @@ static int check_proof(struct api_call *c, const struct sess *s, const char *pro
         PQclear(r);
         return api_error(c, 409, "dedup_unavailable", "the content is gone; upload it"), 0;
     }
-    cpy(key, sizeof key, pg_val(r, 0, 0));
+    util_strlcpy(key, sizeof key, pg_val(r, 0, 0));
     PQclear(r);
     if (expected_proof(c->t->s3, key, nonce, ranges, want, err) < 0)
         return api_s3_fail(c, "proof_read", err), -1;
@@ -1019,8 +824,8 @@ void upload_proof(struct api_call *c)
 {
     char nonce[65], ranges[512], proof[65] = "", err[ERR_MAX];
     const char *v = NULL, *jerr = NULL;
-    struct outcome o = {0};
-    struct sess s;
+    struct upload_outcome o = {0};
+    struct upload_row s;
     cJSON *body = api_body(c);
     int rc;
 
@@ -1041,13 +846,13 @@ void upload_proof(struct api_call *c)
         api_error(c, 409, "conflict", "the session is being completed");
     if (rc != 1)
         goto done;
-    if (commit_image(c->db, c->api, &s, s.declared, 1, &o, err) < 0) {
-        unclaim(c->db, &s, c->rid);
+    if (finalize_commit(c->db, &s, s.declared, 1, c->api->cfg->upload_topic, &o, err) < 0) {
+        finalize_unclaim(c->db, &s, c->rid);
         api_db_fail(c, "commit_image", err);
         goto done;
     }
     if (o.status != 200)
-        unclaim(c->db, &s, c->rid);
+        finalize_unclaim(c->db, &s, c->rid);
     respond_outcome(c, &s, &o);
 done:
     cJSON_Delete(body);

@@ -1,0 +1,237 @@
+/* finalize: assembles, hashes, verifies and commits an upload (blob or ref_count + 1,
+ * image, change log, outbox) for the API's complete route and the reconciler's repairs. */
+#include "finalize.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char SQL_UNCLAIM[] =
+    "UPDATE upload_sessions SET status = 'uploading', lease_token = NULL, lease_until = NULL,"
+    " updated_at = now() WHERE upload_session_id = $1 AND lease_token = $2";
+
+static const char SQL_VERIFYING[] =
+    "UPDATE upload_sessions SET status = 'verifying', updated_at = now()"
+    " WHERE upload_session_id = $1 AND lease_token = $2";
+
+static const char SQL_FAIL[] =
+    "UPDATE upload_sessions SET status = 'failed', error_code = $3, error_message = $4,"
+    " lease_token = NULL, lease_until = NULL, updated_at = now()"
+    " WHERE upload_session_id = $1 AND lease_token = $2";
+
+static const char SQL_COMPLETE[] =
+    "UPDATE upload_sessions SET status = 'completed', content_hash = $3, image_id = $4,"
+    " deduplicated = $5, lease_token = NULL, lease_until = NULL, pop_nonce = NULL,"
+    " pop_ranges = NULL, updated_at = now()"
+    " WHERE upload_session_id = $1 AND lease_token = $2"
+    " AND status IN ('completing', 'verifying')";
+
+static const char SQL_BLOB_UPSERT[] =
+    "INSERT INTO blobs (content_hash, storage_path, size, ref_count) VALUES ($1, $2, $3, 1)"
+    " ON CONFLICT (content_hash) DO UPDATE SET ref_count = blobs.ref_count + 1,"
+    " updated_at = now() RETURNING storage_path";
+
+static const char SQL_BLOB_REF[] = "UPDATE blobs SET ref_count = ref_count + 1, updated_at = now()"
+                                   " WHERE content_hash = $1 AND size = $2 RETURNING storage_path";
+
+static const char SQL_IMAGE[] =
+    "WITH i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id,"
+    " name, size, mime_type) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    " RETURNING image_id, owner_id, content_hash, size, mime_type, created_at),"
+    " c AS (INSERT INTO change_log (user_id, image_id, kind)"
+    " SELECT owner_id, image_id, 'added' FROM i)"
+    " INSERT INTO outbox (topic, msg_key, payload)"
+    " SELECT $8, content_hash, jsonb_build_object('version', 1, 'type', 'image.uploaded',"
+    " 'image_id', image_id, 'owner_id', owner_id, 'content_hash', content_hash,"
+    " 'storage_path', $9::text, 'size', size, 'mime_type', mime_type,"
+    " 'occurred_at', created_at) FROM i";
+
+void upload_row_load(const PGresult *r, int row, struct upload_row *s)
+{
+    memset(s, 0, sizeof *s);
+    util_strlcpy(s->id, sizeof s->id, pg_val(r, row, 0));
+    util_strlcpy(s->owner, sizeof s->owner, pg_val(r, row, 1));
+    util_strlcpy(s->status, sizeof s->status, pg_val(r, row, 2));
+    util_strlcpy(s->name, sizeof s->name, pg_val(r, row, 3));
+    s->size = pg_i64(r, row, 4);
+    util_strlcpy(s->mime, sizeof s->mime, pg_val(r, row, 5));
+    util_strlcpy(s->declared, sizeof s->declared, pg_val(r, row, 6));
+    s->chunk_size = pg_i64(r, row, 7);
+    s->chunk_count = (int)pg_i64(r, row, 8);
+    util_strlcpy(s->key, sizeof s->key, pg_val(r, row, 9));
+    util_strlcpy(s->upload_id, sizeof s->upload_id, pg_val(r, row, 10));
+    util_strlcpy(s->pop_nonce, sizeof s->pop_nonce, pg_val(r, row, 11));
+    util_strlcpy(s->pop_ranges, sizeof s->pop_ranges, pg_val(r, row, 12));
+    util_strlcpy(s->image_id, sizeof s->image_id, pg_val(r, row, 13));
+    s->dedup = pg_val(r, row, 14)[0] == 't';
+    util_strlcpy(s->error_code, sizeof s->error_code, pg_val(r, row, 15));
+    util_strlcpy(s->error_msg, sizeof s->error_msg, pg_val(r, row, 16));
+    s->expires = pg_i64(r, row, 17);
+    s->expired = pg_val(r, row, 18)[0] == 't';
+    util_strlcpy(s->hash, sizeof s->hash, pg_val(r, row, 19));
+    util_strlcpy(s->lease, sizeof s->lease, pg_val(r, row, 20));
+}
+
+void finalize_outcome(struct upload_outcome *o, int status, const char *code, const char *msg)
+{
+    o->status = status;
+    util_strlcpy(o->code, sizeof o->code, code);
+    util_strlcpy(o->msg, sizeof o->msg, msg);
+}
+
+/* Runs one statement of the session's lease; 0 or -1 with err. */
+static int lease_stmt(pg_conn *db, const char *stmt, const struct upload_row *s, const char *a,
+                      const char *b, char *err)
+{
+    const char *p[4] = {s->id, s->lease, a, b};
+    int n = stmt == SQL_FAIL ? 4 : 2;
+    PGresult *r = pg_query(db, stmt, n, p, err);
+
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+/* Puts a claimed session back to 'uploading' after a transient failure or missing chunks. */
+void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid)
+{
+    char err[ERR_MAX];
+
+    if (lease_stmt(db, SQL_UNCLAIM, s, NULL, NULL, err) < 0)
+        log_warn(rid, "unclaim_failed", err, "upload_session_id", s->id);
+}
+
+/* The transaction that makes the image: blob (new or +1), session, image, change log and
+ * outbox. pop: the content exists and the client proved possession (no object of ours). */
+int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, int pop,
+                    const char *topic, struct upload_outcome *o, char *err)
+{
+    char size[24], image_id[37], path[512];
+    const char *p[9] = {hash, pop ? size : s->key, size};
+    PGresult *r = NULL;
+    int dedup;
+
+    snprintf(size, sizeof size, "%lld", s->size);
+    if (util_uuid(image_id) < 0 || pg_tx_begin(db, err) < 0)
+        return -1;
+    if (!(r = pg_query(db, pop ? SQL_BLOB_REF : SQL_BLOB_UPSERT, pop ? 2 : 3, p, err)))
+        goto fail;
+    if (PQntuples(r) != 1) {
+        pg_tx_rollback(db);
+        PQclear(r);
+        finalize_outcome(o, 409, "dedup_unavailable", "the content is gone; upload it instead");
+        return 0;
+    }
+    util_strlcpy(path, sizeof path, pg_val(r, 0, 0));
+    dedup = strcmp(path, s->key) != 0;
+    PQclear(r);
+    p[0] = s->id, p[1] = s->lease, p[2] = hash, p[3] = image_id, p[4] = dedup ? "t" : "f";
+    if (!(r = pg_query(db, SQL_COMPLETE, 5, p, err)))
+        goto fail;
+    if (atoi(PQcmdTuples(r)) != 1) {
+        pg_tx_rollback(db);
+        PQclear(r);
+        finalize_outcome(o, 409, "conflict", "another completion took this session over");
+        return 0;
+    }
+    PQclear(r);
+    p[0] = image_id, p[1] = s->owner, p[2] = hash, p[3] = s->id, p[4] = s->name;
+    p[5] = size, p[6] = s->mime, p[7] = topic, p[8] = path;
+    if (!(r = pg_query(db, SQL_IMAGE, 9, p, err)) || pg_tx_commit(db, err) < 0)
+        goto fail;
+    PQclear(r);
+    finalize_outcome(o, 200, "completed", "");
+    util_strlcpy(o->image_id, sizeof o->image_id, image_id);
+    util_strlcpy(o->hash, sizeof o->hash, hash);
+    o->dedup = dedup;
+    return 0;
+fail:
+    PQclear(r);
+    pg_tx_rollback(db);
+    return -1;
+}
+
+static int sha_sink(const void *data, size_t len, void *ud)
+{
+    return EVP_DigestUpdate(ud, data, len) == 1 ? 0 : -1;
+}
+
+/* Streams [off, off+len) (len < 0: all) of key into ctx. */
+int finalize_hash(s3_client *s3, const char *key, long long off, long long len, void *ctx,
+                  char *err)
+{
+    return s3_get_object(s3, key, off, len, sha_sink, ctx, err);
+}
+
+static int sha256_object(s3_client *s3, const char *key, char hex[65], char *err)
+{
+    unsigned char md[32];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = -1;
+
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+        finalize_hash(s3, key, 0, -1, ctx, err) == S3_OK &&
+        EVP_DigestFinal_ex(ctx, md, NULL) == 1) {
+        util_hex(md, 32, hex);
+        rc = 0;
+    }
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+/* Marks the session failed for a permanent reason and removes its object. */
+static void fail_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
+                        struct upload_outcome *o, int status, const char *code, const char *msg)
+{
+    char err[ERR_MAX];
+
+    finalize_outcome(o, status, code, msg);
+    if (lease_stmt(db, SQL_FAIL, s, code, msg, err) < 0)
+        log_warn(NULL, "session_fail_failed", err, "upload_session_id", s->id);
+    else if (s3_delete_object(s3, s->key, err) != S3_OK)
+        log_warn(NULL, "s3_delete_failed", err, "key", s->key);
+}
+
+/* Assembles (unless already assembled), verifies and commits a claimed session. On a
+ * transient failure the session goes back to 'uploading' and the outcome is 503. */
+void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
+                     const struct s3_part *parts, int n, const char *topic,
+                     struct upload_outcome *o, const char *rid)
+{
+    struct s3_object obj;
+    char err[ERR_MAX] = "", hash[65];
+    int rc;
+
+    rc = parts ? s3_complete_multipart(s3, s->key, s->upload_id, parts, n, err) : S3_OK;
+    FAULT_POINT("complete_after_s3");
+    if (rc == S3_OK || rc == S3_NOTFOUND)
+        rc = s3_head_object(s3, s->key, &obj, err);
+    if (rc == S3_NOTFOUND)
+        return fail_upload(db, s3, s, o, 409, "upload_lost", "the uploaded parts are gone");
+    if (rc != S3_OK || sha256_object(s3, s->key, hash, err) < 0)
+        goto transient;
+    if (obj.size != s->size)
+        return fail_upload(db, s3, s, o, 422, "size_mismatch", "stored size differs");
+    if (s->declared[0] && strcmp(hash, s->declared))
+        return fail_upload(db, s3, s, o, 422, "sha256_mismatch",
+                           "the uploaded bytes do not match the declared sha256");
+    if (finalize_commit(db, s, hash, 0, topic, o, err) < 0)
+        goto transient;
+    FAULT_POINT("complete_after_commit");
+    if (o->status == 200 && o->dedup && s3_delete_object(s3, s->key, err) != S3_OK)
+        log_warn(rid, "s3_delete_failed", err, "key", s->key); /* reconciler: orphan */
+    log_info(rid, "upload_completed", o->status == 200 ? "committed" : o->code, "upload_session_id",
+             s->id, "image_id", o->image_id, "deduplicated", o->dedup ? "true" : "false");
+    return;
+transient:
+    log_error(rid, "complete_failed", err, "upload_session_id", s->id);
+    finalize_outcome(o, 503, "unavailable", "storage or database unavailable; retry complete");
+    finalize_unclaim(db, s, rid);
+}
+
+int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err)
+{
+    return lease_stmt(db, SQL_VERIFYING, s, NULL, NULL, err);
+}
