@@ -34,6 +34,9 @@ API_LIBOBJ := $(filter-out %/main.o,$(API_OBJ))
 WORKER_SRC    := $(wildcard services/worker/*.c)
 WORKER_OBJ    := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 WORKER_LIBOBJ := $(filter-out %/main.o,$(WORKER_OBJ))
+REC_SRC       := $(wildcard services/reconciler/*.c)
+REC_OBJ       := $(REC_SRC:%.c=$(BUILD)/%.o)
+REC_LIBOBJ    := $(filter-out %/main.o,$(REC_OBJ))
 PIXCTL_SRC    := $(wildcard pixctl/*.c)
 PIXCTL_OBJ    := $(PIXCTL_SRC:%.c=$(BUILD)/%.o)
 PIXCTL_LIBOBJ := $(filter-out %/main.o,$(PIXCTL_OBJ))
@@ -46,6 +49,9 @@ TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BINS := $(BUILD)/pixplane-api $(BUILD)/pixplane-mock-kafka
 ifneq ($(WORKER_SRC),)
 BINS += $(BUILD)/pixplane-worker
+endif
+ifneq ($(REC_SRC),)
+BINS += $(BUILD)/pixplane-reconciler
 endif
 ifneq ($(PIXCTL_SRC),)
 BINS += $(BUILD)/pixctl
@@ -82,6 +88,9 @@ $(BUILD)/services/worker/%.o: services/worker/%.c $(wildcard common/*.h) $(wildc
 $(BUILD)/pixplane-worker: $(WORKER_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(LIBCOMMON) $(VIPS_LIBS) -lrdkafka $(LIBS)
 
+$(BUILD)/pixplane-reconciler: $(REC_OBJ) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $(REC_OBJ) $(LIBCOMMON) $(LIBS)
+
 $(BUILD)/pixctl: $(PIXCTL_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(PIXCTL_OBJ) $(LIBCOMMON) $(LIBS)
 
@@ -101,6 +110,10 @@ $(BUILD)/tests/unit/services/api/%: tests/unit/services/api/%.c $(API_LIBOBJ) $(
 $(BUILD)/tests/unit/services/worker/%: tests/unit/services/worker/%.c $(WORKER_LIBOBJ) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(VIPS_CFLAGS) -Iservices/worker $(LDFLAGS) -o $@ $< $(WORKER_LIBOBJ) $(LIBCOMMON) -lcmocka $(VIPS_LIBS) -lrdkafka $(LIBS)
+
+$(BUILD)/tests/unit/services/reconciler/%: tests/unit/services/reconciler/%.c $(REC_LIBOBJ) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iservices/reconciler $(LDFLAGS) -o $@ $< $(REC_LIBOBJ) $(LIBCOMMON) -lcmocka $(LIBS)
 
 $(BUILD)/tests/unit/pixctl/%: tests/unit/pixctl/%.c $(PIXCTL_LIBOBJ) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

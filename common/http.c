@@ -28,12 +28,13 @@
 #define HTTP_LINGER_MAX (1u << 20)
 #define HTTP_ACCEPT_BATCH 64
 #define HTTP_BACKLOG 4096
-#define HTTP_BATCH 64 /* requests handed to the pool per lock round */
+#define HTTP_BATCH 64                /* requests handed to the pool per lock round */
+#define HTTP_STREAM_MAX (256u << 10) /* default unsent bytes a stream may hold */
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* CS_HEAD also covers a fresh connection before its first byte (begun == 0). */
-enum conn_state { CS_IDLE, CS_HEAD, CS_BODY, CS_WORKER, CS_WRITING, CS_LINGER };
+enum conn_state { CS_IDLE, CS_HEAD, CS_BODY, CS_WORKER, CS_WRITING, CS_LINGER, CS_STREAM };
 
 /* The hand-back queue. Outlives the server while requests are still on workers. */
 struct http_hub {
@@ -69,6 +70,9 @@ struct http_req {
     char id[65];
     double start;
     int keep_alive, is_head, on_worker, failed;
+    http_stream_fn sopen, sclose; /* set by http_respond_stream */
+    void *sud;
+    size_t smax;
 };
 
 struct http_conn {
@@ -307,6 +311,8 @@ static void req_reset(http_req *r)
     r->method = NULL;
     r->id[0] = '\0';
     r->keep_alive = r->is_head = r->failed = 0;
+    r->sopen = r->sclose = NULL;
+    r->sud = NULL;
 }
 
 static void req_gen_id(http_server *s, http_req *r)
@@ -375,6 +381,19 @@ static int resp_build(http_req *r, int status, const char *ctype, const char *bo
 /* ---- hub: answered requests back to the loop ---- */
 
 /* Adaptive (briefly spinning) mutex: the lock is held for a few instructions only. */
+/* Removes the Content-Length line resp_build wrote (stream responses have none). */
+static void strip_length(buf *out)
+{
+    char *p = strstr(out->data, "Content-Length: ");
+    char *e = p ? strstr(p, "\r\n") : NULL;
+
+    if (!e)
+        return;
+    e += 2;
+    memmove(p, e, out->len - (size_t)(e - out->data) + 1);
+    out->len -= (size_t)(e - p);
+}
+
 static int mutex_init_adaptive(pthread_mutex_t *mu)
 {
     pthread_mutexattr_t a;
@@ -509,6 +528,11 @@ static void conn_close(struct http_conn *c)
 {
     http_server *s = c->s;
 
+    if (c->state == CS_STREAM && c->req->sclose) {
+        http_stream_fn fn = c->req->sclose;
+        c->req->sclose = NULL;
+        fn(c, c->req->sud);
+    }
     ev_io_stop(s->loop, &c->rio);
     ev_io_stop(s->loop, &c->wio);
     ev_timer_stop(s->loop, &c->tmr);
@@ -607,8 +631,9 @@ static int conn_done(struct http_conn *c)
 static int conn_flush(struct http_conn *c)
 {
     http_req *r = c->req;
-    size_t hl = c->state == CS_WRITING ? r->out.len : 0;
-    size_t total = hl + (c->state == CS_WRITING ? r->obody.len : 0);
+    int out = c->state == CS_WRITING || c->state == CS_STREAM;
+    size_t hl = out ? r->out.len : 0;
+    size_t total = hl + (out ? r->obody.len : 0);
     struct iovec iov[3];
     struct msghdr m = {.msg_iov = iov};
     ssize_t n;
@@ -642,6 +667,11 @@ static int conn_flush(struct http_conn *c)
     }
 done:
     ev_io_stop(c->s->loop, &c->wio);
+    if (c->state == CS_STREAM) { /* all sent: start the buffers over */
+        buf_reset(&r->out);
+        buf_reset(&r->obody);
+        c->wpos = 0;
+    }
     return c->state == CS_WRITING ? conn_done(c) : 0;
 }
 
@@ -721,8 +751,16 @@ static void resp_arrived(http_req *r)
         conn_close(c);
         return;
     }
-    c->state = CS_WRITING;
     c->wpos = 0;
+    if (r->sopen) {
+        c->state = CS_STREAM;
+        ev_timer_stop(c->s->loop, &c->tmr);
+        r->sopen(c, r->sud);
+        if (conn_flush(c) == 0 && c->eof)
+            conn_close(c);
+        return;
+    }
+    c->state = CS_WRITING;
     (void)conn_flush(c);
 }
 
@@ -984,8 +1022,9 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     struct http_conn *c = w->data;
     ssize_t n;
 
-    if (c->state == CS_LINGER) {
-        conn_drain(c);
+    if (c->state == CS_LINGER || c->state == CS_STREAM) {
+        c->lingered = 0;
+        conn_drain(c); /* a stream's client has nothing more to say: EOF closes it */
         return;
     }
     if (c->in_len == sizeof c->in) { /* a zero-byte read would look like EOF */
@@ -1369,4 +1408,43 @@ void http_respond_error(http_req *r, int status, const char *code, const char *m
     http_respond(r, status, "application/json", s ? s : fallback,
                  s ? strlen(s) : sizeof fallback - 1);
     free(s);
+}
+
+/* ---- streams: a response without length that the loop thread keeps writing to ---- */
+
+void http_respond_stream(http_req *r, const char *content_type, size_t max_unsent,
+                         http_stream_fn on_open, http_stream_fn on_close, void *ud)
+{
+    r->keep_alive = 0; /* the body ends when the connection does */
+    r->sopen = on_open;
+    r->sclose = on_close;
+    r->sud = ud;
+    r->smax = max_unsent ? max_unsent : HTTP_STREAM_MAX;
+    if (http_resp_header(r, "Cache-Control", "no-cache") < 0 ||
+        resp_build(r, 200, content_type, NULL, 0) < 0)
+        r->failed = 1;
+    else if (r->out.len > 2) /* no Content-Length: the stream has no end but close */
+        strip_length(&r->out);
+    hub_deliver(r);
+}
+
+int http_stream_send(http_stream *c, const char *data, size_t len)
+{
+    http_req *r = c->req;
+
+    if (r->obody.len + len > r->smax || buf_append(&r->obody, data, len) < 0) {
+        conn_close(c); /* a reader this slow reconnects with Last-Event-ID */
+        return -1;
+    }
+    return conn_flush(c);
+}
+
+void http_stream_close(http_stream *c)
+{
+    conn_close(c);
+}
+
+const char *http_stream_header(http_stream *c, const char *name)
+{
+    return http_req_header(c->req, name);
 }

@@ -54,12 +54,25 @@ double http_req_start(const http_req *r);   /* monotonic time the head arrived *
 /* Adds a response header (before http_respond). 0 or -1. */
 int http_resp_header(http_req *r, const char *name, const char *value) PIX_WUR;
 /* Sends the response; copies body. Any thread. After it, r is gone. */
-void http_respond(http_req *r, int status, const char *content_type, const char *body,
-                  size_t len);
+void http_respond(http_req *r, int status, const char *content_type, const char *body, size_t len);
 /* Takes ownership of body (cJSON_Delete'd). */
 void http_respond_json(http_req *r, int status, cJSON *body);
 /* {"error":{"code":code,"message":msg}} */
 void http_respond_error(http_req *r, int status, const char *code, const char *msg);
+
+/* Streams (Server-Sent Events): a handler answers 200 with no length and hands the
+ * connection to on_open, called on the loop thread after which http_stream_send queues
+ * bytes; on_close runs on the loop thread when the client goes or the stream is closed.
+ * A stream holding more than max_unsent unsent bytes (0: 256 KiB) is closed. */
+typedef struct http_conn http_stream;
+typedef void (*http_stream_fn)(http_stream *s, void *ud);
+void http_respond_stream(http_req *r, const char *content_type, size_t max_unsent,
+                         http_stream_fn on_open, http_stream_fn on_close, void *ud);
+/* Loop thread only. 0, or -1 if the stream was closed (too far behind, or gone). */
+int http_stream_send(http_stream *s, const char *data, size_t len);
+void http_stream_close(http_stream *s);
+/* Request headers stay readable for the stream's life. */
+const char *http_stream_header(http_stream *s, const char *name);
 
 const char *http_status_text(int status);
 

@@ -48,6 +48,8 @@ struct api_config {
     long rate_limit;
     long rate_burst;
     long page_size;
+    double sync_retention;
+    double sse_heartbeat;
     long long max_body;
     double drain_timeout;
 };
@@ -65,6 +67,7 @@ struct api {
     pool *jobs; /* background work that outlives its request (large verifications) */
     http_server *http;
     ratelimit *rl;
+    struct stream_hub *streams;
     const unsigned char *jwt_key;
     size_t jwt_keylen;
     volatile sig_atomic_t draining;
@@ -89,7 +92,8 @@ struct api_call {
 
 typedef void (*api_handler)(struct api_call *c);
 
-enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2 };
+/* ROUTE_QUERY_TOKEN: the bearer token may come as ?token= (EventSource cannot set headers) */
+enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2, ROUTE_QUERY_TOKEN = 4 };
 
 extern const struct route api_routes[];
 extern const size_t api_routes_count;
@@ -114,7 +118,22 @@ const char *api_param_uuid(struct api_call *c, const char *name);
 extern const struct pg_stmt api_stmts[];
 extern const size_t api_stmts_count;
 
+/* An image as the caller may see it (columns of API_IMAGE_COLS). */
+struct api_img {
+    char id[37], owner[AUTH_SUB_MAX + 1], name[256], mime[128], hash[65], visibility[16];
+    char status[16], created[32], updated[32], path[512];
+    long long size;
+    int owner_is_caller, in_retention;
+};
+/* Columns api_img_from_row reads (images aliased i). */
+#define API_IMAGE_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define API_IMAGE_COLS                                                                             \
+    "i.image_id, i.owner_id, i.name, i.size, i.mime_type, i.content_hash, i.visibility,"           \
+    " i.status, " API_IMAGE_TS("i.created_at") ", " API_IMAGE_TS("i.updated_at")
+
 /* images.c */
+void api_img_from_row(const PGresult *r, int row, struct api_img *m);
+cJSON *api_img_json(const struct api_img *m);
 void image_get(struct api_call *c);
 void image_metadata(struct api_call *c);
 void image_patch(struct api_call *c);
@@ -126,6 +145,11 @@ void image_shared_with_me(struct api_call *c);
 void image_delete(struct api_call *c);
 void image_restore(struct api_call *c);
 void image_cleanup(struct api_call *c);
+
+/* sync.c */
+void sync_get(struct api_call *c);
+void sync_prune(struct api_call *c);
+void sync_stream(struct api_call *c);
 
 /* health.c */
 void api_healthz(struct api_call *c);

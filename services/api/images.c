@@ -8,19 +8,12 @@
 #include "gc.h"
 #include "json.h"
 #include "log.h"
+#include "purge.h"
 
 #define MAX_PAGE 200
 #define GC_BATCH 100
 
-/* An image as the caller may see it (columns of IMAGE_COLS in sql.c). */
-struct img {
-    char id[37], owner[AUTH_SUB_MAX + 1], name[256], mime[128], hash[65], visibility[16];
-    char status[16], created[32], updated[32], path[512];
-    long long size;
-    int owner_is_caller, in_retention;
-};
-
-static void img_from_row(const PGresult *r, int i, struct img *m)
+void api_img_from_row(const PGresult *r, int i, struct api_img *m)
 {
     util_strlcpy(m->id, sizeof m->id, pg_val(r, i, 0));
     util_strlcpy(m->owner, sizeof m->owner, pg_val(r, i, 1));
@@ -40,7 +33,7 @@ static void not_found(struct api_call *c)
 }
 
 /* Loads {id} if the caller may read it (owner: also when deleted). 0, or -1 answered. */
-static int img_load(struct api_call *c, struct img *m)
+static int img_load(struct api_call *c, struct api_img *m)
 {
     const char *id = api_param_uuid(c, "id");
     char ttl[24], err[ERR_MAX];
@@ -56,7 +49,7 @@ static int img_load(struct api_call *c, struct img *m)
         PQclear(r);
         return not_found(c), -1;
     }
-    img_from_row(r, 0, m);
+    api_img_from_row(r, 0, m);
     util_strlcpy(m->path, sizeof m->path, pg_val(r, 0, 10));
     m->owner_is_caller = strcmp(m->owner, c->user.sub) == 0;
     m->in_retention = pg_val(r, 0, 11)[0] == 't';
@@ -65,7 +58,7 @@ static int img_load(struct api_call *c, struct img *m)
 }
 
 /* An active image the caller may read; deleted ones are 404 for everyone. */
-static int img_readable(struct api_call *c, struct img *m)
+static int img_readable(struct api_call *c, struct api_img *m)
 {
     if (img_load(c, m) < 0)
         return -1;
@@ -77,7 +70,7 @@ static int img_readable(struct api_call *c, struct img *m)
 
 /* After a write matched nothing: 404 if the caller cannot see the image, 403 if it can
  * see but not change it. m is loaded for the caller to decide otherwise. */
-static int owner_only(struct api_call *c, struct img *m)
+static int owner_only(struct api_call *c, struct api_img *m)
 {
     if (img_load(c, m) < 0)
         return -1;
@@ -178,7 +171,7 @@ done:
 
 void image_get(struct api_call *c)
 {
-    struct img m;
+    struct api_img m;
     long ttl = url_ttl(c);
 
     if (ttl < 0 || img_readable(c, &m) < 0)
@@ -203,7 +196,7 @@ void image_variant(struct api_call *c)
 {
     const char *type = route_param(&c->params, "variant_type");
     char err[ERR_MAX], name[300];
-    struct img m;
+    struct api_img m;
     PGresult *r;
     long ttl;
 
@@ -231,7 +224,7 @@ void image_variant(struct api_call *c)
 
 /* ---- metadata and listings ---- */
 
-static cJSON *img_json(const struct img *m)
+cJSON *api_img_json(const struct api_img *m)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -279,14 +272,14 @@ static cJSON *variants_json(struct api_call *c, const char *hash, char *err)
 void image_metadata(struct api_call *c)
 {
     char err[ERR_MAX];
-    struct img m;
+    struct api_img m;
     cJSON *o, *v;
 
     if (img_readable(c, &m) < 0)
         return;
     if (!(v = variants_json(c, m.hash, err)))
         return api_db_fail(c, "variant_list", err);
-    o = img_json(&m);
+    o = api_img_json(&m);
     cJSON_AddItemToObject(o, "variants", v);
     http_respond_json(c->req, 200, o);
 }
@@ -366,9 +359,9 @@ static void list_run(struct api_call *c, const char *stmt, const char *status)
     o = cJSON_CreateObject();
     a = cJSON_AddArrayToObject(o, "images");
     for (int i = 0; i < n; i++) {
-        struct img m;
-        img_from_row(r, i, &m);
-        cJSON_AddItemToArray(a, img_json(&m));
+        struct api_img m;
+        api_img_from_row(r, i, &m);
+        cJSON_AddItemToArray(a, api_img_json(&m));
     }
     if (PQntuples(r) > limit) {
         char *cur = cursor_make(pg_val(r, n - 1, 10), pg_val(r, n - 1, 0));
@@ -426,7 +419,7 @@ void image_patch(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id"), *name = NULL, *vis = NULL;
     cJSON *body = id ? api_body(c) : NULL;
-    struct img m;
+    struct api_img m;
     long n;
 
     if (!body)
@@ -446,7 +439,7 @@ void image_delete(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id");
     const char *p[2] = {id, c->user.sub};
-    struct img m;
+    struct api_img m;
     long n = id ? exec_count(c, "image_soft_delete", 2, p) : -1;
 
     if (n > 0)
@@ -461,7 +454,7 @@ void image_restore(struct api_call *c)
     const char *id = api_param_uuid(c, "id");
     char ttl[24];
     const char *p[3] = {id, c->user.sub, ttl};
-    struct img m;
+    struct api_img m;
     long n;
 
     snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->retention);
@@ -483,7 +476,7 @@ void image_share(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id"), *user = NULL, *err = NULL;
     cJSON *body = id ? api_body(c) : NULL;
-    struct img m;
+    struct api_img m;
     long n;
 
     if (!body)
@@ -512,7 +505,7 @@ void image_unshare(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id"), *user = route_param(&c->params, "user_id");
     const char *p[3] = {id, c->user.sub, user};
-    struct img m;
+    struct api_img m;
     long n = id ? exec_count(c, "image_unshare", 3, p) : -1;
 
     if (n > 0)
@@ -523,45 +516,20 @@ void image_unshare(struct api_call *c)
 
 /* ---- hard delete ---- */
 
-/* In one transaction: drop the soft-deleted image, unreference its blob and, at zero,
- * drop blob and variant rows leaving tombstones. 1 purged, 0 nothing to purge, -1 failed
+/* The shared hard delete (common/purge): 1 purged, 0 nothing to purge, -1 failed
  * (answered). */
 static int purge_rows(struct api_call *c, const char *id, int *blob_gone)
 {
-    const char *p[1] = {id};
-    char err[ERR_MAX], hash[65];
-    PGresult *r = NULL;
-    int refs;
+    struct purge_result res;
+    char err[ERR_MAX];
+    int rc;
 
     if (!api_db(c))
         return -1;
-    if (pg_tx_begin(c->db, err) < 0 || !(r = pg_exec(c->db, "image_purge", 1, p, err)))
-        goto fail;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        pg_tx_rollback(c->db);
-        return 0;
-    }
-    util_strlcpy(hash, sizeof hash, pg_val(r, 0, 0));
-    PQclear(r);
-    p[0] = hash;
-    if (!(r = pg_exec(c->db, "blob_unref", 1, p, err)))
-        goto fail;
-    refs = PQntuples(r) == 1 ? atoi(pg_val(r, 0, 0)) : -1;
-    PQclear(r);
-    if (refs == 0 && !(r = pg_exec(c->db, "blob_purge", 1, p, err)))
-        goto fail;
-    if (refs == 0)
-        *blob_gone = PQntuples(r) > 0, PQclear(r);
-    FAULT_POINT("cleanup_before_commit");
-    if (pg_tx_commit(c->db, err) < 0)
-        goto fail;
-    FAULT_POINT("cleanup_after_commit");
-    return 1;
-fail:
-    pg_tx_rollback(c->db);
-    api_db_fail(c, "image_purge", err);
-    return -1;
+    if ((rc = purge_image(c->db, id, &res, err)) < 0)
+        return api_db_fail(c, "image_purge", err), -1;
+    *blob_gone = res.blob_gone;
+    return rc;
 }
 
 void image_cleanup(struct api_call *c)

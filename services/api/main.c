@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "log.h"
 #include "migrate.h"
+#include "stream.h"
 
 static struct {
     char *user;
@@ -91,6 +92,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     api->draining = 1;
     log_info(NULL, "draining", "signal received, draining");
     http_server_stop_accepting(api->http);
+    stream_hub_close_all(api->streams); /* clients reconnect elsewhere with Last-Event-ID */
     ev_break(loop, EVBREAK_ONE);
 }
 

@@ -7,6 +7,7 @@
 #include "api.h"
 #include "json.h"
 #include "log.h"
+#include "stream.h"
 
 #define DB_ACQUIRE_TIMEOUT 2.0
 
@@ -35,6 +36,9 @@ const struct route api_routes[] = {
     R("DELETE", "/images/{id}/shares/{user_id}", image_unshare, 0),
     R("GET", "/shared", image_shared_with_me, 0),
     R("POST", "/internal/images/{id}/cleanup", image_cleanup, ROUTE_ADMIN),
+    R("GET", "/sync", sync_get, 0),
+    R("GET", "/sync/stream", sync_stream, ROUTE_QUERY_TOKEN),
+    R("POST", "/internal/sync/prune", sync_prune, ROUTE_ADMIN),
 };
 const size_t api_routes_count = ARRAY_LEN(api_routes);
 
@@ -120,10 +124,14 @@ const char *api_param_uuid(struct api_call *c, const char *name)
     return NULL;
 }
 
-static int authenticate(struct api_call *c)
+static int authenticate(struct api_call *c, int query_token)
 {
     const char *tok = auth_bearer(http_req_header(c->req, "Authorization"));
     const char *why = "missing bearer token";
+    char qtok[1024];
+
+    if (!tok && query_token && http_req_query_param(c->req, "token", qtok, sizeof qtok) == 1)
+        tok = qtok;
 
     if (tok &&
         auth_verify(c->api->jwt_key, c->api->jwt_keylen, tok, time(NULL), &c->user, &why) == 0)
@@ -165,7 +173,7 @@ static void dispatch(http_req *req, void *tctx, void *ud)
                   status == 405 ? "method not allowed" : "no such route");
         return;
     }
-    if (!(r->flags & ROUTE_PUBLIC) && authenticate(&c) < 0)
+    if (!(r->flags & ROUTE_PUBLIC) && authenticate(&c, r->flags & ROUTE_QUERY_TOKEN) < 0)
         return;
     if (!(r->flags & ROUTE_PUBLIC) && rate_limited(&c))
         return;
@@ -265,7 +273,7 @@ int api_init(struct api *api, char *err)
     if (!api->pg || !api->workers || !api->jobs)
         return err_set(err, "cannot create pools"), -1;
     api->http = http_server_new(api->loop, &lim, api->workers, dispatch, api);
-    if (!api->http)
+    if (!api->http || !(api->streams = stream_hub_new(api)))
         return err_set(err, "cannot create HTTP server"), -1;
     return http_server_listen(api->http, host, port, err);
 }
@@ -275,6 +283,8 @@ void api_fini(struct api *api)
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);
     api->workers = api->jobs = NULL;
+    stream_hub_free(api->streams); /* before the server: closing streams calls back */
+    api->streams = NULL;
     http_server_free(api->http);
     api->http = NULL;
     pg_pool_free(api->pg);

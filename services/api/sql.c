@@ -5,10 +5,8 @@
 
 #define SESSION_COLS UPLOAD_ROW_COLS
 
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-#define IMAGE_COLS                                                                                 \
-    "i.image_id, i.owner_id, i.name, i.size, i.mime_type, i.content_hash, i.visibility,"           \
-    " i.status, " TS("i.created_at") ", " TS("i.updated_at")
+#define IMAGE_COLS API_IMAGE_COLS
+
 /* Change-log rows for the owner and, unless the image is private, the users it is shared
  * with; u is a CTE of (image_id, owner_id, visibility). */
 #define CHANGE_FOR_ALL(kind)                                                                       \
@@ -58,6 +56,36 @@ const struct pg_stmt api_stmts[] = {
      " FROM jsonb_array_elements($2::jsonb) e"
      " ON CONFLICT (upload_session_id, chunk_number)"
      " DO UPDATE SET size = excluded.size, etag = excluded.etag, verified_at = now()"},
+    /* sync.c */
+    {"sync_changes", "SELECT l.txid::text, l.seq, l.image_id, l.kind FROM change_log l"
+                     " WHERE l.user_id = $1 AND (l.txid, l.seq) > ($2::xid8, $3::bigint)"
+                     " AND l.txid < pg_snapshot_xmin(pg_current_snapshot())"
+                     " ORDER BY l.txid, l.seq LIMIT $4"},
+    {"sync_watermark", "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"},
+    {"sync_expired", "SELECT ($1::xid8, $2::bigint) < (txid, seq) FROM sync_horizon"},
+    {"sync_states",
+     "SELECT " IMAGE_COLS ", i.status = 'active' AND (i.owner_id = $2"
+     " OR (i.visibility <> 'private' AND EXISTS (SELECT 1 FROM image_shares s"
+     " WHERE s.image_id = i.image_id AND s.user_id = $2))),"
+     " coalesce((SELECT json_object_agg(v.variant_type, v.status) FROM image_variants v"
+     " WHERE v.content_hash = i.content_hash), '{}')"
+     " FROM images i WHERE i.image_id = ANY($1::uuid[])"},
+    {"sync_snapshot",
+     "SELECT * FROM (SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
+     "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
+     " '{}') FROM images i WHERE i.owner_id = $1 AND i.status = 'active' AND i.image_id > $2"
+     " UNION ALL SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
+     "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
+     " '{}') FROM image_shares s JOIN images i ON i.image_id = s.image_id"
+     " WHERE s.user_id = $1 AND i.status = 'active' AND i.visibility <> 'private'"
+     " AND i.image_id > $2) x ORDER BY 1 LIMIT $3"},
+    {"sync_prune",
+     "WITH d AS (DELETE FROM change_log WHERE seq IN (SELECT seq FROM change_log"
+     " WHERE created_at < now() - make_interval(secs => $1) ORDER BY seq LIMIT 10000)"
+     " RETURNING txid, seq), m AS (SELECT txid, seq FROM d ORDER BY txid DESC, seq DESC"
+     " LIMIT 1) UPDATE sync_horizon h SET txid = m.txid, seq = m.seq, pruned_at = now()"
+     " FROM m WHERE (m.txid, m.seq) > (h.txid, h.seq) RETURNING (SELECT count(*) FROM d)"},
+
     /* images.c */
     {"image_read", "SELECT " IMAGE_COLS ", b.storage_path,"
                    " coalesce(i.deleted_at > now() - make_interval(secs => $3), false)"

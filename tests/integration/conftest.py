@@ -53,6 +53,7 @@ class ApiProcess:
         self.url = "http://127.0.0.1:%d" % self.port
         self.env = dict(os.environ)
         self.env["PIXPLANE_LISTEN"] = "127.0.0.1:%d" % self.port
+        self.env.setdefault("PIXPLANE_RATE_LIMIT", "0")  # tests that measure limits set it
         self.env.update({k: str(v) for k, v in (env_overrides or {}).items()})
         self.log_path = log_path or "/tmp/pixplane-api-test-%d.log" % self.port
         self.log = open(self.log_path, "wb")
