@@ -47,6 +47,8 @@ struct http_hub {
     struct ev_loop *loop;
     http_handler_fn fn;
     void *ud;
+    http_observer_fn observe;
+    void *oud;
 };
 
 struct hdr_ent {
@@ -70,6 +72,7 @@ struct http_req {
     char id[65];
     double start;
     int keep_alive, is_head, on_worker, failed;
+    const char *tag;              /* http_req_set_tag */
     http_stream_fn sopen, sclose; /* set by http_respond_stream */
     void *sud;
     size_t smax;
@@ -312,6 +315,7 @@ static void req_reset(http_req *r)
     r->id[0] = '\0';
     r->keep_alive = r->is_head = r->failed = 0;
     r->sopen = r->sclose = NULL;
+    r->tag = NULL;
     r->sud = NULL;
 }
 
@@ -1380,6 +1384,8 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
 {
     if (status < 100 || status > 999)
         status = 500;
+    if (r->hub->observe)
+        r->hub->observe(r, status, r->hub->oud);
     if (__atomic_load_n(&r->hub->draining, __ATOMIC_RELAXED))
         r->keep_alive = 0;
     if (resp_build(r, status, content_type, body, len) < 0)
@@ -1420,6 +1426,8 @@ void http_respond_stream(http_req *r, const char *content_type, size_t max_unsen
     r->sclose = on_close;
     r->sud = ud;
     r->smax = max_unsent ? max_unsent : HTTP_STREAM_MAX;
+    if (r->hub->observe)
+        r->hub->observe(r, 200, r->hub->oud);
     if (http_resp_header(r, "Cache-Control", "no-cache") < 0 ||
         resp_build(r, 200, content_type, NULL, 0) < 0)
         r->failed = 1;
@@ -1447,4 +1455,20 @@ void http_stream_close(http_stream *c)
 const char *http_stream_header(http_stream *c, const char *name)
 {
     return http_req_header(c->req, name);
+}
+
+void http_server_set_observer(http_server *s, http_observer_fn fn, void *ud)
+{
+    s->hub->observe = fn;
+    s->hub->oud = ud;
+}
+
+void http_req_set_tag(http_req *r, const char *tag)
+{
+    r->tag = tag;
+}
+
+const char *http_req_tag(const http_req *r)
+{
+    return r->tag;
 }

@@ -60,6 +60,14 @@ void http_respond_json(http_req *r, int status, cJSON *body);
 /* {"error":{"code":code,"message":msg}} */
 void http_respond_error(http_req *r, int status, const char *code, const char *msg);
 
+/* Called on the answering thread with each handler response's status just before it is
+ * sent (metrics, access logs). Set before listening. */
+typedef void (*http_observer_fn)(http_req *r, int status, void *ud);
+void http_server_set_observer(http_server *s, http_observer_fn fn, void *ud);
+/* A static string kept with the request, e.g. the matched route pattern. */
+void http_req_set_tag(http_req *r, const char *tag);
+const char *http_req_tag(const http_req *r);
+
 /* Streams (Server-Sent Events): a handler answers 200 with no length and hands the
  * connection to on_open, called on the loop thread after which http_stream_send queues
  * bytes; on_close runs on the loop thread when the client goes or the stream is closed.

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "http.h"
 #include "pg.h"
+#include "metrics.h"
 #include "pool.h"
 #include "ratelimit.h"
 #include "router.h"
@@ -50,6 +51,7 @@ struct api_config {
     long page_size;
     double sync_retention;
     double sse_heartbeat;
+    int access_log;
     long long max_body;
     double drain_timeout;
 };
@@ -68,6 +70,7 @@ struct api {
     http_server *http;
     ratelimit *rl;
     struct stream_hub *streams;
+    metrics *metrics;
     const unsigned char *jwt_key;
     size_t jwt_keylen;
     volatile sig_atomic_t draining;
@@ -150,6 +153,12 @@ void image_cleanup(struct api_call *c);
 void sync_get(struct api_call *c);
 void sync_prune(struct api_call *c);
 void sync_stream(struct api_call *c);
+
+/* observe.c */
+int api_metrics_init(struct api *api) PIX_WUR;
+void api_observe(http_req *r, int status, void *ud);
+void api_count(struct api *api, const char *name, const char *labels, double v);
+void api_metrics(struct api_call *c);
 
 /* health.c */
 void api_healthz(struct api_call *c);

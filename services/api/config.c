@@ -68,6 +68,8 @@ const struct conf_opt api_conf[] = {
      "change-log retention; older cursors answer 410 full_resync_required"},
     {"sse-heartbeat", "PIXPLANE_SSE_HEARTBEAT", CONF_SECS, C(sse_heartbeat), "15s",
      "interval of heartbeat comments on /sync/stream"},
+    {"access-log", "PIXPLANE_ACCESS_LOG", CONF_BOOL, C(access_log), "true",
+     "log one JSON line per HTTP request"},
     {"max-body", "PIXPLANE_MAX_BODY", CONF_SIZE, C(max_body), "1MiB",
      "largest request body (larger: 413)"},
     {"drain-timeout", "PIXPLANE_DRAIN_TIMEOUT", CONF_SECS, C(drain_timeout), "20s",

@@ -56,6 +56,8 @@ static int cmd_token(int argc, char **argv)
     return rc == 1 || jwt ? 0 : 2;
 }
 
+static void quiet(void *arg, const char *message) {}
+
 static int cmd_migrate(void)
 {
     char err[ERR_MAX] = "";
@@ -63,6 +65,7 @@ static int cmd_migrate(void)
     PGconn *c = PQconnectdb(api_cfg.database_url);
     int rc = -1;
 
+    PQsetNoticeProcessor(c, quiet, NULL); /* "already exists, skipping" is not news */
     if (PQstatus(c) != CONNECTION_OK)
         err_set(err, "%s", PQerrorMessage(c));
     else
@@ -101,7 +104,8 @@ static void drain(struct api *api)
 {
     double deadline = util_now_mono() + api->cfg->drain_timeout;
 
-    while (http_server_inflight(api->http) > 0 && util_now_mono() < deadline)
+    while ((http_server_inflight(api->http) > 0 || http_server_connections(api->http) > 0) &&
+           util_now_mono() < deadline)
         ev_run(api->loop, EVRUN_ONCE | EVRUN_NOWAIT), usleep(2000);
     ev_run(api->loop, EVRUN_NOWAIT);
 }

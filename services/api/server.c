@@ -18,6 +18,7 @@
 const struct route api_routes[] = {
     R("GET", "/healthz", api_healthz, ROUTE_PUBLIC),
     R("GET", "/readyz", api_readyz, ROUTE_PUBLIC),
+    R("GET", "/metrics", api_metrics, ROUTE_PUBLIC),
     R("POST", "/uploads", upload_create, 0),
     R("GET", "/uploads/{id}", upload_status, 0),
     R("DELETE", "/uploads/{id}", upload_abort, 0),
@@ -65,6 +66,7 @@ void api_db_fail(struct api_call *c, const char *what, const char *err)
 {
     int lost = c->db && pg_conn_lost(c->db);
 
+    api_count(c->api, "pixplane_db_errors_total", "", 1);
     log_error(c->rid, "db_error", err, "statement", what, "sqlstate",
               c->db ? pg_sqlstate(c->db) : "");
     if (lost)
@@ -75,6 +77,10 @@ void api_db_fail(struct api_call *c, const char *what, const char *err)
 
 void api_s3_fail(struct api_call *c, const char *what, const char *err)
 {
+    char labels[96];
+
+    snprintf(labels, sizeof labels, "operation=\"%s\"", what);
+    api_count(c->api, "pixplane_s3_errors_total", labels, 1);
     log_error(c->rid, "s3_error", err, "operation", what);
     api_error(c, 503, "storage_unavailable", "object storage is unavailable");
 }
@@ -153,6 +159,7 @@ static int rate_limited(struct api_call *c)
     snprintf(secs, sizeof secs, "%d", (int)retry + 1);
     if (http_resp_header(c->req, "Retry-After", secs) < 0)
         log_warn(c->rid, "http", "could not add Retry-After");
+    api_count(c->api, "pixplane_ratelimited_total", "", 1);
     api_error(c, 429, "rate_limited", "too many requests; retry later");
     return 1;
 }
@@ -166,6 +173,8 @@ static void dispatch(http_req *req, void *tctx, void *ud)
         router_match(api_routes, api_routes_count, http_req_method(req), http_req_path(req),
                      &c.params, allow, sizeof allow, &status);
 
+    if (r)
+        http_req_set_tag(req, r->pattern);
     if (!r) {
         if (status == 405 && http_resp_header(req, "Allow", allow) < 0)
             status = 500;
@@ -273,8 +282,9 @@ int api_init(struct api *api, char *err)
     if (!api->pg || !api->workers || !api->jobs)
         return err_set(err, "cannot create pools"), -1;
     api->http = http_server_new(api->loop, &lim, api->workers, dispatch, api);
-    if (!api->http || !(api->streams = stream_hub_new(api)))
+    if (!api->http || !(api->streams = stream_hub_new(api)) || api_metrics_init(api) < 0)
         return err_set(err, "cannot create HTTP server"), -1;
+    http_server_set_observer(api->http, api_observe, api);
     return http_server_listen(api->http, host, port, err);
 }
 
@@ -291,4 +301,6 @@ void api_fini(struct api *api)
     api->pg = NULL;
     ratelimit_free(api->rl);
     api->rl = NULL;
+    metrics_free(api->metrics);
+    api->metrics = NULL;
 }

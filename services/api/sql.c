@@ -16,6 +16,7 @@
 
 const struct pg_stmt api_stmts[] = {
     {"ping", "SELECT 1"},
+    {"outbox_backlog", "SELECT count(*) FROM outbox WHERE sent_at IS NULL"},
     {"user_upsert", "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING"},
     {"blob_size", "SELECT size FROM blobs WHERE content_hash = $1"},
     {"blob_get", "SELECT storage_path, size FROM blobs WHERE content_hash = $1"},

@@ -536,6 +536,23 @@ void upload_abort(struct api_call *c)
 
 /* ---- completion ---- */
 
+/* Metrics for a committed upload; pop: proven possession, no bytes moved. */
+static void count_upload(struct api *api, const struct upload_row *s,
+                         const struct upload_outcome *o, int pop)
+{
+    if (o->status != 200)
+        return;
+    api_count(api, "pixplane_uploads_completed_total",
+              pop        ? "kind=\"proof\""
+              : o->dedup ? "kind=\"dedup\""
+                         : "kind=\"new\"",
+              1);
+    if (o->dedup)
+        api_count(api, "pixplane_dedup_hits_total", "", 1);
+    if (!pop)
+        api_count(api, "pixplane_upload_bytes_total", "", (double)s->size);
+}
+
 static void respond_outcome(struct api_call *c, const struct upload_row *s,
                             const struct upload_outcome *o)
 {
@@ -632,10 +649,12 @@ static void verify_run(void *arg, void *tctx)
     char err[ERR_MAX];
     pg_conn *db = pg_acquire(t->api->pg, 30, err);
 
-    if (db)
-        finalize_upload(db, t->s3, &j->s, j->parts, j->n, t->api->cfg->upload_topic, &o, j->rid);
-    else
+    if (!db) {
         log_error(j->rid, "verify_failed", err, "upload_session_id", j->s.id);
+    } else {
+        finalize_upload(db, t->s3, &j->s, j->parts, j->n, t->api->cfg->upload_topic, &o, j->rid);
+        count_upload(t->api, &j->s, &o, 0);
+    }
     pg_release(db);
     free(j->parts);
     free(j);
@@ -679,6 +698,7 @@ static void run_claimed(struct api_call *c, struct upload_row *s)
         return verify_async(c, s, parts, n);
     finalize_upload(c->db, c->t->s3, s, parts, n, c->api->cfg->upload_topic, &o, c->rid);
     free(parts);
+    count_upload(c->api, s, &o, 0);
     respond_outcome(c, s, &o);
 }
 
@@ -853,6 +873,7 @@ void upload_proof(struct api_call *c)
     }
     if (o.status != 200)
         finalize_unclaim(c->db, &s, c->rid);
+    count_upload(c->api, &s, &o, 1);
     respond_outcome(c, &s, &o);
 done:
     cJSON_Delete(body);
