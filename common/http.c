@@ -109,6 +109,7 @@ struct http_server {
     struct http_conn *conns;
     http_req *batch, *batch_tail; /* complete requests not yet handed to the pool */
     ev_prepare prep;              /* hands the batch over before the loop blocks */
+    http_bodyless_fn bodyless;
     uint64_t rng;
 };
 
@@ -902,6 +903,11 @@ static int head_checks(struct http_conn *c, http_parser *p)
     int has_len = !(p->flags & F_CHUNKED) && p->content_length != UINT64_MAX;
     int has_body = (p->flags & F_CHUNKED) || (has_len && p->content_length > 0);
 
+    if (has_body && c->s->bodyless && c->s->bodyless(r->method, http_req_path(r))) {
+        r->keep_alive = 0; /* the body is never read: answer, discard a while, close */
+        c->linger = 1;
+        return 1; /* http-parser: no body */
+    }
     if (has_len && p->content_length > c->s->lim.max_body_bytes) {
         c->err_status = 413;
         return -1;
@@ -1471,4 +1477,9 @@ void http_req_set_tag(http_req *r, const char *tag)
 const char *http_req_tag(const http_req *r)
 {
     return r->tag;
+}
+
+void http_server_set_bodyless(http_server *s, http_bodyless_fn fn)
+{
+    s->bodyless = fn;
 }

@@ -68,6 +68,12 @@ void http_server_set_observer(http_server *s, http_observer_fn fn, void *ud);
 void http_req_set_tag(http_req *r, const char *tag);
 const char *http_req_tag(const http_req *r);
 
+/* Requests for which fn(method, path) is true are handed to the handler as soon as their
+ * head arrives, without reading a body (no 100 Continue): for routes that redirect the
+ * bytes elsewhere. The connection closes after the answer. Loop thread. */
+typedef int (*http_bodyless_fn)(const char *method, const char *path);
+void http_server_set_bodyless(http_server *s, http_bodyless_fn fn);
+
 /* Streams (Server-Sent Events): a handler answers 200 with no length and hands the
  * connection to on_open, called on the loop thread after which http_stream_send queues
  * bytes; on_close runs on the loop thread when the client goes or the stream is closed.

@@ -96,7 +96,8 @@ struct api_call {
 typedef void (*api_handler)(struct api_call *c);
 
 /* ROUTE_QUERY_TOKEN: the bearer token may come as ?token= (EventSource cannot set headers) */
-enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2, ROUTE_QUERY_TOKEN = 4 };
+/* ROUTE_BODYLESS: answered from the head alone; a body (the chunk bytes) is never read */
+enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2, ROUTE_QUERY_TOKEN = 4, ROUTE_BODYLESS = 8 };
 
 extern const struct route api_routes[];
 extern const size_t api_routes_count;

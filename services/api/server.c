@@ -23,7 +23,7 @@ const struct route api_routes[] = {
     R("GET", "/uploads/{id}", upload_status, 0),
     R("DELETE", "/uploads/{id}", upload_abort, 0),
     R("POST", "/uploads/{id}/chunks/urls", upload_part_urls, 0),
-    R("PUT", "/uploads/{id}/chunks/{n}", upload_part_redirect, 0),
+    R("PUT", "/uploads/{id}/chunks/{n}", upload_part_redirect, ROUTE_BODYLESS),
     R("POST", "/uploads/{id}/complete", upload_complete, 0),
     R("POST", "/uploads/{id}/proof", upload_proof, 0),
     R("GET", "/images", image_list, 0),
@@ -194,6 +194,16 @@ static void dispatch(http_req *req, void *tctx, void *ud)
     pg_release(c.db);
 }
 
+static int bodyless(const char *method, const char *path)
+{
+    struct route_params p;
+    int status;
+    const struct route *r =
+        router_match(api_routes, api_routes_count, method, path, &p, NULL, 0, &status);
+
+    return r && (r->flags & ROUTE_BODYLESS);
+}
+
 static void *tctx_new(void *ud)
 {
     struct api *api = ud;
@@ -285,6 +295,7 @@ int api_init(struct api *api, char *err)
     if (!api->http || !(api->streams = stream_hub_new(api)) || api_metrics_init(api) < 0)
         return err_set(err, "cannot create HTTP server"), -1;
     http_server_set_observer(api->http, api_observe, api);
+    http_server_set_bodyless(api->http, bodyless);
     return http_server_listen(api->http, host, port, err);
 }
 

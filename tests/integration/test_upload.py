@@ -390,3 +390,31 @@ def test_large_upload_verified_in_background(stack, s3):
         assert got.hexdigest() == h
     finally:
         api.stop()
+
+
+def test_put_chunk_with_body_redirects_without_reading_it(api, client):
+    """PUT /uploads/{id}/chunks/{n} answers 307 from the head: with Expect: 100-continue
+    the client never sends the bytes to the API; without it the API discards them."""
+    import socket
+    data = os.urandom(MIB)
+    sess = client.start(data)
+    sid = sess["upload_session_id"]
+    host, port = api.url.split("//")[1].split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(("PUT /uploads/%s/chunks/0 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+               "Content-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+               % (sid, client.s.headers["Authorization"], len(data))).encode())
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        resp += s.recv(65536)
+    head = resp.split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.1 307"), head
+    location = [l.split(": ", 1)[1] for l in head.split("\r\n") if l.lower().startswith("location:")]
+    s.close()
+    assert requests.put(location[0], data=data, timeout=30).status_code == 200
+    r = requests.put(api.url + "/uploads/%s/chunks/0" % sid, data=os.urandom(256 * 1024),
+                     headers={"Authorization": client.s.headers["Authorization"]},
+                     allow_redirects=False, timeout=30)
+    assert r.status_code == 307 and "X-Amz-Signature=" in r.headers["Location"]
+    st, doc = client.complete(sid)
+    assert st == 200 and doc["sha256"] == hashlib.sha256(data).hexdigest()

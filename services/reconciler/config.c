@@ -1,0 +1,89 @@
+/* config: the reconciler's configuration table (flags, environment variables, defaults,
+ * help) and the safety rules between settings. `pixplane-reconciler --help` prints it. */
+#include <string.h>
+
+#include "rec.h"
+
+struct rec_config rec_cfg;
+
+#define C(field) (&rec_cfg.field)
+
+const struct conf_opt rec_conf[] = {
+    {"database-url", "DATABASE_URL", CONF_STR, C(database_url),
+     "postgresql://pixplane@127.0.0.1:5432/pixplane", "PostgreSQL connection URI"},
+    {"s3-endpoint", "S3_ENDPOINT", CONF_STR, C(s3_endpoint), "http://127.0.0.1:9000",
+     "S3 endpoint"},
+    {"s3-bucket", "S3_BUCKET", CONF_STR, C(s3_bucket), "pixplane", "bucket holding all objects"},
+    {"s3-region", "S3_REGION", CONF_STR, C(s3_region), "us-east-1", "SigV4 signing region"},
+    {"s3-access-key", "S3_ACCESS_KEY", CONF_STR, C(s3_access_key), "", "S3 access key id"},
+    {"s3-secret-key", "S3_SECRET_KEY", CONF_STR, C(s3_secret_key), "", "S3 secret access key"},
+    {"s3-path-style", "S3_PATH_STYLE", CONF_BOOL, C(s3_path_style), "true",
+     "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"},
+    {"upload-topic", "PIXPLANE_UPLOAD_TOPIC", CONF_STR, C(upload_topic), "image-uploaded",
+     "topic of the image.uploaded events written to the outbox (commits, variant requeues)"},
+    {"log-level", "PIXPLANE_LOG_LEVEL", CONF_STR, C(log_level), "info",
+     "debug, info, warn or error"},
+    {"once", NULL, CONF_BOOL, C(once), "false",
+     "one pass, then exit: 0 clean, 1 repaired something, 2 error"},
+    {"dry-run", "PIXPLANE_RECONCILE_DRY_RUN", CONF_BOOL, C(dry_run), "false",
+     "change nothing; report the repairs a real run would make"},
+    {"only", "PIXPLANE_RECONCILE_ONLY", CONF_STR, C(only), "",
+     "comma-separated sweeps to run (default all): expired_sessions, orphan_multipart, "
+     "half_committed, orphan_objects, retention, refcount, stuck; audits named here run "
+     "whatever audit-every says"},
+    {"report", NULL, CONF_STR, C(report), "text",
+     "summary printed on stdout at the end of --once: text or json"},
+    {"interval", "PIXPLANE_RECONCILE_INTERVAL", CONF_SECS, C(interval), "5m",
+     "daemon mode: pause between passes (a standby retries the lock as often)"},
+    {"listen", "PIXPLANE_RECONCILER_LISTEN", CONF_STR, C(listen), "127.0.0.1:9464",
+     "daemon mode: address:port of /metrics and /healthz (empty: none)"},
+    {"batch", "PIXPLANE_RECONCILE_BATCH", CONF_INT, C(batch), "500",
+     "rows or objects per query and per batch of repairs"},
+    {"session-ttl", "PIXPLANE_SESSION_TTL", CONF_SECS, C(session_ttl), "24h",
+     "the API's upload session lifetime (orphan-grace must cover it)"},
+    {"complete-lease", "PIXPLANE_COMPLETE_LEASE", CONF_SECS, C(complete_lease), "15m",
+     "the API's completion lease; the reconciler takes leases this long"},
+    {"retention", "PIXPLANE_RETENTION", CONF_SECS, C(retention), "30d",
+     "soft-deleted images older than this are purged (the API's restore window)"},
+    {"expired-grace", "PIXPLANE_RECONCILE_EXPIRED_GRACE", CONF_SECS, C(expired_grace), "10m",
+     "sessions are expired this long after expires_at"},
+    {"lease-grace", "PIXPLANE_RECONCILE_LEASE_GRACE", CONF_SECS, C(lease_grace), "1m",
+     "a completion lease must have run out this long before the reconciler takes over"},
+    {"multipart-grace", "PIXPLANE_RECONCILE_MULTIPART_GRACE", CONF_SECS, C(multipart_grace),
+     "1h", "multipart uploads without a live session are aborted once this old"},
+    {"orphan-grace", "PIXPLANE_RECONCILE_ORPHAN_GRACE", CONF_SECS, C(orphan_grace), "48h",
+     "objects without a row are deleted once this old (>= session-ttl + complete-lease)"},
+    {"audit-every", "PIXPLANE_RECONCILE_AUDIT_EVERY", CONF_SECS, C(audit_every), "6h",
+     "the full passes (refcount over all blobs, orphan_objects over the bucket) run at most "
+     "this often (0: every pass)"},
+    {"outbox-stuck", "PIXPLANE_RECONCILE_OUTBOX_STUCK", CONF_SECS, C(outbox_stuck), "15m",
+     "outbox rows unsent this long are reported and their attempts reset"},
+    {"variant-stuck", "PIXPLANE_RECONCILE_VARIANT_STUCK", CONF_SECS, C(variant_stuck), "2h",
+     "variants pending or failed this long are requeued (a fresh outbox event)"},
+    {"requeue-max", "PIXPLANE_RECONCILE_REQUEUE_MAX", CONF_INT, C(requeue_max), "3",
+     "most resets of one outbox row and requeues of one variant"},
+};
+const size_t rec_conf_count = ARRAY_LEN(rec_conf);
+
+int rec_config_check(const struct rec_config *c, char *err)
+{
+    if (strcmp(c->report, "text") && strcmp(c->report, "json"))
+        err_set(err, "report must be text or json");
+    else if (c->batch < 1 || c->batch > 10000)
+        err_set(err, "batch must be 1..10000");
+    else if (!c->once && c->interval < 1)
+        err_set(err, "interval must be at least 1s");
+    else if (c->requeue_max < 0)
+        err_set(err, "requeue-max must not be negative");
+    else if (c->complete_lease < 1)
+        err_set(err, "complete-lease must be at least 1s");
+    else if (c->orphan_grace < c->session_ttl + c->complete_lease)
+        err_set(err, "orphan-grace (%.0fs) must be at least session-ttl + complete-lease "
+                     "(%.0fs): an upload may legitimately be that old",
+                c->orphan_grace, c->session_ttl + c->complete_lease);
+    else if (rec_sweeps_parse(c->only, err) < 0)
+        return -1;
+    else
+        return 0;
+    return -1;
+}

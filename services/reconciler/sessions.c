@@ -1,0 +1,198 @@
+/* sessions: the upload-session sweeps. half_committed takes over sessions whose completion
+ * lease ran out; expired_sessions closes sessions past expires_at and frees their storage. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "finalize.h"
+#include "rec.h"
+
+#define TS_START "-infinity"
+#define UUID_START "00000000-0000-0000-0000-000000000000"
+#define LEASED_COLS 21 /* lease_until, after the UPLOAD_ROW_COLS */
+
+enum { HALF_REOPEN, HALF_FINALIZE };
+
+/* ---- half_committed ---- */
+
+/* Takes the session's lease (it ran out). 1 taken (s reloaded), 0 someone else has it. */
+static int lease_take(struct rec *r, struct upload_row *s, char *err)
+{
+    char lease[37], secs[32], grace[32];
+    const char *p[4] = {s->id, lease, secs, grace};
+    PGresult *res;
+    int got;
+
+    if (util_uuid(lease) < 0)
+        return err_set(err, "no randomness"), -1;
+    rec_secs(secs, r->cfg->complete_lease);
+    rec_secs(grace, r->cfg->lease_grace);
+    if (!(res = rec_exec(r, "lease_take", 4, p, err)))
+        return -1;
+    if ((got = PQntuples(res) == 1))
+        upload_row_load(res, 0, s);
+    PQclear(res);
+    return got;
+}
+
+/* Parts still listed: not assembled, the client may retry complete (reopen). No parts
+ * (completed in storage, or lost) or no multipart upload but an object: finalize decides. */
+static int half_decide(struct rec *r, const struct upload_row *s, char *err)
+{
+    struct s3_part *parts = NULL;
+    struct s3_object obj;
+    int n = 0, rc;
+
+    if (s->upload_id[0]) {
+        rc = s3_list_parts(r->s3, s->key, s->upload_id, &parts, &n, err);
+        free(parts);
+        return rc == S3_ERR ? -1 : rc == S3_OK ? HALF_REOPEN : HALF_FINALIZE;
+    }
+    rc = s3_head_object(r->s3, s->key, &obj, err);
+    return rc == S3_ERR ? -1 : rc == S3_OK ? HALF_FINALIZE : HALF_REOPEN;
+}
+
+static void half_finalize(struct rec *r, const struct upload_row *s)
+{
+    struct upload_outcome o = {0};
+
+    if (r->cfg->dry_run)
+        return rec_did(r, "finalize", s->id, "object", s->key, NULL);
+    finalize_upload(r->db, r->s3, s, NULL, 0, r->cfg->upload_topic, &o, NULL);
+    if (o.status == 503)
+        return rec_failed(r, "finalize", s->id, o.msg);
+    rec_did(r, "finalize", s->id, "outcome", o.status == 200 ? "committed" : o.code, "image_id",
+            o.image_id, "deduplicated", o.dedup ? "true" : "false", NULL);
+}
+
+static void half_one(struct rec *r, struct upload_row *s)
+{
+    char err[ERR_MAX] = "";
+    int rc = r->cfg->dry_run ? 1 : lease_take(r, s, err);
+
+    if (rc <= 0) {
+        if (rc < 0)
+            rec_failed(r, "take_lease", s->id, err);
+        return;
+    }
+    if ((rc = half_decide(r, s, err)) < 0) {
+        if (!r->cfg->dry_run)
+            finalize_unclaim(r->db, s, NULL);
+        return rec_failed(r, "inspect_upload", s->id, err);
+    }
+    if (rc == HALF_FINALIZE)
+        return half_finalize(r, s);
+    if (!r->cfg->dry_run)
+        finalize_unclaim(r->db, s, NULL);
+    rec_did(r, "reopen", s->id, "status", s->status, NULL);
+}
+
+static int half_page(struct rec *r, const PGresult *page, void *ud, char *err)
+{
+    struct upload_row s;
+
+    for (int i = 0; i < PQntuples(page); i++) {
+        upload_row_load(page, i, &s);
+        half_one(r, &s);
+    }
+    return 0;
+}
+
+int sweep_half_committed(struct rec *r, char *err)
+{
+    struct rec_pager pg = {.stmt = "leased_list", .nfixed = 1, .nkeys = 2,
+                           .key_cols = {LEASED_COLS, 0}, .keys = {TS_START, UUID_START},
+                           .fn = half_page};
+    char grace[32];
+
+    rec_secs(grace, r->cfg->lease_grace);
+    pg.fixed[0] = grace;
+    return rec_pages(r, &pg, err);
+}
+
+/* ---- expired_sessions ---- */
+
+/* The assembled object of an expired session, unless a blob took it as its storage. */
+static const char *drop_staging(struct rec *r, const char *key)
+{
+    const char *p[1] = {key};
+    char err[ERR_MAX];
+    struct s3_object obj;
+    PGresult *res;
+    int rc = s3_head_object(r->s3, key, &obj, err), used;
+
+    if (rc == S3_NOTFOUND)
+        return "none";
+    if (rc == S3_OK && (res = rec_exec(r, "blob_by_path", 1, p, err))) {
+        used = PQntuples(res) > 0;
+        PQclear(res);
+        if (used)
+            return "kept";
+        if (s3_delete_object(r->s3, key, err) == S3_OK)
+            return "deleted";
+    }
+    rec_failed(r, "delete_staging", key, err);
+    return "failed";
+}
+
+/* Storage of a session just marked expired: its multipart upload and any staging object.
+ * What fails here is picked up by orphan_multipart and orphan_objects. */
+static void expire_storage(struct rec *r, const char *id, const char *uid, const char *key)
+{
+    char err[ERR_MAX];
+    const char *mp = "none", *staging = "none";
+    int rc = uid[0] ? s3_abort_multipart(r->s3, key, uid, err) : S3_NOTFOUND;
+
+    if (rc == S3_ERR)
+        rec_failed(r, "abort_multipart", key, err), mp = "failed";
+    else if (uid[0])
+        mp = rc == S3_OK ? "aborted" : "gone";
+    if (uid[0] && rc == S3_NOTFOUND) /* completed in storage: the object may be there */
+        staging = drop_staging(r, key);
+    rec_did(r, "expire_session", id, "multipart", mp, "staging", staging, NULL);
+}
+
+static int row_in(const PGresult *res, const char *id)
+{
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!strcmp(pg_val(res, i, 0), id))
+            return 1;
+    return 0;
+}
+
+/* One transaction marks the page expired; then each session's storage is freed. */
+static int expired_page(struct rec *r, const PGresult *page, void *ud, char *err)
+{
+    const char *grace = ud;
+    buf ids = {0};
+    PGresult *m = NULL;
+    int rc = buf_puts(&ids, "{");
+
+    for (int i = 0; i < PQntuples(page) && rc == 0; i++)
+        rc = r->cfg->dry_run ? 0 : rec_array_add(&ids, pg_val(page, i, 0));
+    if (rc < 0 || buf_puts(&ids, "}") < 0)
+        return buf_free(&ids), err_set(err, "out of memory"), -1;
+    const char *p[2] = {ids.data, grace};
+    if (!r->cfg->dry_run && !(m = rec_exec(r, "expired_mark", 2, p, err)))
+        return buf_free(&ids), -1;
+    for (int i = 0; i < PQntuples(page); i++) {
+        const char *id = pg_val(page, i, 0), *uid = pg_val(page, i, 1);
+        if (r->cfg->dry_run)
+            rec_did(r, "expire_session", id, "multipart", uid[0] ? "abort" : "none", NULL);
+        else if (row_in(m, id))
+            expire_storage(r, id, uid, pg_val(page, i, 2));
+    }
+    PQclear(m);
+    buf_free(&ids);
+    return 0;
+}
+
+int sweep_expired_sessions(struct rec *r, char *err)
+{
+    char grace[32];
+    struct rec_pager pg = {.stmt = "expired_list", .nfixed = 1, .nkeys = 2, .key_cols = {3, 0},
+                           .keys = {TS_START, UUID_START}, .fn = expired_page, .ud = grace};
+
+    rec_secs(grace, r->cfg->expired_grace);
+    pg.fixed[0] = grace;
+    return rec_pages(r, &pg, err);
+}
