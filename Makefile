@@ -1,6 +1,6 @@
-# pixplane build. `make` builds everything with -Werror; `make test` runs unit and
-# integration tests (bringing up the local stack if it is not up); `make asan` does the
-# same with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/.
+# pixplane build. `make` builds everything with -Werror into build/; `make test` (alias
+# `make asan`) builds a sanitized test build with fault points and runs the unit and
+# integration tests, bringing up the local stack if it is not up.
 
 BUILD   ?= build
 SAN     ?= 0
@@ -38,7 +38,7 @@ REC_SRC       := $(wildcard services/reconciler/*.c)
 REC_OBJ       := $(REC_SRC:%.c=$(BUILD)/%.o)
 REC_LIBOBJ    := $(filter-out %/main.o,$(REC_OBJ))
 PIXCTL_SRC    := $(wildcard pixctl/*.c)
-PIXCTL_OBJ    := $(PIXCTL_SRC:%.c=$(BUILD)/%.o)
+PIXCTL_OBJ    := $(PIXCTL_SRC:pixctl/%.c=$(BUILD)/pixctl-obj/%.o)
 PIXCTL_LIBOBJ := $(filter-out %/main.o,$(PIXCTL_OBJ))
 
 UNIT_SRC   := $(wildcard tests/unit/common/test_*.c tests/unit/services/*/test_*.c tests/unit/pixctl/test_*.c)
@@ -91,6 +91,10 @@ $(BUILD)/pixplane-worker: $(WORKER_OBJ) $(LIBCOMMON)
 $(BUILD)/pixplane-reconciler: $(REC_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(REC_OBJ) $(LIBCOMMON) $(LIBS)
 
+$(BUILD)/pixctl-obj/%.o: pixctl/%.c $(wildcard common/*.h) $(wildcard pixctl/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/pixctl: $(PIXCTL_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(PIXCTL_OBJ) $(LIBCOMMON) $(LIBS)
 
@@ -126,14 +130,19 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIBCOMMON)
 unit: all
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-integration: all
-	BUILD=$(BUILD) ./tests/run-integration
+# Tests run on their own build: sanitized (ASan + UBSan) and with the crash-test fault
+# points compiled in. `make` alone builds the release binaries in build/.
+TEST_BUILD ?= build-test
 
-test: all
-	BUILD=$(BUILD) ./tests/run
+test:
+	$(MAKE) BUILD=$(TEST_BUILD) SAN=1 OPT=-O1 all
+	BUILD=$(TEST_BUILD) ./tests/run
 
-asan:
-	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test
+asan: test
+
+integration:
+	$(MAKE) BUILD=$(TEST_BUILD) SAN=1 OPT=-O1 all
+	BUILD=$(TEST_BUILD) ./tests/run-integration
 
 format:
 	clang-format -i $(FORMAT_SRC)
@@ -142,4 +151,4 @@ check-format:
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-test build-asan

@@ -8,19 +8,19 @@
 #define SQL_IMAGE_PURGE                                                                            \
     "DELETE FROM images WHERE image_id = $1 AND status = 'deleted' RETURNING content_hash"
 #define SQL_BLOB_UNREF                                                                             \
-    "UPDATE blobs SET ref_count = ref_count - 1, updated_at = now() WHERE content_hash = $1"      \
+    "UPDATE blobs SET ref_count = ref_count - 1, updated_at = now() WHERE content_hash = $1"       \
     " RETURNING ref_count"
 /* Takes the blob row's lock; statements after it see every transaction that touched it. */
 #define SQL_BLOB_LOCK "SELECT ref_count FROM blobs WHERE content_hash = $1 FOR UPDATE"
 #define SQL_BLOB_USED "SELECT EXISTS (SELECT 1 FROM images WHERE content_hash = $1)"
 /* Every path of the dropped blob, whether or not its tombstone was already there. */
 #define SQL_BLOB_PURGE                                                                             \
-    "WITH v AS (DELETE FROM image_variants WHERE content_hash = $1 RETURNING 1),"                 \
-    " d AS (DELETE FROM blobs WHERE content_hash = $1 AND ref_count = 0"                          \
-    " RETURNING storage_path, 'variants/' || content_hash || '/' || blob_id || '/' AS prefix),"  \
-    " g AS (INSERT INTO gc_objects (storage_path, reason)"                                        \
-    " SELECT storage_path, 'blob' FROM d UNION ALL SELECT prefix, 'variants' FROM d"              \
-    " ON CONFLICT (storage_path) DO NOTHING)"                                                     \
+    "WITH v AS (DELETE FROM image_variants WHERE content_hash = $1 RETURNING 1),"                  \
+    " d AS (DELETE FROM blobs WHERE content_hash = $1 AND ref_count = 0"                           \
+    " RETURNING storage_path, 'variants/' || content_hash || '/' || blob_id || '/' AS prefix),"    \
+    " g AS (INSERT INTO gc_objects (storage_path, reason)"                                         \
+    " SELECT storage_path, 'blob' FROM d UNION ALL SELECT prefix, 'variants' FROM d"               \
+    " ON CONFLICT (storage_path) DO NOTHING)"                                                      \
     " SELECT storage_path FROM d UNION ALL SELECT prefix FROM d"
 
 /* Runs one statement with one parameter; the result or NULL with err. */

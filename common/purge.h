@@ -13,7 +13,7 @@ struct purge_result {
     char hash[65];
     int blob_gone;
     int npaths;
-    char paths[PURGE_PATHS][160];
+    char paths[PURGE_PATHS][512];
 };
 
 /* Drops a soft-deleted image and its reference on the blob; at zero references also the

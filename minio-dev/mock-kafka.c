@@ -65,7 +65,8 @@ static void usage(void)
 static int parse_topics(const char *arg, struct topic_spec *out, int max)
 {
     char *copy = strdup(arg);
-    if (!copy) return -1;
+    if (!copy)
+        return -1;
     int n = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -96,7 +97,8 @@ static int write_atomic(const char *path, const char *data)
     if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
         return -1;
     FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     int ok = fputs(data, f) >= 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -109,7 +111,8 @@ static int write_atomic(const char *path, const char *data)
 static void write_state(const char *control_path, int brokers)
 {
     char path[4096], buf[64 + MAX_BROKERS * 32];
-    if (snprintf(path, sizeof(path), "%s.state", control_path) >= (int)sizeof(path)) return;
+    if (snprintf(path, sizeof(path), "%s.state", control_path) >= (int)sizeof(path))
+        return;
     int off = snprintf(buf, sizeof(buf), "seq %ld\n", g_seq);
     for (int id = 1; id <= brokers; id++)
         off += snprintf(buf + off, sizeof(buf) - (size_t)off, "broker %d %s\n", id,
@@ -134,7 +137,8 @@ static void run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
     char cmd[32] = "";
     int id = 0, ms = 0;
     int n = sscanf(line, "%31s %d %d", cmd, &id, &ms);
-    if (n < 1) return; /* blank line */
+    if (n < 1)
+        return; /* blank line */
     int ok = 1;
     if (!strcmp(cmd, "alldown") || !strcmp(cmd, "allup")) {
         for (int b = 1; b <= brokers; b++)
@@ -146,7 +150,8 @@ static void run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
     } else {
         ok = 0;
     }
-    if (ok) g_seq++;
+    if (ok)
+        g_seq++;
     line[strcspn(line, "\r\n")] = '\0';
     printf("{\"event\":\"mock_kafka_control\",\"command\":\"%.64s\",\"ok\":%s,\"seq\":%ld}\n",
            ok ? line : "(invalid)", ok ? "true" : "false", g_seq);
@@ -156,13 +161,15 @@ static void run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
 static void poll_control(const char *path, rd_kafka_mock_cluster_t *mc, int brokers)
 {
     int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0)
+        return;
     char buf[4096];
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     if (n > 0 && ftruncate(fd, 0) != 0)
         fprintf(stderr, "mock-kafka: cannot truncate %s: %s\n", path, strerror(errno));
     close(fd);
-    if (n <= 0) return;
+    if (n <= 0)
+        return;
     buf[n] = '\0';
     char *save = NULL;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
@@ -277,7 +284,8 @@ int main(int argc, char **argv)
     while (!g_stop) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        if (control_file && !g_stop) poll_control(control_file, mc, brokers);
+        if (control_file && !g_stop)
+            poll_control(control_file, mc, brokers);
     }
 
     printf("{\"event\":\"mock_kafka_stopping\",\"signal\":%d}\n", (int)g_stop);
