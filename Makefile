@@ -60,7 +60,7 @@ endif
 FORMAT_SRC = $(wildcard common/*.[ch] services/*/*.[ch] pixctl/*.[ch] tests/unit/*/*.c \
              tests/unit/services/*/*.c tests/tools/*.c minio-dev/*.c)
 
-.PHONY: all test unit integration asan clean format check-format
+.PHONY: all test unit integration asan clean format check-format docs
 all: $(BINS) $(UNIT_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard common/*.h) $(wildcard services/*/*.h)
@@ -144,10 +144,18 @@ integration:
 	$(MAKE) BUILD=$(TEST_BUILD) SAN=1 OPT=-O1 all
 	BUILD=$(TEST_BUILD) ./tests/run-integration
 
+# docs/configuration.md is generated from the programs' configuration tables.
+docs: all
+	BUILD=$(BUILD) docs/gen-config.sh
+
 format:
 	clang-format -i $(FORMAT_SRC)
 
-check-format:
+check-# docs/configuration.md is generated from the programs' configuration tables.
+docs: all
+	BUILD=$(BUILD) docs/gen-config.sh
+
+format:
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
