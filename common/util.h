@@ -34,6 +34,9 @@ void buf_free(buf *b);
 /* Copies src (NULL: "") into dst of n bytes, truncating; always NUL-terminates. */
 void util_strlcpy(char *dst, size_t n, const char *src);
 
+/* Splits "host:port" (port 0..65535) into host (hostlen bytes) and *port. 0 or -1. */
+int util_split_hostport(const char *s, char *host, size_t hostlen, int *port) PIX_WUR;
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void util_hex(const unsigned char *in, size_t n, char *out);
 /* Parses exactly 2n hex chars; 0 or -1. */

@@ -228,23 +228,6 @@ static void tctx_free(void *p)
     free(t);
 }
 
-static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(listen, ':');
-    char *end;
-    long p;
-
-    if (!colon || (size_t)(colon - listen) >= hostlen)
-        return -1;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
 static void s3cfg_fill(struct api *api)
 {
     const struct api_config *cfg = api->cfg;
@@ -271,7 +254,7 @@ int api_init(struct api *api, char *err)
 
     if (!cfg->jwt_secret[0])
         return err_set(err, "jwt-secret (PIXPLANE_JWT_SECRET) is required"), -1;
-    if (split_listen(cfg->listen, host, sizeof host, &port) < 0)
+    if (util_split_hostport(cfg->listen, host, sizeof host, &port) < 0)
         return err_set(err, "bad listen address '%s'", cfg->listen), -1;
 #ifdef PIX_TEST_HOOKS
     const double min_ttl = 1; /* expiry tests need URLs that die within seconds */

@@ -53,6 +53,8 @@ static int check_config(const struct worker_config *c, char *err)
         err_set(err, "max-attempts must be at least 1");
     else if (c->read_block < 64 * 1024 || c->read_block > 256LL * 1024 * 1024)
         err_set(err, "read-block must be 64KiB..256MiB");
+    else if (c->webp_effort < 0 || c->webp_effort > 6)
+        err_set(err, "webp-effort must be 0..6");
     else if (c->max_pixels < 1 || c->max_input_size < 1)
         err_set(err, "max-pixels and max-input-size must be positive");
     else if (c->relay_batch < 1 || c->relay_batch > 100000)
@@ -75,6 +77,8 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
                             w->variants, VARIANT_MAX, err)) < 0)
         return -1;
     w->nvariants = (size_t)n;
+    for (size_t i = 0; i < w->nvariants; i++)
+        w->variants[i].effort = (int)c->webp_effort;
     w->s3cfg = (struct s3_config){.endpoint = c->s3_endpoint, .bucket = c->s3_bucket,
                                   .region = c->s3_region, .access_key = c->s3_access_key,
                                   .secret_key = c->s3_secret_key, .path_style = c->s3_path_style,
@@ -154,7 +158,8 @@ int main(int argc, char **argv)
     int rc;
 
     mallopt(M_ARENA_MAX, 2); /* many threads, large short-lived buffers: keep RSS bounded */
-    rc = conf_load(worker_conf, worker_conf_count, argc - first, argv + first, NULL, NULL, err);
+    rc = conf_load(worker_conf, worker_conf_count, argc - first + 1, argv + first - 1, NULL, NULL,
+                   err);
     if (rc == 1) {
         usage(stdout);
         conf_free(worker_conf, worker_conf_count);

@@ -95,6 +95,23 @@ static void test_time(void **state)
     assert_false(util_streq_ct("abc", "abd", 3));
 }
 
+static void test_split_hostport(void **state)
+{
+    char host[16];
+    int port = -1;
+
+    assert_int_equal(util_split_hostport("127.0.0.1:8080", host, sizeof host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(util_split_hostport("0.0.0.0:0", host, sizeof host, &port), 0);
+    assert_int_equal(port, 0);
+    assert_int_equal(util_split_hostport("nohost", host, sizeof host, &port), -1);
+    assert_int_equal(util_split_hostport("h:", host, sizeof host, &port), -1);
+    assert_int_equal(util_split_hostport("h:70000", host, sizeof host, &port), -1);
+    assert_int_equal(util_split_hostport("h:80x", host, sizeof host, &port), -1);
+    assert_int_equal(util_split_hostport("a-very-long-host-name:1", host, sizeof host, &port), -1);
+}
+
 static void test_err_set(void **state)
 {
     char err[ERR_MAX];
@@ -112,8 +129,13 @@ static void test_err_set(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf),  cmocka_unit_test(test_hex),  cmocka_unit_test(test_b64url),
-        cmocka_unit_test(test_uuid), cmocka_unit_test(test_time), cmocka_unit_test(test_err_set),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_b64url),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_err_set),
+        cmocka_unit_test(test_split_hostport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
