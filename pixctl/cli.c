@@ -1,0 +1,479 @@
+/* cli: pixctl's commands and options: one declarative option table (with the commands each
+ * option applies to), the `key = value` config file layered under the environment, and help. */
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fsx.h"
+
+#define CONFIG_MAX (64 * 1024)
+
+enum {
+    C_UPLOAD = 1 << 0,
+    C_DOWNLOAD = 1 << 1,
+    C_THUMB = 1 << 2,
+    C_LS = 1 << 3,
+    C_INFO = 1 << 4,
+    C_RENAME = 1 << 5,
+    C_SHARE = 1 << 6,
+    C_RM = 1 << 7,
+    C_RESTORE = 1 << 8,
+    C_SYNC = 1 << 9,
+    C_ALL = 0x3ff,
+};
+
+static const struct pix_command commands[] = {
+    {"upload", cmd_upload, C_UPLOAD, "FILE...", "upload images (parallel, resumable, deduplicated)",
+     "Hashes each file (SHA-256, one pass), starts an upload session and, when the server\n"
+     "already holds the content, proves possession by hashing the ranges it asks for: no\n"
+     "bytes are sent. Otherwise uploads the chunks in parallel straight to storage through\n"
+     "presigned URLs, retries failed chunks with backoff, refreshes expired URLs, completes\n"
+     "and prints the image id (one file) or `ID  FILE` lines (several). Killed or\n"
+     "interrupted, the same command resumes: it asks the server which chunks it has and\n"
+     "sends only the missing ones. A file changed since is uploaded afresh.",
+     1, -1},
+    {"download", cmd_download, C_DOWNLOAD, "ID [-o PATH]",
+     "download an image, verifying its sha256",
+     "Downloads through a signed URL into a temporary file beside the target, checks the\n"
+     "SHA-256 against the image's metadata and only then renames it into place: a partial\n"
+     "or corrupt file never appears under the final name. Without -o the image's name in the\n"
+     "current directory; -o DIR keeps the name. Prints the path written.",
+     1, 1},
+    {"ls", cmd_ls, C_LS, "", "list your images (--deleted: the trash)",
+     "Lists your images newest first, following the server's pages. --json prints one\n"
+     "JSON object per image.",
+     0, 0},
+    {"info", cmd_info, C_INFO, "ID", "show an image's metadata", "Shows an image's metadata.", 1,
+     1},
+    {"rename", cmd_rename, C_RENAME, "ID NAME", "rename an image", "Renames an image.", 2, 2},
+    {"share", cmd_share, C_SHARE, "ID USER", "share an image with another user",
+     "Shares an image with another user (read access).", 2, 2},
+    {"rm", cmd_rm, C_RM, "ID...", "delete images (restorable during retention)",
+     "Deletes images (soft delete: `pixctl restore` brings them back during the retention\n"
+     "period).",
+     1, -1},
+    {"restore", cmd_restore, C_RESTORE, "ID...", "restore deleted images",
+     "Restores deleted images.", 1, -1},
+    {"thumb", cmd_thumb, C_THUMB, "ID [--variant V] [-o PATH]", "download a variant (thumbnail)",
+     "Downloads a variant of an image (default thumbnail_small). Waits up to --wait while\n"
+     "the server is still making it. Prints the path written.",
+     1, 1},
+    {"sync", cmd_sync, C_SYNC, "DIR [--watch]", "mirror your images into a folder",
+     "Mirrors your images into DIR: downloads added and updated images (verified, through a\n"
+     "temporary file, so no partial file ever has a final name), renames, removes deleted\n"
+     "ones. The cursor and an index live in DIR/.pixplane/; killed at any point, the next\n"
+     "run carries on. Names collide as `NAME (ID-PREFIX).EXT` (the image with the smallest\n"
+     "id keeps the plain name). --watch keeps running and follows the server's event\n"
+     "stream, reconnecting with backoff.",
+     1, 1},
+};
+
+struct opt_def {
+    struct conf_opt o;
+    unsigned cmds;
+};
+
+/* Targets are offsets into struct pixctl_config; build_table makes them pointers. */
+#define C(f) ((void *)offsetof(struct pixctl_config, f))
+
+static const struct opt_def options[] = {
+    {{"api-url", "PIXPLANE_API_URL", CONF_STR, C(api_url), "http://127.0.0.1:8080",
+      "pixplane API base URL"},
+     C_ALL},
+    {{"token", "PIXPLANE_TOKEN", CONF_STR, C(token), "", "bearer token (required)"}, C_ALL},
+    {{"config", "PIXPLANE_CONFIG", CONF_STR, C(config), "",
+      "config file (default ~/.config/pixplane/config)"},
+     C_ALL},
+    {{"json", "PIXCTL_JSON", CONF_BOOL, C(json), "false",
+      "print JSON (one object per line) on stdout for scripts"},
+     C_ALL},
+    {{"quiet", "PIXCTL_QUIET", CONF_BOOL, C(quiet), "false", "no progress or notes on stderr (-q)"},
+     C_ALL},
+    {{"verbose", "PIXCTL_VERBOSE", CONF_BOOL, C(verbose), "false",
+      "log each API request on stderr (-v)"},
+     C_ALL},
+    {{"timeout", "PIXCTL_TIMEOUT", CONF_SECS, C(timeout), "60s",
+      "API request timeout; a transfer under 1 KiB/s this long is retried"},
+     C_ALL},
+    {{"connect-timeout", "PIXCTL_CONNECT_TIMEOUT", CONF_SECS, C(connect_timeout), "10s",
+      "TCP connect timeout"},
+     C_ALL},
+    {{"retries", "PIXCTL_RETRIES", CONF_INT, C(retries), "8",
+      "attempts per request or chunk before giving up"},
+     C_ALL},
+    {{"parallel", "PIXCTL_PARALLEL", CONF_INT, C(parallel), "4", "chunks uploaded at once (-p)"},
+     C_UPLOAD},
+    {{"mime-type", "PIXCTL_MIME_TYPE", CONF_STR, C(mime_type), "",
+      "MIME type (default: from the extension or the first bytes)"},
+     C_UPLOAD},
+    {{"name", "PIXCTL_NAME", CONF_STR, C(name), "",
+      "image name (default: the file's base name; one file only)"},
+     C_UPLOAD},
+    {{"state-dir", "PIXPLANE_STATE_DIR", CONF_STR, C(state_dir), "",
+      "resume state directory (default ~/.cache/pixplane/uploads)"},
+     C_UPLOAD},
+    {{"resume", "PIXCTL_RESUME", CONF_BOOL, C(resume), "true",
+      "resume an interrupted upload of the same file"},
+     C_UPLOAD},
+    {{"verify-timeout", "PIXCTL_VERIFY_TIMEOUT", CONF_SECS, C(verify_timeout), "2h",
+      "how long to wait while the server verifies a large upload"},
+     C_UPLOAD},
+    {{"upload-buffer", "PIXCTL_UPLOAD_BUFFER", CONF_SIZE, C(upload_buffer), "512KiB",
+      "read buffer per parallel chunk upload (16KiB-2MiB)"},
+     C_UPLOAD},
+    {{"output", "PIXCTL_OUTPUT", CONF_STR, C(output), "",
+      "where to write (-o); a directory keeps the image's name"},
+     C_DOWNLOAD | C_THUMB},
+    {{"variant", "PIXCTL_VARIANT", CONF_STR, C(variant), "thumbnail_small", "variant type"},
+     C_THUMB},
+    {{"wait", "PIXCTL_WAIT", CONF_SECS, C(wait), "60s",
+      "how long to wait for a variant still being made"},
+     C_THUMB},
+    {{"deleted", "PIXCTL_DELETED", CONF_BOOL, C(deleted), "false", "list the trash instead"}, C_LS},
+    {{"limit", "PIXCTL_LIMIT", CONF_INT, C(limit), "0", "stop after this many images (0: all)"},
+     C_LS},
+    {{"watch", "PIXCTL_WATCH", CONF_BOOL, C(watch), "false",
+      "keep running: follow the server's event stream (-w)"},
+     C_SYNC},
+    {{"poll-interval", "PIXCTL_POLL_INTERVAL", CONF_SECS, C(poll_interval), "5m",
+      "with --watch, also pull changes this often (a safety net)"},
+     C_SYNC},
+};
+
+static const struct {
+    const char *s, *l;
+} short_flags[] = {{"-o", "--output"},   {"-q", "--quiet"}, {"-v", "--verbose"},
+                   {"-p", "--parallel"}, {"-w", "--watch"}, {"-j", "--json"}};
+
+static const struct opt_def *find_def(const char *name, size_t len)
+{
+    for (size_t i = 0; i < ARRAY_LEN(options); i++)
+        if (strlen(options[i].o.name) == len && !strncmp(options[i].o.name, name, len))
+            return &options[i];
+    return NULL;
+}
+
+static const struct pix_command *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* Does argv[i] (a "--flag" without '=') take the next argument as its value? */
+static int takes_value(const char *arg)
+{
+    const struct opt_def *d;
+
+    if (strncmp(arg, "--", 2) || strchr(arg, '='))
+        return 0;
+    d = find_def(arg + 2, strlen(arg + 2));
+    return d && d->o.type != CONF_BOOL;
+}
+
+/* Copies argv with short flags spelled out; *cmd_at is the command's index (0 if none). */
+static char **copy_args(int argc, char **argv, int *cmd_at)
+{
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    int ended = 0;
+
+    if (!av)
+        return NULL;
+    *cmd_at = 0;
+    for (int i = 0; i < argc; i++) {
+        av[i] = argv[i];
+        for (size_t k = 0; i > 0 && !ended && k < ARRAY_LEN(short_flags); k++)
+            if (!strcmp(argv[i], short_flags[k].s))
+                av[i] = (char *)short_flags[k].l;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!ended && !strcmp(av[i], "--")) {
+            ended = 1;
+        } else if (!ended && av[i][0] == '-' && av[i][1]) {
+            if (takes_value(av[i]))
+                i++;
+        } else {
+            *cmd_at = i;
+            break;
+        }
+    }
+    return av;
+}
+
+static int wants_help(int argc, char **av)
+{
+    for (int i = 1; i < argc && strcmp(av[i], "--"); i++)
+        if (!strcmp(av[i], "--help") || !strcmp(av[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static void print_main_help(FILE *out)
+{
+    fputs("pixctl: the pixplane client\n\n"
+          "Usage: pixctl [options] COMMAND [arguments]\n\nCommands:\n",
+          out);
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s %s", commands[i].name, commands[i].usage);
+        fprintf(out, "  %-33s %s\n", left, commands[i].summary);
+    }
+    fputs("\n`pixctl COMMAND --help` shows a command's options.\n\n"
+          "Configuration: flags > environment > config file > defaults. The config file\n"
+          "(--config PATH, $PIXPLANE_CONFIG, else ~/.config/pixplane/config) has one\n"
+          "`key = value` per line, keys named like the flags (api-url, token, parallel, ...);\n"
+          "# starts a comment.\n\n"
+          "Output: results on stdout (--json: one JSON object per line), progress and notes\n"
+          "on stderr (a bar on a terminal, plain lines otherwise), errors as one line\n"
+          "`pixctl: ...` on stderr.\n\n"
+          "Exit codes:\n"
+          "  0    success\n"
+          "  1    usage or configuration error\n"
+          "  2    the API or storage refused the request (the message has the HTTP status\n"
+          "       and error code)\n"
+          "  3    network error: cannot connect, timed out, connection dropped (retried first)\n"
+          "  4    local I/O error: a file cannot be read or written\n"
+          "  5    verification failed: the content's sha256 does not match\n"
+          "  130  interrupted (SIGINT, SIGTERM); an interrupted upload resumes when run again\n"
+          "With several files or images the first failure's code is returned.\n\n",
+          out);
+}
+
+/* The option table for one command (cmd NULL: the options every command takes). */
+static struct conf_opt *build_table(const struct pix_command *cmd, struct pixctl_config *cfg,
+                                    size_t *n)
+{
+    struct conf_opt *t = calloc(ARRAY_LEN(options), sizeof *t);
+    unsigned bit = cmd ? cmd->bit : C_ALL;
+
+    if (!t)
+        return NULL;
+    *n = 0;
+    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+        if (!(options[i].cmds & bit) || (!cmd && options[i].cmds != C_ALL))
+            continue;
+        t[*n] = options[i].o;
+        t[*n].target = (char *)cfg + (size_t)options[i].o.target;
+        (*n)++;
+    }
+    return t;
+}
+
+static void print_cmd_help(const struct pix_command *cmd, const struct conf_opt *t, size_t n,
+                           FILE *out)
+{
+    char prog[96];
+
+    snprintf(prog, sizeof prog, "pixctl %s %s", cmd->name, cmd->usage);
+    fprintf(out, "%s\n\n", cmd->help);
+    conf_usage(t, n, prog, out);
+    fputs("\nExit codes: 0 ok, 1 usage, 2 API/storage error, 3 network, 4 local I/O,\n"
+          "5 verification failed, 130 interrupted (see pixctl --help).\n",
+          out);
+}
+
+int cli_conf_line(char *line, char **key, char **val)
+{
+    char *p = line, *eq, *end;
+    size_t n;
+
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '\0' || *p == '#' || *p == ';')
+        return 0;
+    if (!(eq = strchr(p, '=')))
+        return -1;
+    for (end = eq; end > p && isspace((unsigned char)end[-1]); end--)
+        ;
+    if (end == p)
+        return -1;
+    *end = '\0';
+    for (char *k = p; *k; k++) {
+        if (*k == '_')
+            *k = '-';
+        if (!isalnum((unsigned char)*k) && *k != '-')
+            return -1;
+    }
+    *key = p;
+    p = eq + 1;
+    while (isspace((unsigned char)*p))
+        p++;
+    n = strlen(p);
+    while (n && isspace((unsigned char)p[n - 1]))
+        p[--n] = '\0';
+    if (n >= 2 && (p[0] == '"' || p[0] == '\'') && p[n - 1] == p[0])
+        p[n - 1] = '\0', p++;
+    *val = p;
+    return 1;
+}
+
+/* The --config value from av, else $PIXPLANE_CONFIG; NULL if neither. */
+static const char *config_arg(int argc, char **av)
+{
+    for (int i = 1; i < argc && strcmp(av[i], "--"); i++) {
+        if (!strncmp(av[i], "--config=", 9))
+            return av[i] + 9;
+        if (!strcmp(av[i], "--config") && i + 1 < argc)
+            return av[i + 1];
+    }
+    return getenv("PIXPLANE_CONFIG");
+}
+
+/* Applies one file setting by exporting its environment variable, unless the environment
+ * already sets it (the environment outranks the file). */
+static int apply_setting(const char *path, int lineno, const char *key, const char *val, char *err)
+{
+    const struct opt_def *d = find_def(key, strlen(key));
+
+    if (!d || !d->o.env || !strcmp(key, "config")) {
+        err_set(err, "%s:%d: unknown setting '%.64s'", path, lineno, key);
+        return -1;
+    }
+    if (!getenv(d->o.env) && setenv(d->o.env, val, 1) < 0) {
+        err_set(err, "%s:%d: %s", path, lineno, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int load_config_file(int argc, char **av, char *err)
+{
+    const char *path = config_arg(argc, av), *home = getenv("HOME"), *xdg;
+    char def[4096], *text, *line, *next;
+    int explicit = path && *path, lineno = 0, rc = 0;
+    size_t len;
+
+    if (!explicit) {
+        xdg = getenv("XDG_CONFIG_HOME");
+        if (xdg && *xdg)
+            snprintf(def, sizeof def, "%s/pixplane/config", xdg);
+        else if (home && *home)
+            snprintf(def, sizeof def, "%s/.config/pixplane/config", home);
+        else
+            return 0;
+        path = def;
+    }
+    if (!(text = fsx_read_file(path, CONFIG_MAX, &len, err))) {
+        if (errno == ENOENT && !explicit)
+            return 0;
+        return -1;
+    }
+    for (line = text; line && rc == 0; line = next) {
+        char *key, *val, *nl = strchr(line, '\n');
+        int r;
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        r = cli_conf_line(line, &key, &val);
+        lineno++;
+        if (r < 0)
+            err_set(err, "%s:%d: expected `key = value`", path, lineno), rc = -1;
+        if (r > 0)
+            rc = apply_setting(path, lineno, key, val, err);
+    }
+    free(text);
+    return rc;
+}
+
+static int check_ranges(const struct pixctl_config *c, char *err)
+{
+    if (c->parallel < 1 || c->parallel > 64)
+        return err_set(err, "--parallel must be 1-64"), -1;
+    if (c->retries < 1 || c->retries > 100)
+        return err_set(err, "--retries must be 1-100"), -1;
+    if (c->timeout <= 0 || c->connect_timeout <= 0)
+        return err_set(err, "--timeout and --connect-timeout must be positive"), -1;
+    if (c->upload_buffer < 16 * 1024 || c->upload_buffer > 2 * 1024 * 1024)
+        return err_set(err, "--upload-buffer must be 16KiB-2MiB"), -1;
+    if (c->limit < 0)
+        return err_set(err, "--limit must not be negative"), -1;
+    return 0;
+}
+
+static int arg_count_ok(const struct cli *c, char *err)
+{
+    const struct pix_command *k = c->cmd;
+
+    if (c->nargs >= k->min_args && (k->max_args < 0 || c->nargs <= k->max_args))
+        return 0;
+    err_set(err, "usage: pixctl %s %s (see pixctl %s --help)", k->name, k->usage, k->name);
+    return -1;
+}
+
+/* Defaults for options the command does not take, so every field has a sane value. */
+static void base_defaults(struct pixctl_config *cfg)
+{
+    cfg->timeout = 60, cfg->connect_timeout = 10, cfg->retries = 8, cfg->parallel = 4;
+    cfg->resume = 1, cfg->verify_timeout = 7200, cfg->upload_buffer = 512 * 1024;
+    cfg->wait = 60, cfg->poll_interval = 300;
+}
+
+static int parse_cmd(int argc, struct cli *out, struct pixctl_config *cfg, int cmd_at, char *err)
+{
+    int rc;
+
+    if (!(out->table = build_table(out->cmd, cfg, &out->ntable)))
+        return err_set(err, "out of memory"), PIX_EUSAGE;
+    if (wants_help(argc, out->av)) {
+        print_cmd_help(out->cmd, out->table, out->ntable, stdout);
+        return PIX_OK;
+    }
+    if (load_config_file(argc, out->av, err) < 0)
+        return PIX_EUSAGE;
+    memmove(out->av + cmd_at, out->av + cmd_at + 1, sizeof(char *) * (size_t)(argc - cmd_at));
+    rc = conf_load(out->table, out->ntable, argc - 1, out->av, &out->args, &out->nargs, err);
+    if (rc != 0)
+        return rc == 1 ? PIX_OK : PIX_EUSAGE;
+    if (check_ranges(cfg, err) < 0 || arg_count_ok(out, err) < 0)
+        return PIX_EUSAGE;
+    if (!cfg->api_url || !*cfg->api_url)
+        return err_set(err, "--api-url is empty"), PIX_EUSAGE;
+    if (!cfg->token || !*cfg->token)
+        return err_set(err, "no token: set PIXPLANE_TOKEN, --token or `token = ...` in the "
+                            "config file"),
+               PIX_EUSAGE;
+    return CLI_RUN;
+}
+
+int cli_parse(int argc, char **argv, struct pixctl_config *cfg, struct cli *out, char *err)
+{
+    int cmd_at;
+
+    memset(out, 0, sizeof *out);
+    base_defaults(cfg);
+    if (!(out->av = copy_args(argc, argv, &cmd_at)))
+        return err_set(err, "out of memory"), PIX_EUSAGE;
+    if (cmd_at && !strcmp(out->av[cmd_at], "help")) {
+        if (cmd_at + 1 >= argc)
+            return print_main_help(stdout), PIX_OK;
+        out->av[cmd_at] = out->av[cmd_at + 1], out->av[cmd_at + 1] = (char *)"--help";
+    }
+    if (!cmd_at) {
+        if (!wants_help(argc, out->av))
+            return err_set(err, "no command given (see pixctl --help)"), PIX_EUSAGE;
+        print_main_help(stdout);
+        if ((out->table = build_table(NULL, cfg, &out->ntable)))
+            conf_usage(out->table, out->ntable, "pixctl COMMAND", stdout);
+        return PIX_OK;
+    }
+    if (!(out->cmd = find_cmd(out->av[cmd_at])))
+        return err_set(err, "unknown command '%.64s' (see pixctl --help)", out->av[cmd_at]),
+               PIX_EUSAGE;
+    return parse_cmd(argc, out, cfg, cmd_at, err);
+}
+
+void cli_free(struct cli *c, struct pixctl_config *cfg)
+{
+    if (!c)
+        return;
+    if (c->table)
+        conf_free(c->table, c->ntable);
+    free(c->table);
+    free(c->av);
+    memset(c, 0, sizeof *c);
+    (void)cfg;
+}
