@@ -43,8 +43,7 @@ int kafka_parse_kv(const char *list, kafka_kv_fn set, void *ud, char *err)
         err_set(err, "kafka: out of memory");
         return -1;
     }
-    for (item = strtok_r(copy, ",", &save); item && rc == 0;
-         item = strtok_r(NULL, ",", &save)) {
+    for (item = strtok_r(copy, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*item))
             item++;
         if (!*item)
@@ -152,15 +151,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     __atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
 }
 
-kafka_producer *kafka_producer_new(const struct kafka_opts *o, double delivery_timeout,
-                                   char *err)
+kafka_producer *kafka_producer_new(const struct kafka_opts *o, double delivery_timeout, char *err)
 {
     char timeout_ms[32];
     const char *fixed[] = {
-        "enable.idempotence", "true", "acks", "all",
-        "message.timeout.ms", timeout_ms, "linger.ms", "5",
-        "partitioner", "murmur2_random", /* the Java client's: same key, same partition */
-        "queue.buffering.max.messages", "100000",
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "message.timeout.ms",
+        timeout_ms,
+        "linger.ms",
+        "5",
+        "partitioner",
+        "murmur2_random", /* the Java client's: same key, same partition */
+        "queue.buffering.max.messages",
+        "100000",
     };
     kafka_producer *p;
     rd_kafka_conf_t *conf;
@@ -252,6 +258,16 @@ void kafka_producer_purge(kafka_producer *p)
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 }
 
+int kafka_producer_fatal(kafka_producer *p, char *err)
+{
+    char reason[256];
+
+    if (rd_kafka_fatal_error(p->rk, reason, sizeof reason) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    err_set(err, "kafka: fatal producer error: %s", reason);
+    return 1;
+}
+
 int kafka_delivery_done(const struct kafka_delivery *d)
 {
     return __atomic_load_n(&d->done, __ATOMIC_ACQUIRE);
@@ -281,8 +297,8 @@ size_t kafka_wait(kafka_producer *p, struct kafka_delivery *const *ds, size_t n,
 }
 
 int kafka_produce_sync(kafka_producer *p, const char *topic, const void *key, size_t key_len,
-                       const void *value, size_t value_len, const struct kafka_header *h,
-                       size_t nh, const volatile int *stop, char *err)
+                       const void *value, size_t value_len, const struct kafka_header *h, size_t nh,
+                       const volatile int *stop, char *err)
 {
     struct orphan *o = calloc(1, sizeof *o);
     struct kafka_delivery *one[1];
@@ -410,16 +426,29 @@ static void ms_text(char *out, size_t n, double secs, long def_ms)
     snprintf(out, n, "%ld", secs > 0 ? (long)(secs * 1000) : def_ms);
 }
 
-kafka_consumer *kafka_consumer_new(const struct kafka_opts *o,
-                                   const struct kafka_consumer_opts *co, char *err)
+kafka_consumer *kafka_consumer_new(const struct kafka_opts *o, const struct kafka_consumer_opts *co,
+                                   char *err)
 {
     char session[32], heartbeat[32], maxpoll[32], kbytes[32];
     const char *fixed[] = {
-        "group.id", co->group, "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false", "auto.offset.reset", "earliest",
-        "enable.partition.eof", "false", "session.timeout.ms", session,
-        "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", maxpoll,
-        "queued.max.messages.kbytes", kbytes,
+        "group.id",
+        co->group,
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "auto.offset.reset",
+        "earliest",
+        "enable.partition.eof",
+        "false",
+        "session.timeout.ms",
+        session,
+        "heartbeat.interval.ms",
+        heartbeat,
+        "max.poll.interval.ms",
+        maxpoll,
+        "queued.max.messages.kbytes",
+        kbytes,
     };
     kafka_consumer *c = calloc(1, sizeof *c);
     rd_kafka_conf_t *conf = NULL;
@@ -429,7 +458,8 @@ kafka_consumer *kafka_consumer_new(const struct kafka_opts *o,
     ms_text(session, sizeof session, co->session_timeout, 6000);
     ms_text(heartbeat, sizeof heartbeat, co->heartbeat_interval, 1000);
     ms_text(maxpoll, sizeof maxpoll, co->max_poll_interval, 300000);
-    snprintf(kbytes, sizeof kbytes, "%ld", co->fetch_queue_kbytes > 0 ? co->fetch_queue_kbytes : 1024);
+    snprintf(kbytes, sizeof kbytes, "%ld",
+             co->fetch_queue_kbytes > 0 ? co->fetch_queue_kbytes : 1024);
     if (!c || !co->group || !*co->group || !co->ntopics) {
         err_set(err, c ? "kafka: consumer needs a group and topics" : "kafka: out of memory");
         goto fail;

@@ -43,8 +43,7 @@ struct kafka_header {
 
 /* delivery_timeout bounds how long a message may wait for Kafka (message.timeout.ms): every
  * message gets its delivery report within it, success or failure. */
-kafka_producer *kafka_producer_new(const struct kafka_opts *o, double delivery_timeout,
-                                   char *err);
+kafka_producer *kafka_producer_new(const struct kafka_opts *o, double delivery_timeout, char *err);
 /* Destroys after waiting up to flush_timeout seconds for outstanding messages; what is
  * still queued then is purged (reports as failed). NULL-safe. */
 void kafka_producer_free(kafka_producer *p, double flush_timeout);
@@ -62,6 +61,9 @@ int kafka_producer_outq(kafka_producer *p);
 /* Fails every message not yet delivered (their reports arrive on the next poll). */
 void kafka_producer_purge(kafka_producer *p);
 int kafka_delivery_done(const struct kafka_delivery *d);
+/* 1 (and err) if the producer hit a fatal error (e.g. the idempotence sequence broke): it
+ * must be freed and created again; 0 if it is usable. */
+int kafka_producer_fatal(kafka_producer *p, char *err);
 /* Waits until every record in ds is done, polling; gives up after timeout seconds or when
  * *stop becomes non-zero (stop may be NULL). Returns how many are still not done. */
 size_t kafka_wait(kafka_producer *p, struct kafka_delivery *const *ds, size_t n, double timeout,
@@ -69,8 +71,8 @@ size_t kafka_wait(kafka_producer *p, struct kafka_delivery *const *ds, size_t n,
 /* Produces one message and waits for its report (bounded by the delivery timeout, or
  * *stop). 0 delivered, -1 with err. */
 int kafka_produce_sync(kafka_producer *p, const char *topic, const void *key, size_t key_len,
-                       const void *value, size_t value_len, const struct kafka_header *h,
-                       size_t nh, const volatile int *stop, char *err) PIX_WUR;
+                       const void *value, size_t value_len, const struct kafka_header *h, size_t nh,
+                       const volatile int *stop, char *err) PIX_WUR;
 
 /* ---- consumer ---- */
 
@@ -102,17 +104,17 @@ struct kafka_consumer_opts {
     const char *group;
     const char *const *topics;
     size_t ntopics;
-    double session_timeout;   /* session.timeout.ms */
+    double session_timeout;    /* session.timeout.ms */
     double heartbeat_interval; /* heartbeat.interval.ms */
-    double max_poll_interval; /* max.poll.interval.ms (0: librdkafka default) */
-    long fetch_queue_kbytes;  /* queued.max.messages.kbytes: prefetch bound */
+    double max_poll_interval;  /* max.poll.interval.ms (0: librdkafka default) */
+    long fetch_queue_kbytes;   /* queued.max.messages.kbytes: prefetch bound */
     kafka_rebalance_fn on_rebalance;
     void *ud;
 };
 
 /* Subscribes; auto commit and auto offset store are off, auto.offset.reset=earliest. */
-kafka_consumer *kafka_consumer_new(const struct kafka_opts *o,
-                                   const struct kafka_consumer_opts *co, char *err);
+kafka_consumer *kafka_consumer_new(const struct kafka_opts *o, const struct kafka_consumer_opts *co,
+                                   char *err);
 /* 1 and *out (a message), 0 if none arrived within timeout_ms, -1 with err for a consumer
  * error (logged by the caller; most are transient and the consumer recovers by itself). */
 int kafka_consumer_poll(kafka_consumer *c, int timeout_ms, struct kafka_msg **out, char *err);

@@ -113,20 +113,27 @@ static void *runner(void *arg)
 int main(int argc, char **argv)
 {
     const char *spec = "thumbnail_small:256,thumbnail_large:1024,preview:2048";
-    int threads = 1, conc = 1, opt, n;
+    int threads = 1, conc = 1, effort = 4, opt, n;
     char err[ERR_MAX];
     struct rusage ru;
     double t0, dt;
 
-    while ((opt = getopt(argc, argv, "t:c:r:v:o:")) != -1) {
-        if (opt == 't') threads = atoi(optarg);
-        else if (opt == 'c') conc = atoi(optarg);
-        else if (opt == 'r') repeat = atoi(optarg);
-        else if (opt == 'v') spec = optarg;
-        else if (opt == 'o') outdir = optarg, outdir_set = 1;
+    while ((opt = getopt(argc, argv, "t:c:r:v:o:e:")) != -1) {
+        if (opt == 't')
+            threads = atoi(optarg);
+        else if (opt == 'e')
+            effort = atoi(optarg);
+        else if (opt == 'c')
+            conc = atoi(optarg);
+        else if (opt == 'r')
+            repeat = atoi(optarg);
+        else if (opt == 'v')
+            spec = optarg;
+        else if (opt == 'o')
+            outdir = optarg, outdir_set = 1;
         else {
             fprintf(stderr, "usage: thumbbench [-t threads] [-c vips-concurrency] [-r repeat] "
-                            "[-v variants] [-o outdir] files...\n");
+                            "[-v variants] [-e webp-effort] [-o outdir] files...\n");
             return 2;
         }
     }
@@ -137,6 +144,8 @@ int main(int argc, char **argv)
         return 2;
     }
     nvariants = (size_t)n;
+    for (size_t i = 0; i < nvariants; i++)
+        variants[i].effort = effort;
     if (thumb_init(argv[0], conc) < 0)
         return 1;
     pthread_t th[64];

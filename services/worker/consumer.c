@@ -57,22 +57,24 @@ static void dispatch(struct worker *w)
 
     while (!w->stopping && w->running < (size_t)w->cfg->threads &&
            (p = parts_next(&w->parts, &m))) {
-        if (!(j = calloc(1, sizeof *j)) || pool_submit(w->jobs, process_job, j) < 0) {
-            /* cannot happen with running < threads; stall rather than skip the event */
-            log_error(NULL, "dispatch_failed", "cannot hand an event to the pool", "topic",
-                      m->topic);
+        if ((j = calloc(1, sizeof *j))) {
+            j->w = w;
+            j->msg = m;
+            j->gen = p->gen;
+            j->started = util_now_mono();
+            p->inflight = j; /* before the pool may run (and finish) it */
+            w->running++;
+            if (pool_submit(w->jobs, process_job, j) == 0)
+                continue;
+            p->inflight = NULL;
+            w->running--;
             free(j);
-            kafka_msg_free(m);
-            p->stalled = 1;
-            w->parts.buffered--;
-            continue;
         }
-        j->w = w;
-        j->msg = m;
-        j->gen = p->gen;
-        j->started = util_now_mono();
-        p->inflight = j;
-        w->running++;
+        /* cannot happen with running < threads; stall rather than skip the event */
+        log_error(NULL, "dispatch_failed", "cannot hand an event to the pool", "topic", m->topic);
+        kafka_msg_free(m);
+        p->stalled = 1;
+        w->parts.buffered--;
     }
 }
 
@@ -201,10 +203,14 @@ int worker_consume(struct worker *w, volatile sig_atomic_t *stop, char *err)
 {
     const char *topics[] = {w->cfg->upload_topic};
     struct kafka_consumer_opts co = {
-        .group = w->cfg->group, .topics = topics, .ntopics = 1,
+        .group = w->cfg->group,
+        .topics = topics,
+        .ntopics = 1,
         .session_timeout = w->cfg->session_timeout,
-        .heartbeat_interval = w->cfg->heartbeat_interval, .fetch_queue_kbytes = 1024,
-        .on_rebalance = on_rebalance, .ud = w,
+        .heartbeat_interval = w->cfg->heartbeat_interval,
+        .fetch_queue_kbytes = 1024,
+        .on_rebalance = on_rebalance,
+        .ud = w,
     };
     double last_stats = util_now_mono(), last_err = 0;
 

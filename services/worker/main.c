@@ -73,18 +73,22 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
 
     w->cfg = c;
     if (check_config(c, err) < 0 ||
-        (n = variants_parse(c->variants, (int)c->webp_quality, (int)c->jpeg_quality,
-                            w->variants, VARIANT_MAX, err)) < 0)
+        (n = variants_parse(c->variants, (int)c->webp_quality, (int)c->jpeg_quality, w->variants,
+                            VARIANT_MAX, err)) < 0)
         return -1;
     w->nvariants = (size_t)n;
     for (size_t i = 0; i < w->nvariants; i++)
         w->variants[i].effort = (int)c->webp_effort;
-    w->s3cfg = (struct s3_config){.endpoint = c->s3_endpoint, .bucket = c->s3_bucket,
-                                  .region = c->s3_region, .access_key = c->s3_access_key,
-                                  .secret_key = c->s3_secret_key, .path_style = c->s3_path_style,
-                                  .timeout = 120, .connect_timeout = 5};
-    w->kopts = (struct kafka_opts){.bootstrap = c->kafka_bootstrap,
-                                   .client_id = "pixplane-worker", .extra = c->kafka_options};
+    w->s3cfg = (struct s3_config){.endpoint = c->s3_endpoint,
+                                  .bucket = c->s3_bucket,
+                                  .region = c->s3_region,
+                                  .access_key = c->s3_access_key,
+                                  .secret_key = c->s3_secret_key,
+                                  .path_style = c->s3_path_style,
+                                  .timeout = 120,
+                                  .connect_timeout = 5};
+    w->kopts = (struct kafka_opts){
+        .bootstrap = c->kafka_bootstrap, .client_id = "pixplane-worker", .extra = c->kafka_options};
     if (thumb_init(argv0, (int)c->vips_concurrency) < 0) {
         err_set(err, "libvips did not start");
         return -1;

@@ -27,7 +27,8 @@ struct evctx {
     char storage_path[1100];
     size_t pending[VARIANT_MAX]; /* indices into w->variants still to build */
     size_t npending;
-    int attempts; /* highest attempt count among the pending variants */
+    int attempts;            /* highest attempt count among the pending variants */
+    long long wrote_blob_id; /* an earlier attempt stored objects under this generation */
     char last_err[ERR_MAX];
 };
 
@@ -152,8 +153,11 @@ static int build(struct evctx *e, struct thumb_out *out, char *err)
 {
     const struct worker_config *cfg = e->w->cfg;
     struct rsrc_s3 s3 = {e->t->s3, e->storage_path};
-    struct rsrc r = {.fetch = rsrc_s3_fetch, .ud = &s3, .size = e->size,
-                     .block_size = (size_t)cfg->read_block, .abort = &e->w->aborting};
+    struct rsrc r = {.fetch = rsrc_s3_fetch,
+                     .ud = &s3,
+                     .size = e->size,
+                     .block_size = (size_t)cfg->read_block,
+                     .abort = &e->w->aborting};
     struct variant vs[VARIANT_MAX];
     VipsSource *src;
     int rc;
@@ -183,6 +187,24 @@ static void delete_objects(struct evctx *e, buf *keys, size_t n)
             log_warn(rid(e), "variant_delete_failed", err, "key", keys[i].data);
 }
 
+/* The content vanished after an earlier attempt of ours stored objects (its commit failed):
+ * remove them (the purge's prefix sweep would too, but nothing should depend on timing). */
+static void forget_written(struct evctx *e)
+{
+    buf keys[VARIANT_MAX] = {{0}};
+    size_t n = 0;
+
+    if (!e->wrote_blob_id)
+        return;
+    for (size_t i = 0; i < e->w->nvariants; i++)
+        if (variant_key(&keys[n], e->ev.content_hash, e->wrote_blob_id, &e->w->variants[i]) == 0)
+            n++;
+    delete_objects(e, keys, n);
+    for (size_t i = 0; i < n; i++)
+        buf_free(&keys[i]);
+    e->wrote_blob_id = 0;
+}
+
 static int put_objects(struct evctx *e, const struct thumb_out *out, buf *keys, char *err)
 {
     for (size_t i = 0; i < e->npending; i++) {
@@ -192,24 +214,23 @@ static int put_objects(struct evctx *e, const struct thumb_out *out, buf *keys, 
             err_set(err, "out of memory");
             return -1;
         }
-        if (s3_put_object(e->t->s3, keys[i].data, out[i].data, out[i].len, variant_mime(v),
-                          err) != S3_OK)
+        if (s3_put_object(e->t->s3, keys[i].data, out[i].data, out[i].len, variant_mime(v), err) !=
+            S3_OK)
             return -1;
     }
     return 0;
 }
 
 /* Inside the transaction: one ready row per variant; how many changed, or -1. */
-static int mark_ready(struct evctx *e, pg_conn *db, const struct thumb_out *out,
-                      const buf *keys, char *err)
+static int mark_ready(struct evctx *e, pg_conn *db, const struct thumb_out *out, const buf *keys,
+                      char *err)
 {
     int changed = 0;
 
     for (size_t i = 0; i < e->npending; i++) {
         const struct variant *v = &e->w->variants[e->pending[i]];
         char wd[16], ht[16], sz[24];
-        const char *p[] = {e->ev.content_hash, v->name, keys[i].data, variant_mime(v), wd, ht,
-                           sz};
+        const char *p[] = {e->ev.content_hash, v->name, keys[i].data, variant_mime(v), wd, ht, sz};
         PGresult *r;
 
         snprintf(wd, sizeof wd, "%d", out[i].width);
@@ -223,9 +244,11 @@ static int mark_ready(struct evctx *e, pg_conn *db, const struct thumb_out *out,
     return changed;
 }
 
-/* 1 committed, 0 blob gone or replaced by a new generation, -1 error. */
-static int commit_rows(struct evctx *e, pg_conn *db, const struct thumb_out *out,
-                       const buf *keys, char *err)
+/* 1 committed, 0 blob gone or replaced by a new generation, -1 error. The variant rows are
+ * written before the blob row is locked: the same order as a purge (variants, then blob),
+ * so the two serialize instead of deadlocking; a purge that won leaves an FK violation. */
+static int commit_rows(struct evctx *e, pg_conn *db, const struct thumb_out *out, const buf *keys,
+                       char *err)
 {
     const char *p[] = {e->ev.content_hash};
     PGresult *r = NULL;
@@ -233,6 +256,8 @@ static int commit_rows(struct evctx *e, pg_conn *db, const struct thumb_out *out
 
     if (pg_tx_begin(db, err) < 0)
         return -1;
+    if ((changed = mark_ready(e, db, out, keys, err)) < 0)
+        goto fail;
     if (!(r = pg_exec(db, "blob_lock", 1, p, err)))
         goto fail;
     same = PQntuples(r) == 1 && pg_i64(r, 0, 0) == e->blob_id;
@@ -241,8 +266,6 @@ static int commit_rows(struct evctx *e, pg_conn *db, const struct thumb_out *out
         pg_tx_rollback(db);
         return 0;
     }
-    if ((changed = mark_ready(e, db, out, keys, err)) < 0)
-        goto fail;
     if (changed > 0 && !(r = pg_exec(db, "variant_changes", 1, p, err)))
         goto fail;
     if (changed > 0)
@@ -253,8 +276,9 @@ static int commit_rows(struct evctx *e, pg_conn *db, const struct thumb_out *out
     STAT_ADD(e->w, variants_skipped, (long)e->npending - changed);
     return 1;
 fail:
+    same = strcmp(pg_sqlstate(db), SQL_FK_VIOLATION) == 0;
     pg_tx_rollback(db);
-    return -1;
+    return same ? 0 : -1;
 }
 
 /* Objects are written first; the rows then point at them. If the content was purged
@@ -267,6 +291,7 @@ static enum step store(struct evctx *e, const struct thumb_out *out)
     pg_conn *db = NULL;
     int rc;
 
+    e->wrote_blob_id = e->blob_id; /* even a partial write leaves objects behind */
     if (put_objects(e, out, keys, err) < 0)
         goto out;
     if (!(db = pg_acquire(e->w->pg, PG_WAIT, err))) {
@@ -278,6 +303,7 @@ static enum step store(struct evctx *e, const struct thumb_out *out)
         st = STEP_INFRA;
     } else if (rc == 0) {
         delete_objects(e, keys, e->npending);
+        e->wrote_blob_id = 0;
         STAT_ADD(e->w, blobs_gone, 1);
         log_info(rid(e), "blob_gone", "content purged during the build; variants dropped",
                  "content_hash", e->ev.content_hash);
@@ -346,9 +372,10 @@ static enum step attempt(struct evctx *e)
             note_error(e, err);
             return STEP_INFRA;
         }
+        forget_written(e);
         STAT_ADD(e->w, blobs_gone, 1);
-        log_info(rid(e), "blob_gone", "content already purged; nothing to build",
-                 "content_hash", e->ev.content_hash);
+        log_info(rid(e), "blob_gone", "content already purged; nothing to build", "content_hash",
+                 e->ev.content_hash);
         return STEP_DONE;
     }
     STAT_ADD(e->w, variants_skipped, (long)(e->w->nvariants - e->npending));
@@ -364,8 +391,7 @@ static enum step attempt(struct evctx *e)
         return e->npending ? STEP_RETRY : STEP_DONE;
     }
     if (e->size > cfg->max_input_size) {
-        err_set(err, "original too large: %lld bytes (limit %lld)", e->size,
-                cfg->max_input_size);
+        err_set(err, "original too large: %lld bytes (limit %lld)", e->size, cfg->max_input_size);
         enum step st = fail_pending(e, db, err);
         pg_release(db);
         return st;

@@ -60,11 +60,16 @@ static void relay_disconnect(struct relay *r, const char *why)
 /* Connects (keepalives on: a dead server must not leave us "leader" for long). */
 static int relay_connect(struct relay *r)
 {
-    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "tcp_user_timeout", "application_name",
-                          "dbname", NULL};
-    const char *vals[] = {"5", "10", "5", "3", "15000", "pixplane-relay",
-                          r->w->cfg->database_url, NULL};
+    const char *keys[] = {"connect_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "application_name",
+                          "dbname",
+                          NULL};
+    const char *vals[] = {"5", "10", "5", "3", "15000", "pixplane-relay", r->w->cfg->database_url,
+                          NULL};
 
     r->db = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(r->db) == CONNECTION_OK)
@@ -127,16 +132,17 @@ static int relay_mark(struct relay *r, const struct row *rows, size_t n, const c
         rc = -1;
     if (rc == 0 && ns > 0) {
         const char *p[] = {sent.data};
-        res = relay_exec(r, "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                         1, p);
+        res = relay_exec(r, "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", 1, p);
         rc = res ? 0 : -1;
         PQclear(res);
         STAT_ADD(r->w, relay_sent, ns);
     }
     if (rc == 0 && nf > 0) {
         const char *p[] = {failed.data, error};
-        res = relay_exec(r, "UPDATE outbox SET attempts = attempts + 1, last_error = $2"
-                            " WHERE id = ANY($1::bigint[])", 2, p);
+        res = relay_exec(r,
+                         "UPDATE outbox SET attempts = attempts + 1, last_error = $2"
+                         " WHERE id = ANY($1::bigint[])",
+                         2, p);
         rc = res ? 0 : -1;
         PQclear(res);
         STAT_ADD(r->w, relay_failed, nf);
@@ -155,10 +161,10 @@ static void relay_publish(struct relay *r, struct row *rows, size_t n, char *fir
 
     for (size_t i = 0; i < n; i++) {
         if (kafka_produce(r->producer, rows[i].topic, rows[i].key, strlen(rows[i].key),
-                          rows[i].payload, strlen(rows[i].payload), NULL, 0, &rows[i].d,
-                          err) < 0) {
+                          rows[i].payload, strlen(rows[i].payload), NULL, 0, &rows[i].d, err) < 0) {
             rows[i].d.failed = 1;
-            snprintf(rows[i].d.error, sizeof rows[i].d.error, "%s", err);
+            snprintf(rows[i].d.error, sizeof rows[i].d.error, "%.*s",
+                     (int)sizeof rows[i].d.error - 1, err);
             rows[i].d.done = 1;
         }
     }
@@ -190,8 +196,10 @@ static int relay_batch(struct relay *r)
     int n, rc = 0;
 
     snprintf(limit, sizeof limit, "%ld", r->w->cfg->relay_batch);
-    res = relay_exec(r, "SELECT id, topic, msg_key, payload::text FROM outbox"
-                        " WHERE sent_at IS NULL ORDER BY id LIMIT $1", 1, p);
+    res = relay_exec(r,
+                     "SELECT id, topic, msg_key, payload::text FROM outbox"
+                     " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+                     1, p);
     if (!res)
         return -1;
     if ((n = PQntuples(res)) == 0 || !(rows = calloc((size_t)n, sizeof *rows))) {
@@ -199,8 +207,11 @@ static int relay_batch(struct relay *r)
         return n ? -1 : 0;
     }
     for (int i = 0; i < n; i++)
-        rows[i] = (struct row){strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
-                               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), {0}};
+        rows[i] = (struct row){strtoll(PQgetvalue(res, i, 0), NULL, 10),
+                               PQgetvalue(res, i, 1),
+                               PQgetvalue(res, i, 2),
+                               PQgetvalue(res, i, 3),
+                               {0}};
     relay_publish(r, rows, (size_t)n, first_err);
     STAT_ADD(r->w, relay_batches, 1);
     if (relay_mark(r, rows, (size_t)n, first_err) < 0)
@@ -210,6 +221,25 @@ static int relay_batch(struct relay *r)
     free(rows);
     PQclear(res);
     return rc < 0 || first_err[0] ? -1 : n;
+}
+
+/* A fatal producer error (idempotence broken) makes the client unusable: start a new one.
+ * Rows it did not deliver are still unsent and go out again. */
+static int relay_renew_producer(struct relay *r)
+{
+    char err[ERR_MAX] = "";
+    kafka_producer *p;
+
+    if (!kafka_producer_fatal(r->producer, err))
+        return 0;
+    log_error(NULL, "relay_producer_reset", err);
+    if (!(p = kafka_producer_new(&r->w->kopts, r->w->cfg->relay_delivery_timeout, err))) {
+        log_error(NULL, "relay_producer_failed", err);
+        return -1;
+    }
+    kafka_producer_free(r->producer, 0);
+    r->producer = p;
+    return 0;
 }
 
 static void relay_step(struct relay *r)
@@ -225,7 +255,7 @@ static void relay_step(struct relay *r)
         relay_sleep(r, cfg->relay_standby_retry);
         return;
     }
-    if ((n = relay_batch(r)) < 0) {
+    if (relay_renew_producer(r) < 0 || (n = relay_batch(r)) < 0) {
         r->backoff = r->backoff ? r->backoff * 2 : 0.5;
         if (r->backoff > 10)
             r->backoff = 10;

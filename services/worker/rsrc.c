@@ -17,8 +17,8 @@ static int rsrc_fail(struct rsrc *r, const char *msg)
 static int rsrc_fill(struct rsrc *r)
 {
     long long off = r->pos - r->pos % (long long)r->block_size;
-    long long len = r->size - off < (long long)r->block_size ? r->size - off
-                                                             : (long long)r->block_size;
+    long long len =
+        r->size - off < (long long)r->block_size ? r->size - off : (long long)r->block_size;
     char err[ERR_MAX] = "";
 
     if (r->abort && *r->abort)

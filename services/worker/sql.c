@@ -6,20 +6,19 @@ const struct pg_stmt worker_stmts[] = {
     {"blob_get", "SELECT blob_id, storage_path, size FROM blobs WHERE content_hash = $1"},
     /* One more attempt on every variant still pending (rows created on first sight);
      * ready and failed ones are not returned: nothing to do for them. */
-    {"variants_claim",
-     "INSERT INTO image_variants (content_hash, variant_type, attempts)"
-     " SELECT $1, t, 1 FROM unnest($2::text[]) t"
-     " ON CONFLICT (content_hash, variant_type) DO UPDATE"
-     " SET attempts = image_variants.attempts + 1, updated_at = now()"
-     " WHERE image_variants.status = 'pending'"
-     " RETURNING variant_type, attempts"},
+    {"variants_claim", "INSERT INTO image_variants (content_hash, variant_type, attempts)"
+                       " SELECT $1, t, 1 FROM unnest($2::text[]) t"
+                       " ON CONFLICT (content_hash, variant_type) DO UPDATE"
+                       " SET attempts = image_variants.attempts + 1, updated_at = now()"
+                       " WHERE image_variants.status = 'pending'"
+                       " RETURNING variant_type, attempts"},
     {"variants_note",
      "UPDATE image_variants SET error = $3, updated_at = now()"
      " WHERE content_hash = $1 AND variant_type = ANY($2::text[]) AND status = 'pending'"},
     {"variants_fail",
      "UPDATE image_variants SET status = 'failed', error = $3, updated_at = now()"
      " WHERE content_hash = $1 AND variant_type = ANY($2::text[]) AND status = 'pending'"},
-    /* Holds off a purge of this blob generation until the variant rows are committed. */
+    /* After the variant rows: holds off a purge of this blob generation until commit. */
     {"blob_lock", "SELECT blob_id FROM blobs WHERE content_hash = $1 FOR KEY SHARE"},
     {"variant_ready",
      "INSERT INTO image_variants (content_hash, variant_type, status, storage_path, mime_type,"

@@ -15,8 +15,7 @@ static const char *const thumb_loaders[] = {
 /* libvips and GLib messages become JSON log lines (warnings are per-image noise: debug). */
 static void thumb_glog(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer ud)
 {
-    enum log_level lvl = level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? LOG_ERROR
-                                                                            : LOG_DEBUG;
+    enum log_level lvl = level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? LOG_ERROR : LOG_DEBUG;
 
     if (log_enabled(lvl))
         log_kv(lvl, NULL, "vips_message", msg, "domain", domain ? domain : "", (char *)NULL);
@@ -58,16 +57,16 @@ static int thumb_fail(int rc, char *err, const char *what)
 
 static int thumb_check_header(VipsSource *src, long long max_pixels, char *err)
 {
-    VipsImage *im = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL,
-                                               "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    VipsImage *im = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                               VIPS_FAIL_ON_ERROR, NULL);
     long long px;
 
     if (!im)
         return thumb_fail(THUMB_BAD_INPUT, err, "not a supported image");
     px = (long long)im->Xsize * im->Ysize;
     if (px > max_pixels) {
-        err_set(err, "image too large: %dx%d is %lld pixels (limit %lld)", im->Xsize,
-                im->Ysize, px, max_pixels);
+        err_set(err, "image too large: %dx%d is %lld pixels (limit %lld)", im->Xsize, im->Ysize, px,
+                max_pixels);
         g_object_unref(im);
         return THUMB_TOO_LARGE;
     }
@@ -116,9 +115,8 @@ static int thumb_first(VipsSource *src, int box, VipsImage **mem, char *err)
     VipsImage *t = NULL;
 
     *mem = NULL;
-    if (vips_thumbnail_source(src, &t, box, "height", box, "size", VIPS_SIZE_DOWN,
-                              "export_profile", "srgb", "option_string", "fail_on=error",
-                              NULL))
+    if (vips_thumbnail_source(src, &t, box, "height", box, "size", VIPS_SIZE_DOWN, "export_profile",
+                              "srgb", "option_string", "fail_on=error", NULL))
         return thumb_fail(THUMB_BAD_INPUT, err, "cannot decode");
     if (!(t = thumb_srgb8(t)))
         return thumb_fail(THUMB_BAD_INPUT, err, "cannot convert to sRGB");
@@ -175,7 +173,8 @@ static int thumb_encode(VipsImage *im, const struct variant *v, struct thumb_out
     int rc;
 
     if (v->format == VARIANT_WEBP) {
-        if (vips_webpsave_buffer(im, &o->data, &o->len, "Q", v->quality, "strip", TRUE, NULL))
+        if (vips_webpsave_buffer(im, &o->data, &o->len, "Q", v->quality, "effort", v->effort,
+                                 "strip", TRUE, NULL))
             return -1;
         if (thumb_webp_strip(o->data, &o->len) == 0)
             return 0;
@@ -183,7 +182,11 @@ static int thumb_encode(VipsImage *im, const struct variant *v, struct thumb_out
         return -1;
     }
     if (vips_image_hasalpha(im)) {
-        if (vips_flatten(im, &flat, "background", vips_array_double_new(white, 3), NULL))
+        VipsArrayDouble *bg = vips_array_double_new(white, 3);
+
+        rc = vips_flatten(im, &flat, "background", bg, NULL);
+        vips_area_unref(VIPS_AREA(bg));
+        if (rc)
             return -1;
         im = flat;
     }
@@ -194,15 +197,13 @@ static int thumb_encode(VipsImage *im, const struct variant *v, struct thumb_out
     return rc;
 }
 
-static int thumb_variant(VipsImage *mem, const struct variant *v, struct thumb_out *o,
-                         char *err)
+static int thumb_variant(VipsImage *mem, const struct variant *v, struct thumb_out *o, char *err)
 {
     VipsImage *im = mem;
     int rc;
 
     if (mem->Xsize > v->box || mem->Ysize > v->box) {
-        if (vips_thumbnail_image(mem, &im, v->box, "height", v->box, "size", VIPS_SIZE_DOWN,
-                                 NULL))
+        if (vips_thumbnail_image(mem, &im, v->box, "height", v->box, "size", VIPS_SIZE_DOWN, NULL))
             return thumb_fail(THUMB_ERROR, err, "cannot resize");
     } else {
         g_object_ref(im);

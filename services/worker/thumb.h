@@ -19,15 +19,15 @@ typedef int (*rsrc_fetch_fn)(void *ud, long long off, size_t len, buf *out, char
 struct rsrc {
     rsrc_fetch_fn fetch;
     void *ud;
-    long long size;    /* object size (known up front: blobs.size) */
-    size_t block_size; /* bytes per ranged read */
+    long long size;            /* object size (known up front: blobs.size) */
+    size_t block_size;         /* bytes per ranged read */
     const volatile int *abort; /* non-zero: reads fail at once (may be NULL) */
     /* state */
     long long pos;
     buf block;
     long long block_off;
-    int failed;     /* a fetch failed or was aborted: the source, not the image, is at fault */
-    int fetches;    /* ranged reads made */
+    int failed;  /* a fetch failed or was aborted: the source, not the image, is at fault */
+    int fetches; /* ranged reads made */
     long long fetched;
     char err[ERR_MAX];
 };

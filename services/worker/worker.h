@@ -33,6 +33,7 @@ struct worker_config {
     long threads;
     char *variants;
     long webp_quality;
+    long webp_effort;
     long jpeg_quality;
     long max_pixels;
     long long max_input_size;
@@ -70,10 +71,11 @@ struct variant {
     int box; /* fits in box x box, never enlarged */
     enum variant_format format;
     int quality;
+    int effort; /* WebP encoder effort 0..6 (libvips' default 4) */
 };
 
-/* Parses "name:box[:webp|jpeg[:quality]],..." into v (sorted by box, largest first).
- * Returns the count, or -1 with err. */
+/* Parses "name:box[:webp|jpeg[:quality]],..." into v (sorted by box, largest first); WebP
+ * variants get effort 4 (set .effort afterwards to change it). Returns the count, or -1. */
 int variants_parse(const char *spec, int webp_q, int jpeg_q, struct variant *v, size_t max,
                    char *err) PIX_WUR;
 const char *variant_mime(const struct variant *v);
@@ -98,19 +100,19 @@ int event_parse(const char *json, size_t len, struct upload_event *ev, char *err
 /* ---- counters ---- */
 
 struct worker_stats {
-    long events;          /* messages taken from Kafka */
-    long events_done;     /* messages whose offset may be committed */
-    long events_invalid;  /* not a version-1 image.uploaded: dead-lettered */
-    long variants_built;  /* variant rows that became ready */
+    long events;           /* messages taken from Kafka */
+    long events_done;      /* messages whose offset may be committed */
+    long events_invalid;   /* not a version-1 image.uploaded: dead-lettered */
+    long variants_built;   /* variant rows that became ready */
     long variants_skipped; /* already ready/failed when the event came (replays, duplicates) */
-    long variants_failed; /* marked failed */
-    long blobs_gone;      /* content purged before or during the build */
-    long retries;         /* attempts that failed transiently */
-    long dlq;             /* events produced to the dead-letter topic */
-    long commits;         /* offset commits sent */
+    long variants_failed;  /* marked failed */
+    long blobs_gone;       /* content purged before or during the build */
+    long retries;          /* attempts that failed transiently */
+    long dlq;              /* events produced to the dead-letter topic */
+    long commits;          /* offset commits sent */
     long commit_errors;
-    long relay_sent;      /* outbox rows delivered and marked sent */
-    long relay_failed;    /* outbox rows whose delivery failed (retried later) */
+    long relay_sent;   /* outbox rows delivered and marked sent */
+    long relay_failed; /* outbox rows whose delivery failed (retried later) */
     long relay_batches;
 };
 
