@@ -12,6 +12,8 @@ struct worker_config worker_cfg;
 #define C(field) (&worker_cfg.field)
 
 const struct conf_opt worker_conf[] = {
+    {"listen", "PIXPLANE_WORKER_LISTEN", CONF_STR, C(listen), "",
+     "address:port for /healthz, /readyz and /metrics (empty: no listener)"},
     {"database-url", "DATABASE_URL", CONF_STR, C(database_url),
      "postgresql://pixplane@127.0.0.1:5432/pixplane", "PostgreSQL connection URI"},
     {"s3-endpoint", "S3_ENDPOINT", CONF_STR, C(s3_endpoint), "http://127.0.0.1:9000",

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "opshttp.h"
 #include "thumb.h"
 #include "worker.h"
 
@@ -136,6 +137,9 @@ static int run(const char *argv0)
     sigaction(SIGINT, &sa, NULL);
     if (worker_init(&w, argv0, err) < 0)
         fatal("startup_failed", "%s", err);
+    if (worker_cfg.listen[0] &&
+        !(w.ops = opshttp_start(worker_cfg.listen, worker_render_metrics, NULL, &w, err)))
+        fatal("startup_failed", "%s", err);
     snprintf(threads, sizeof threads, "%ld", worker_cfg.threads);
     log_info(NULL, "started", "pixplane-worker ready", "group", worker_cfg.group, "threads",
              threads, "variants", worker_cfg.variants);
@@ -150,6 +154,7 @@ static int run(const char *argv0)
         _exit(0);
     }
     worker_log_stats(&w, "stopped");
+    opshttp_stop(w.ops);
     worker_fini(&w);
     return 0;
 }

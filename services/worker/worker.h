@@ -18,6 +18,7 @@
 /* ---- configuration (config.c) ---- */
 
 struct worker_config {
+    char *listen; /* /healthz, /readyz, /metrics; "" = none */
     char *database_url;
     char *s3_endpoint;
     char *s3_bucket;
@@ -119,6 +120,9 @@ struct worker_stats {
 #define STAT_ADD(w, field, n) __atomic_add_fetch(&(w)->stats.field, (n), __ATOMIC_RELAXED)
 #define STAT_GET(w, field) __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED)
 
+/* stats.c: the counters in Prometheus text (the ops listener's /metrics). */
+int worker_render_metrics(buf *out, void *ud);
+
 /* ---- partition bookkeeping (parts.c) ---- */
 
 struct job;
@@ -190,6 +194,7 @@ struct worker {
     struct job *done_head;
     size_t running; /* jobs handed to the pool and not yet collected (consumer thread) */
     struct worker_stats stats;
+    struct opshttp *ops;
 };
 
 /* Per pool-thread context. */
