@@ -118,8 +118,11 @@ def test_variant_ready_serves_url(client, s3):
     h, _, _, blob_id = blob_of(image_id)
     key = "variants/%s/%s/thumbnail_small.webp" % (h, blob_id)
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"RIFF0000WEBP", ContentType="image/webp")
+    # (the stack's worker may have recorded this variant already: the bytes are no image)
     sql("INSERT INTO image_variants (content_hash, variant_type, status, storage_path, mime_type)"
-        " VALUES ('%s', 'thumbnail_small', 'ready', '%s', 'image/webp')" % (h, key))
+        " VALUES ('%s', 'thumbnail_small', 'ready', '%s', 'image/webp')"
+        " ON CONFLICT (content_hash, variant_type) DO UPDATE SET status = 'ready',"
+        " storage_path = excluded.storage_path, mime_type = excluded.mime_type" % (h, key))
     st, doc = client.call("GET", "/images/%s/variants/thumbnail_small" % image_id)
     assert st == 200 and doc["variant"] == "thumbnail_small", doc
     r = requests.get(doc["download_url"], timeout=30)
@@ -259,7 +262,9 @@ def test_cleanup_two_images_one_blob(api, s3):
     vkey = "variants/%s/%s/thumbnail_small.webp" % (h, blob_id)
     s3.put_object(Bucket=BUCKET, Key=vkey, Body=b"thumb")
     sql("INSERT INTO image_variants (content_hash, variant_type, status, storage_path)"
-        " VALUES ('%s', 'thumbnail_small', 'ready', '%s')" % (h, vkey))
+        " VALUES ('%s', 'thumbnail_small', 'ready', '%s') ON CONFLICT (content_hash,"
+        " variant_type) DO UPDATE SET status = 'ready', storage_path = excluded.storage_path"
+        % (h, vkey))
     cleanup = "/internal/images/%s/cleanup"
     st, doc = admin.call("POST", cleanup % ia)
     assert st == 409 and doc["error"]["code"] == "not_deleted"

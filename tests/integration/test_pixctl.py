@@ -294,6 +294,7 @@ def test_help_and_usage_errors(tmp_path, stack):
     cfg.write_text("# test\napi-url = http://127.0.0.1:9\ntoken = fromfile\nparallel = 0\n")
     env = dict(os.environ, HOME=str(tmp_path), PIXPLANE_CONFIG=str(cfg))
     env.pop("PIXPLANE_TOKEN", None)
+    env.pop("PIXPLANE_API_URL", None)  # the stack's env would sit above the file
     p = subprocess.run([PIXCTL, "upload", "x.jpg"], capture_output=True, text=True, timeout=10,
                        env=env)
     assert p.returncode == 1 and "--parallel" in p.stderr

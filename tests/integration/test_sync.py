@@ -33,8 +33,8 @@ class Device:
                 if kind == "deleted":
                     self.images.pop(e["image_id"], None)
                 else:
-                    self.images[e["image_id"]] = (e["name"], e["visibility"],
-                                                  tuple(sorted(e["variants"].items())))
+                    ready = sorted(k for k, v in e["variants"].items() if v == "ready")
+                    self.images[e["image_id"]] = (e["name"], e["visibility"], tuple(ready))
 
     def sync(self, limit=100, max_pages=200):
         for _ in range(max_pages):
@@ -61,8 +61,9 @@ def truth(c):
             assert st == 200
             for x in doc["images"]:
                 st, m = c.call("GET", "/images/%s/metadata" % x["image_id"])
-                variants = tuple(sorted((v["variant_type"], v["status"]) for v in m["variants"]
-                                        if v["status"] != "pending"))
+                # devices hear of variants becoming ready (not of failures)
+                variants = tuple(sorted(v["variant_type"] for v in m["variants"]
+                                        if v["status"] == "ready"))
                 out[x["image_id"]] = (x["name"], x["visibility"], variants)
             cursor = doc["next_cursor"]
             if not cursor:
