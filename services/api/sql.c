@@ -146,17 +146,5 @@ const struct pg_stmt api_stmts[] = {
      " SELECT user_id, image_id, 'deleted' FROM d WHERE status = 'active')"
      " SELECT count(*) FROM img"},
     {"image_is_active", "SELECT count(*) FROM images WHERE image_id = $1"},
-    {"image_purge",
-     "DELETE FROM images WHERE image_id = $1 AND status = 'deleted' RETURNING content_hash"},
-    {"blob_unref",
-     "UPDATE blobs SET ref_count = ref_count - 1, updated_at = now() WHERE content_hash = $1"
-     " RETURNING ref_count"},
-    {"blob_purge", "WITH v AS (DELETE FROM image_variants WHERE content_hash = $1 RETURNING 1),"
-                   " d AS (DELETE FROM blobs WHERE content_hash = $1 AND ref_count = 0"
-                   " RETURNING storage_path, blob_id, content_hash)"
-                   " INSERT INTO gc_objects (storage_path, reason)"
-                   " SELECT storage_path, 'blob' FROM d UNION ALL"
-                   " SELECT 'variants/' || content_hash || '/' || blob_id || '/', 'variants' FROM d"
-                   " ON CONFLICT (storage_path) DO NOTHING RETURNING storage_path"},
 };
 const size_t api_stmts_count = ARRAY_LEN(api_stmts);

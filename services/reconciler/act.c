@@ -23,7 +23,7 @@ void rec_did(struct rec *r, const char *action, const char *target, ...)
         kv[i + 1] = va_arg(ap, const char *);
     }
     va_end(ap);
-    r->rep.sweep[r->cur].actions++;
+    __atomic_add_fetch(&r->rep.sweep[r->cur].actions, 1, __ATOMIC_RELAXED);
     log_info(NULL, "reconcile_action", r->cfg->dry_run ? "would repair" : "repaired", "sweep",
              rec_sweep_name(r->cur), "action", action, "target", target, "dry_run",
              r->cfg->dry_run ? "true" : "false", kv[0], kv[1], kv[2], kv[3], kv[4], kv[5]);
@@ -31,21 +31,21 @@ void rec_did(struct rec *r, const char *action, const char *target, ...)
 
 void rec_failed(struct rec *r, const char *action, const char *target, const char *err)
 {
-    r->rep.sweep[r->cur].errors++;
+    __atomic_add_fetch(&r->rep.sweep[r->cur].errors, 1, __ATOMIC_RELAXED);
     log_warn(NULL, "reconcile_failed", err, "sweep", rec_sweep_name(r->cur), "action", action,
              "target", target);
 }
 
 void rec_unrepaired(struct rec *r, const char *what, const char *target, const char *why)
 {
-    r->rep.sweep[r->cur].unrepaired++;
-    log_warn(NULL, "reconcile_unrepaired", why, "sweep", rec_sweep_name(r->cur), "problem",
-             what, "target", target);
+    __atomic_add_fetch(&r->rep.sweep[r->cur].unrepaired, 1, __ATOMIC_RELAXED);
+    log_warn(NULL, "reconcile_unrepaired", why, "sweep", rec_sweep_name(r->cur), "problem", what,
+             "target", target);
 }
 
 void rec_examined(struct rec *r, long n)
 {
-    r->rep.sweep[r->cur].examined += n;
+    __atomic_add_fetch(&r->rep.sweep[r->cur].examined, n, __ATOMIC_RELAXED);
 }
 
 /* 1 while the lock connection answers (checked at most every LOCK_CHECK_EVERY seconds). */
@@ -94,8 +94,11 @@ void rec_dry_zero_add(struct rec *r, const char *hash)
     if (r->ndry_zero == r->cap_dry_zero) {
         size_t cap = r->cap_dry_zero ? r->cap_dry_zero * 2 : 64;
         char(*v)[65] = realloc(r->dry_zero, cap * sizeof *v);
-        if (!v)
-            return; /* the dry run then under-reports the purges; the log says why */
+        if (!v) {
+            log_warn(NULL, "dry_run_incomplete", "out of memory: a blob purge goes unreported",
+                     "content_hash", hash);
+            return;
+        }
         r->dry_zero = v, r->cap_dry_zero = cap;
     }
     util_strlcpy(r->dry_zero[r->ndry_zero++], 65, hash);

@@ -34,9 +34,9 @@ const struct conf_opt rec_conf[] = {
     {"report", NULL, CONF_STR, C(report), "text",
      "summary printed on stdout at the end of --once: text or json"},
     {"interval", "PIXPLANE_RECONCILE_INTERVAL", CONF_SECS, C(interval), "5m",
-     "daemon mode: pause between passes (a standby retries the lock as often)"},
+     "daemon mode: pause between passes (a standby retries the lock every 10s at most)"},
     {"listen", "PIXPLANE_RECONCILER_LISTEN", CONF_STR, C(listen), "127.0.0.1:9464",
-     "daemon mode: address:port of /metrics and /healthz (empty: none)"},
+     "daemon mode: address:port of /metrics, /healthz and /readyz (empty: none)"},
     {"batch", "PIXPLANE_RECONCILE_BATCH", CONF_INT, C(batch), "500",
      "rows or objects per query and per batch of repairs"},
     {"session-ttl", "PIXPLANE_SESSION_TTL", CONF_SECS, C(session_ttl), "24h",
@@ -49,8 +49,8 @@ const struct conf_opt rec_conf[] = {
      "sessions are expired this long after expires_at"},
     {"lease-grace", "PIXPLANE_RECONCILE_LEASE_GRACE", CONF_SECS, C(lease_grace), "1m",
      "a completion lease must have run out this long before the reconciler takes over"},
-    {"multipart-grace", "PIXPLANE_RECONCILE_MULTIPART_GRACE", CONF_SECS, C(multipart_grace),
-     "1h", "multipart uploads without a live session are aborted once this old"},
+    {"multipart-grace", "PIXPLANE_RECONCILE_MULTIPART_GRACE", CONF_SECS, C(multipart_grace), "1h",
+     "multipart uploads without a live session are aborted once this old"},
     {"orphan-grace", "PIXPLANE_RECONCILE_ORPHAN_GRACE", CONF_SECS, C(orphan_grace), "48h",
      "objects without a row are deleted once this old (>= session-ttl + complete-lease)"},
     {"audit-every", "PIXPLANE_RECONCILE_AUDIT_EVERY", CONF_SECS, C(audit_every), "6h",
@@ -60,6 +60,10 @@ const struct conf_opt rec_conf[] = {
      "outbox rows unsent this long are reported and their attempts reset"},
     {"variant-stuck", "PIXPLANE_RECONCILE_VARIANT_STUCK", CONF_SECS, C(variant_stuck), "2h",
      "variants pending or failed this long are requeued (a fresh outbox event)"},
+    {"s3-workers", "PIXPLANE_RECONCILE_S3_WORKERS", CONF_INT, C(s3_workers), "8",
+     "threads (each with its own connection) for a page's aborts and deletes"},
+    {"s3-page-size", "PIXPLANE_RECONCILE_S3_PAGE_SIZE", CONF_INT, C(s3_page_size), "0",
+     "entries per listing page (1..1000; 0: the server's default, 1000)"},
     {"requeue-max", "PIXPLANE_RECONCILE_REQUEUE_MAX", CONF_INT, C(requeue_max), "3",
      "most resets of one outbox row and requeues of one variant"},
 };
@@ -73,13 +77,18 @@ int rec_config_check(const struct rec_config *c, char *err)
         err_set(err, "batch must be 1..10000");
     else if (!c->once && c->interval < 1)
         err_set(err, "interval must be at least 1s");
+    else if (c->s3_page_size < 0 || c->s3_page_size > 1000)
+        err_set(err, "s3-page-size must be 0..1000");
+    else if (c->s3_workers < 1 || c->s3_workers > 64)
+        err_set(err, "s3-workers must be 1..64");
     else if (c->requeue_max < 0)
         err_set(err, "requeue-max must not be negative");
     else if (c->complete_lease < 1)
         err_set(err, "complete-lease must be at least 1s");
     else if (c->orphan_grace < c->session_ttl + c->complete_lease)
-        err_set(err, "orphan-grace (%.0fs) must be at least session-ttl + complete-lease "
-                     "(%.0fs): an upload may legitimately be that old",
+        err_set(err,
+                "orphan-grace (%.0fs) must be at least session-ttl + complete-lease "
+                "(%.0fs): an upload may legitimately be that old",
                 c->orphan_grace, c->session_ttl + c->complete_lease);
     else if (rec_sweeps_parse(c->only, err) < 0)
         return -1;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "opshttp.h"
 #include "rec.h"
 
 #define STANDBY_POLL 10.0 /* seconds between lock attempts of a standby, at most */
@@ -93,10 +94,11 @@ static int run_daemon(struct rec *r)
 {
     char err[ERR_MAX] = "";
     rec_metrics *m = rec_metrics_new();
-    rec_http *h = NULL;
+    opshttp *h = NULL;
     int leader = 0;
 
-    if (!m || (r->cfg->listen[0] && !(h = rec_http_start(r->cfg->listen, m, err)))) {
+    if (!m || (r->cfg->listen[0] && !(h = opshttp_start(r->cfg->listen, rec_metrics_render,
+                                                        rec_metrics_ready, m, err)))) {
         log_error(NULL, "startup_failed", err[0] ? err : "out of memory");
         rec_metrics_free(m);
         return 2;
@@ -105,7 +107,7 @@ static int run_daemon(struct rec *r)
     while (!g_stop)
         daemon_step(r, m, &leader);
     log_info(NULL, "stopped", "pixplane-reconciler stopped");
-    rec_http_stop(h);
+    opshttp_stop(h);
     rec_metrics_free(m);
     return 0;
 }
@@ -136,8 +138,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "run";
     int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
     char err[ERR_MAX] = "";
-    int rc = conf_load(rec_conf, rec_conf_count, argc - first + 1, argv + first - 1, NULL, NULL,
-                       err);
+    int rc =
+        conf_load(rec_conf, rec_conf_count, argc - first + 1, argv + first - 1, NULL, NULL, err);
 
     if (rc == 1) {
         usage(stdout);

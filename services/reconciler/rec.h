@@ -43,6 +43,8 @@ struct rec_config {
     double outbox_stuck;
     double variant_stuck;
     long requeue_max;
+    long s3_workers;
+    long s3_page_size;
 };
 
 extern struct rec_config rec_cfg;
@@ -90,12 +92,17 @@ struct rec_report {
     time_t started;
 };
 
+struct rec_fanout;
+
 struct rec {
     const struct rec_config *cfg;
     pg_pool *pg;
     pg_conn *db; /* for the length of a run */
+    struct s3_config s3cfg;
     s3_client *s3;
-    PGconn *lock; /* holds the advisory lock while connected */
+    s3_client *lister;      /* listings only: repairs run while a listing's page is parsed */
+    struct rec_fanout *fan; /* threads for storage calls (NULL: in line) */
+    PGconn *lock;           /* holds the advisory lock while connected */
     double lock_checked;
     long only;   /* sweeps to run (bit per rec_sweep_id) */
     long forced; /* named by --only: audits run whatever their schedule */
@@ -121,8 +128,7 @@ int sweep_stuck(struct rec *r, char *err) PIX_WUR;
 /* One repair, or in a dry run one repair a real run would make: one JSON line (event
  * reconcile_action: sweep, action, target, dry_run, then up to three detail key/value
  * pairs, NULL-terminated) and one count. */
-void rec_did(struct rec *r, const char *action, const char *target, ...)
-    __attribute__((sentinel));
+void rec_did(struct rec *r, const char *action, const char *target, ...) __attribute__((sentinel));
 /* A repair that failed (left for the next run): a warning line and an error count. */
 void rec_failed(struct rec *r, const char *action, const char *target, const char *err);
 /* A problem the reconciler will not repair: a warning line, counted as unrepaired. */
@@ -156,6 +162,16 @@ int rec_pages(struct rec *r, struct rec_pager *pg, char *err) PIX_WUR;
 /* Seconds as a statement parameter. */
 void rec_secs(char out[32], double secs);
 
+/* ---- storage calls in parallel (fanout.c) ---- */
+
+/* One storage task on item (a worker thread's own S3 client; no database calls: the run's
+ * connection is not shared). Reports with rec_did / rec_failed, which are thread-safe. */
+typedef void (*rec_task_fn)(struct rec *r, s3_client *s3, void *item);
+struct rec_fanout *rec_fanout_new(int threads, struct s3_config *s3cfg);
+void rec_fanout_free(struct rec_fanout *f); /* NULL-safe */
+/* Runs fn on each of the n items (size bytes apart) and returns when all are done. */
+void rec_fanout(struct rec *r, rec_task_fn fn, void *items, size_t size, size_t n);
+
 /* ---- the statements (sql.c) ---- */
 
 extern const struct pg_stmt rec_stmts[];
@@ -187,10 +203,9 @@ rec_metrics *rec_metrics_new(void);
 void rec_metrics_free(rec_metrics *m); /* NULL-safe */
 void rec_metrics_add(rec_metrics *m, const struct rec_report *rep);
 void rec_metrics_leader(rec_metrics *m, int leader);
-/* Serves GET /metrics (Prometheus text) and GET /healthz on host:port from its own
- * thread. NULL with err on failure. */
-typedef struct rec_http rec_http;
-rec_http *rec_http_start(const char *listen, rec_metrics *m, char *err);
-void rec_http_stop(rec_http *h); /* NULL-safe */
+/* For common/opshttp: the Prometheus text of m; ready (1) unless the last pass had a
+ * sweep fail (database or storage unreachable). */
+int rec_metrics_render(buf *out, void *m);
+int rec_metrics_ready(void *m);
 
 #endif

@@ -1,6 +1,5 @@
-/* refcount: the audit of blobs.ref_count against the image rows that point at each blob.
- * Each correction locks the blob row first, so no upload or purge can move the count while
- * it is recomputed; a blob set to zero is left for the retention sweep's normal purge. */
+/* refcount: the audit of blobs.ref_count against the image rows pointing at each blob; a fix
+ * recounts under the blob row's lock and never purges (a blob at zero is retention's). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,8 +63,8 @@ static int refcount_page(struct rec *r, const PGresult *page, void *ud, char *er
 
 int sweep_refcount(struct rec *r, char *err)
 {
-    struct rec_pager pg = {.stmt = "refcount_batch", .nkeys = 1, .key_cols = {0}, .keys = {""},
-                           .fn = refcount_page};
+    struct rec_pager pg = {
+        .stmt = "refcount_batch", .nkeys = 1, .key_cols = {0}, .keys = {""}, .fn = refcount_page};
 
     return rec_pages(r, &pg, err);
 }

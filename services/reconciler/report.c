@@ -92,6 +92,6 @@ void rec_report_log(const struct rec_report *rep)
     for (int i = 0; i < 4; i++)
         snprintf(n[i], sizeof n[i], "%ld", t[i]);
     snprintf(secs, sizeof secs, "%.3f", rep->seconds);
-    log_info(NULL, "reconcile_pass", rep->dry_run ? "dry run done" : "pass done", "examined",
-             n[0], "actions", n[1], "errors", n[2], "unrepaired", n[3], "seconds", secs);
+    log_info(NULL, "reconcile_pass", rep->dry_run ? "dry run done" : "pass done", "examined", n[0],
+             "actions", n[1], "errors", n[2], "unrepaired", n[3], "seconds", secs);
 }

@@ -95,7 +95,8 @@ static void unreferenced_one(struct rec *r, const char *hash)
     struct purge_result res;
     char err[ERR_MAX];
     int drift = 0;
-    int rc = r->cfg->dry_run ? dry_unused(r, hash, err) : purge_blob(r->db, hash, &res, &drift, err);
+    int rc =
+        r->cfg->dry_run ? dry_unused(r, hash, err) : purge_blob(r->db, hash, &res, &drift, err);
 
     if (rc < 0)
         return rec_failed(r, "purge_blob", hash, err);
@@ -119,13 +120,20 @@ static int unreferenced_page(struct rec *r, const PGresult *page, void *ud, char
 int sweep_retention(struct rec *r, char *err)
 {
     char ttl[32];
-    struct rec_pager tomb = {.stmt = "tombstones_list", .nkeys = 1, .keys = {""},
-                             .fn = tombstone_page};
-    struct rec_pager trash = {.stmt = "trash_list", .nfixed = 1, .fixed = {ttl}, .nkeys = 2,
-                              .key_cols = {1, 0}, .keys = {TS_START, UUID_START},
+    struct rec_pager tomb = {
+        .stmt = "tombstones_list", .nkeys = 1, .keys = {""}, .fn = tombstone_page};
+    struct rec_pager trash = {.stmt = "trash_list",
+                              .nfixed = 1,
+                              .fixed = {ttl},
+                              .nkeys = 2,
+                              .key_cols = {1, 0},
+                              .keys = {TS_START, UUID_START},
                               .fn = trash_page};
-    struct rec_pager unref = {.stmt = "unreferenced_list", .nkeys = 2, .key_cols = {1, 0},
-                              .keys = {TS_START, ""}, .fn = unreferenced_page};
+    struct rec_pager unref = {.stmt = "unreferenced_list",
+                              .nkeys = 2,
+                              .key_cols = {1, 0},
+                              .keys = {TS_START, ""},
+                              .fn = unreferenced_page};
 
     rec_secs(ttl, r->cfg->retention);
     if (rec_pages(r, &tomb, err) < 0 || rec_pages(r, &trash, err) < 0 ||

@@ -51,10 +51,14 @@ long rec_sweeps_parse(const char *list, char *err)
 
 int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t *stop, char *err)
 {
-    struct s3_config s3 = {.endpoint = cfg->s3_endpoint, .bucket = cfg->s3_bucket,
-                           .region = cfg->s3_region, .access_key = cfg->s3_access_key,
-                           .secret_key = cfg->s3_secret_key, .path_style = cfg->s3_path_style,
-                           .timeout = 0, .connect_timeout = 5};
+    const struct s3_config s3 = {.endpoint = cfg->s3_endpoint,
+                                 .bucket = cfg->s3_bucket,
+                                 .region = cfg->s3_region,
+                                 .access_key = cfg->s3_access_key,
+                                 .secret_key = cfg->s3_secret_key,
+                                 .path_style = cfg->s3_path_style,
+                                 .timeout = 0,
+                                 .connect_timeout = 5};
 
     memset(r, 0, sizeof *r);
     r->cfg = cfg, r->stop = stop;
@@ -62,27 +66,38 @@ int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t 
     r->forced = cfg->only[0] ? r->only : 0;
     if (r->only < 0)
         return -1;
+    r->s3cfg = s3;
     if (!(r->pg = pg_pool_new(cfg->database_url, 1, rec_stmts, rec_stmts_count)) ||
-        !(r->s3 = s3_client_new(&s3)))
+        !(r->s3 = s3_client_new(&r->s3cfg)) || !(r->lister = s3_client_new(&r->s3cfg)))
         return err_set(err, "out of memory"), -1;
+    s3_set_page_size(r->lister, (int)cfg->s3_page_size);
+    if (cfg->s3_workers > 1 && !(r->fan = rec_fanout_new((int)cfg->s3_workers, &r->s3cfg)))
+        return err_set(err, "cannot start the storage threads"), -1;
     return 0;
 }
 
 void rec_fini(struct rec *r)
 {
     rec_lock_drop(r);
+    rec_fanout_free(r->fan);
     s3_client_free(r->s3);
+    s3_client_free(r->lister);
     pg_pool_free(r->pg);
     free(r->dry_zero);
-    r->s3 = NULL, r->pg = NULL, r->dry_zero = NULL;
+    r->s3 = r->lister = NULL, r->pg = NULL, r->dry_zero = NULL, r->fan = NULL;
 }
 
 /* The lock's own connection, with keepalives: a dead server must not leave it held. */
 static PGconn *lock_connect(const char *url, char *err)
 {
-    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "tcp_user_timeout", "application_name",
-                          "dbname", NULL};
+    const char *keys[] = {"connect_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "application_name",
+                          "dbname",
+                          NULL};
     const char *vals[] = {"10", "10", "5", "3", "15000", "pixplane-reconciler", url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
 
@@ -115,7 +130,10 @@ int rec_lock_take(struct rec *r, char *err)
 
 void rec_lock_drop(struct rec *r)
 {
-    PQfinish(r->lock); /* a session lock goes with its session */
+    /* a session lock goes with its session, but only once the server noticed: unlock first */
+    if (r->lock && PQstatus(r->lock) == CONNECTION_OK)
+        PQclear(PQexec(r->lock, "SELECT pg_advisory_unlock_all()"));
+    PQfinish(r->lock);
     r->lock = NULL;
 }
 
@@ -172,6 +190,16 @@ static void run_sweep(struct rec *r, int id)
         audit_done(r, id);
 }
 
+/* A dry run's connection refuses writes: what it must not do, the database will not do. */
+static int dry_guard(struct rec *r, char *err)
+{
+    if (pg_run(r->db, "SET default_transaction_read_only = on", err) == 0)
+        return 0;
+    pg_release(r->db);
+    r->db = NULL;
+    return -1;
+}
+
 void rec_run(struct rec *r)
 {
     double t0 = util_now_mono();
@@ -180,7 +208,7 @@ void rec_run(struct rec *r)
     memset(&r->rep, 0, sizeof r->rep);
     r->rep.dry_run = r->cfg->dry_run, r->rep.locked = 1, r->rep.started = time(NULL);
     r->ndry_zero = 0;
-    if (!(r->db = pg_acquire(r->pg, 10, err))) {
+    if (!(r->db = pg_acquire(r->pg, 10, err)) || (r->cfg->dry_run && dry_guard(r, err) < 0)) {
         log_error(NULL, "db_unavailable", err);
         for (int i = 0; i < REC_NSWEEPS; i++)
             r->rep.sweep[i].state = (r->only & (1L << i)) ? REC_FAILED : REC_SKIPPED;

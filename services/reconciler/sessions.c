@@ -2,6 +2,7 @@
  * lease ran out; expired_sessions closes sessions past expires_at and frees their storage. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "finalize.h"
 #include "rec.h"
@@ -11,6 +12,14 @@
 #define LEASED_COLS 21 /* lease_until, after the UPLOAD_ROW_COLS */
 
 enum { HALF_REOPEN, HALF_FINALIZE };
+
+/* A session marked expired, for the storage step. */
+struct expiring {
+    const char *id, *uid, *key;
+    int owned; /* a blob has the key as its storage: never deleted */
+};
+
+static void expire_storage(struct rec *r, s3_client *s3, void *item);
 
 /* ---- half_committed ---- */
 
@@ -64,6 +73,28 @@ static void half_finalize(struct rec *r, const struct upload_row *s)
             o.image_id, "deduplicated", o.dedup ? "true" : "false", NULL);
 }
 
+/* Not assembled, but past expiry: no client can complete it any more, so it is closed
+ * like any expired session instead of reopened. */
+static void half_expire(struct rec *r, const struct upload_row *s)
+{
+    const char *p[2] = {s->id, s->lease};
+    char err[ERR_MAX];
+    PGresult *res;
+    int n;
+
+    if (r->cfg->dry_run)
+        return rec_did(r, "expire_session", s->id, "multipart", s->upload_id[0] ? "abort" : "none",
+                       NULL);
+    if (!(res = rec_exec(r, "lease_expire", 2, p, err))) {
+        finalize_unclaim(r->db, s, NULL);
+        return rec_failed(r, "expire_session", s->id, err);
+    }
+    n = PQntuples(res);
+    PQclear(res);
+    if (n == 1)
+        expire_storage(r, r->s3, &(struct expiring){s->id, s->upload_id, s->key, 0});
+}
+
 static void half_one(struct rec *r, struct upload_row *s)
 {
     char err[ERR_MAX] = "";
@@ -81,6 +112,8 @@ static void half_one(struct rec *r, struct upload_row *s)
     }
     if (rc == HALF_FINALIZE)
         return half_finalize(r, s);
+    if (time(NULL) > s->expires + (time_t)r->cfg->expired_grace)
+        return half_expire(r, s);
     if (!r->cfg->dry_run)
         finalize_unclaim(r->db, s, NULL);
     rec_did(r, "reopen", s->id, "status", s->status, NULL);
@@ -99,8 +132,11 @@ static int half_page(struct rec *r, const PGresult *page, void *ud, char *err)
 
 int sweep_half_committed(struct rec *r, char *err)
 {
-    struct rec_pager pg = {.stmt = "leased_list", .nfixed = 1, .nkeys = 2,
-                           .key_cols = {LEASED_COLS, 0}, .keys = {TS_START, UUID_START},
+    struct rec_pager pg = {.stmt = "leased_list",
+                           .nfixed = 1,
+                           .nkeys = 2,
+                           .key_cols = {LEASED_COLS, 0},
+                           .keys = {TS_START, UUID_START},
                            .fn = half_page};
     char grace[32];
 
@@ -112,43 +148,38 @@ int sweep_half_committed(struct rec *r, char *err)
 /* ---- expired_sessions ---- */
 
 /* The assembled object of an expired session, unless a blob took it as its storage. */
-static const char *drop_staging(struct rec *r, const char *key)
+static const char *drop_staging(struct rec *r, s3_client *s3, const struct expiring *e)
 {
-    const char *p[1] = {key};
     char err[ERR_MAX];
     struct s3_object obj;
-    PGresult *res;
-    int rc = s3_head_object(r->s3, key, &obj, err), used;
+    int rc = s3_head_object(s3, e->key, &obj, err);
 
     if (rc == S3_NOTFOUND)
         return "none";
-    if (rc == S3_OK && (res = rec_exec(r, "blob_by_path", 1, p, err))) {
-        used = PQntuples(res) > 0;
-        PQclear(res);
-        if (used)
-            return "kept";
-        if (s3_delete_object(r->s3, key, err) == S3_OK)
-            return "deleted";
-    }
-    rec_failed(r, "delete_staging", key, err);
+    if (rc == S3_OK && e->owned)
+        return "kept";
+    if (rc == S3_OK && s3_delete_object(s3, e->key, err) == S3_OK)
+        return "deleted";
+    rec_failed(r, "delete_staging", e->key, err);
     return "failed";
 }
 
 /* Storage of a session just marked expired: its multipart upload and any staging object.
  * What fails here is picked up by orphan_multipart and orphan_objects. */
-static void expire_storage(struct rec *r, const char *id, const char *uid, const char *key)
+static void expire_storage(struct rec *r, s3_client *s3, void *item)
 {
+    const struct expiring *e = item;
     char err[ERR_MAX];
     const char *mp = "none", *staging = "none";
-    int rc = uid[0] ? s3_abort_multipart(r->s3, key, uid, err) : S3_NOTFOUND;
+    int rc = e->uid[0] ? s3_abort_multipart(s3, e->key, e->uid, err) : S3_NOTFOUND;
 
     if (rc == S3_ERR)
-        rec_failed(r, "abort_multipart", key, err), mp = "failed";
-    else if (uid[0])
+        rec_failed(r, "abort_multipart", e->key, err), mp = "failed";
+    else if (e->uid[0])
         mp = rc == S3_OK ? "aborted" : "gone";
-    if (uid[0] && rc == S3_NOTFOUND) /* completed in storage: the object may be there */
-        staging = drop_staging(r, key);
-    rec_did(r, "expire_session", id, "multipart", mp, "staging", staging, NULL);
+    if (e->uid[0] && rc == S3_NOTFOUND) /* completed in storage: the object may be there */
+        staging = drop_staging(r, s3, e);
+    rec_did(r, "expire_session", e->id, "multipart", mp, "staging", staging, NULL);
 }
 
 static int row_in(const PGresult *res, const char *id)
@@ -159,38 +190,61 @@ static int row_in(const PGresult *res, const char *id)
     return 0;
 }
 
-/* One transaction marks the page expired; then each session's storage is freed. */
-static int expired_page(struct rec *r, const PGresult *page, void *ud, char *err)
+/* One transaction marks the page expired: the page's ids, or NULL with err. */
+static PGresult *mark_expired(struct rec *r, const PGresult *page, const char *grace, char *err)
 {
-    const char *grace = ud;
     buf ids = {0};
     PGresult *m = NULL;
     int rc = buf_puts(&ids, "{");
 
     for (int i = 0; i < PQntuples(page) && rc == 0; i++)
-        rc = r->cfg->dry_run ? 0 : rec_array_add(&ids, pg_val(page, i, 0));
-    if (rc < 0 || buf_puts(&ids, "}") < 0)
-        return buf_free(&ids), err_set(err, "out of memory"), -1;
-    const char *p[2] = {ids.data, grace};
-    if (!r->cfg->dry_run && !(m = rec_exec(r, "expired_mark", 2, p, err)))
-        return buf_free(&ids), -1;
+        rc = rec_array_add(&ids, pg_val(page, i, 0));
+    if (rc < 0 || buf_puts(&ids, "}") < 0) {
+        err_set(err, "out of memory");
+    } else {
+        const char *p[2] = {ids.data, grace};
+        m = rec_exec(r, "expired_mark", 2, p, err);
+    }
+    buf_free(&ids);
+    return m;
+}
+
+/* The page marked expired in one transaction, then each session's storage freed. */
+static int expired_page(struct rec *r, const PGresult *page, void *ud, char *err)
+{
+    struct expiring *v = calloc((size_t)PQntuples(page), sizeof *v);
+    PGresult *m = NULL;
+    size_t n = 0;
+
+    if (!v)
+        return err_set(err, "out of memory"), -1;
+    if (!r->cfg->dry_run && !(m = mark_expired(r, page, ud, err)))
+        return free(v), -1;
+    if (m && PQntuples(m) > 0)
+        FAULT_POINT("expire_after_mark"); /* storage is then orphan_multipart's business */
     for (int i = 0; i < PQntuples(page); i++) {
         const char *id = pg_val(page, i, 0), *uid = pg_val(page, i, 1);
         if (r->cfg->dry_run)
             rec_did(r, "expire_session", id, "multipart", uid[0] ? "abort" : "none", NULL);
         else if (row_in(m, id))
-            expire_storage(r, id, uid, pg_val(page, i, 2));
+            v[n++] = (struct expiring){id, uid, pg_val(page, i, 2), pg_val(page, i, 4)[0] == 't'};
     }
+    rec_fanout(r, expire_storage, v, sizeof *v, n);
     PQclear(m);
-    buf_free(&ids);
+    free(v);
     return 0;
 }
 
 int sweep_expired_sessions(struct rec *r, char *err)
 {
     char grace[32];
-    struct rec_pager pg = {.stmt = "expired_list", .nfixed = 1, .nkeys = 2, .key_cols = {3, 0},
-                           .keys = {TS_START, UUID_START}, .fn = expired_page, .ud = grace};
+    struct rec_pager pg = {.stmt = "expired_list",
+                           .nfixed = 1,
+                           .nkeys = 2,
+                           .key_cols = {3, 0},
+                           .keys = {TS_START, UUID_START},
+                           .fn = expired_page,
+                           .ud = grace};
 
     rec_secs(grace, r->cfg->expired_grace);
     pg.fixed[0] = grace;

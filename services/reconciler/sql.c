@@ -4,40 +4,46 @@
 #include "rec.h"
 
 #define LIVE "('uploading', 'completing', 'verifying')"
-#define OLDER(col, arg) col " < now() - make_interval(secs => " arg ")"
 
 const struct pg_stmt rec_stmts[] = {
     /* half_committed: leases that ran out, then the take-over */
-    {"leased_list", "SELECT " UPLOAD_ROW_COLS ", lease_until::text FROM upload_sessions"
-                    " WHERE status IN ('completing', 'verifying') AND " OLDER("lease_until", "$1")
-                    " AND (lease_until, upload_session_id) > ($2::timestamptz, $3::uuid)"
-                    " ORDER BY lease_until, upload_session_id LIMIT $4"},
-    {"lease_take", "UPDATE upload_sessions SET lease_token = $2,"
-                   " lease_until = now() + make_interval(secs => $3), updated_at = now()"
-                   " WHERE upload_session_id = $1 AND status IN ('completing', 'verifying')"
-                   " AND " OLDER("lease_until", "$4") " RETURNING " UPLOAD_ROW_COLS},
+    {"leased_list",
+     "SELECT " UPLOAD_ROW_COLS ", lease_until::text AS lease_key FROM upload_sessions"
+     " WHERE status IN ('completing', 'verifying')"
+     " AND lease_until < now() - make_interval(secs => $1)"
+     " AND (lease_until, upload_session_id) > ($2::timestamptz, $3::uuid)"
+     " ORDER BY lease_until, upload_session_id LIMIT $4"},
+    {"lease_take",
+     "UPDATE upload_sessions SET lease_token = $2,"
+     " lease_until = now() + make_interval(secs => $3), updated_at = now()"
+     " WHERE upload_session_id = $1 AND status IN ('completing', 'verifying')"
+     " AND lease_until < now() - make_interval(secs => $4) RETURNING " UPLOAD_ROW_COLS},
+    {"lease_expire", "UPDATE upload_sessions SET status = 'expired', lease_token = NULL,"
+                     " lease_until = NULL, updated_at = now()"
+                     " WHERE upload_session_id = $1 AND lease_token = $2 RETURNING 1"},
     /* expired_sessions */
-    {"expired_list", "SELECT upload_session_id, coalesce(s3_upload_id, ''), object_key,"
-                     " expires_at::text FROM upload_sessions WHERE status = 'uploading'"
-                     " AND " OLDER("expires_at", "$1")
+    {"expired_list", "SELECT upload_session_id, coalesce(s3_upload_id, ''), object_key, "
+                     "expires_at::text AS expires_key,"
+                     " EXISTS (SELECT 1 FROM blobs b WHERE b.storage_path = object_key)"
+                     " FROM upload_sessions WHERE status = 'uploading'"
+                     " AND expires_at < now() - make_interval(secs => $1)"
                      " AND (expires_at, upload_session_id) > ($2::timestamptz, $3::uuid)"
                      " ORDER BY expires_at, upload_session_id LIMIT $4"},
-    {"expired_mark", "UPDATE upload_sessions SET status = 'expired', updated_at = now()"
-                     " WHERE upload_session_id = ANY($1::uuid[]) AND status = 'uploading'"
-                     " AND " OLDER("expires_at", "$2") " RETURNING upload_session_id"},
-    {"blob_by_path", "SELECT 1 FROM blobs WHERE storage_path = $1"},
+    {"expired_mark",
+     "UPDATE upload_sessions SET status = 'expired', updated_at = now()"
+     " WHERE upload_session_id = ANY($1::uuid[]) AND status = 'uploading'"
+     " AND expires_at < now() - make_interval(secs => $2) RETURNING upload_session_id"},
     /* orphan_multipart: which of the listed uploads belong to a live session (1-based) */
     {"multipart_live",
      "SELECT k.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(key, uid, i)"
      " WHERE EXISTS (SELECT 1 FROM upload_sessions s WHERE s.object_key = k.key"
      " AND s.s3_upload_id = k.uid AND s.status IN " LIVE ")"},
     /* orphan_objects: which of the listed keys nothing refers to (1-based) */
-    {"blobs_orphans",
-     "SELECT k.i FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i)"
-     " WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.storage_path = k.key)"
-     " AND NOT EXISTS (SELECT 1 FROM upload_sessions s WHERE s.object_key = k.key"
-     " AND s.status IN " LIVE ")"
-     " AND NOT EXISTS (SELECT 1 FROM gc_objects g WHERE g.storage_path = k.key)"},
+    {"blobs_orphans", "SELECT k.i FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i)"
+                      " WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.storage_path = k.key)"
+                      " AND NOT EXISTS (SELECT 1 FROM upload_sessions s WHERE s.object_key = k.key"
+                      " AND s.status IN " LIVE ")"
+                      " AND NOT EXISTS (SELECT 1 FROM gc_objects g WHERE g.storage_path = k.key)"},
     {"variants_orphans",
      "SELECT k.i FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i)"
      " WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.content_hash = split_part(k.key, '/', 2)"
@@ -46,39 +52,38 @@ const struct pg_stmt rec_stmts[] = {
      " OR g.storage_path = 'variants/' || split_part(k.key, '/', 2) || '/'"
      " || split_part(k.key, '/', 3) || '/')"},
     /* refcount */
-    {"refcount_batch",
-     "SELECT b.content_hash, b.ref_count,"
-     " (SELECT count(*) FROM images i WHERE i.content_hash = b.content_hash)"
-     " FROM blobs b WHERE b.content_hash > $1 ORDER BY b.content_hash LIMIT $2"},
+    {"refcount_batch", "SELECT b.content_hash, b.ref_count,"
+                       " (SELECT count(*) FROM images i WHERE i.content_hash = b.content_hash)"
+                       " FROM blobs b WHERE b.content_hash > $1 ORDER BY b.content_hash LIMIT $2"},
     {"blob_lock", "SELECT ref_count FROM blobs WHERE content_hash = $1 FOR UPDATE"},
     /* after blob_lock, in a statement of its own: it sees every writer of the row */
-    {"refcount_fix",
-     "UPDATE blobs b SET ref_count = c.n, updated_at = now()"
-     " FROM (SELECT count(*)::int AS n FROM images WHERE content_hash = $1) c"
-     " WHERE b.content_hash = $1 AND b.ref_count <> c.n RETURNING b.ref_count"},
+    {"refcount_fix", "UPDATE blobs b SET ref_count = c.n, updated_at = now()"
+                     " FROM (SELECT count(*)::int AS n FROM images WHERE content_hash = $1) c"
+                     " WHERE b.content_hash = $1 AND b.ref_count <> c.n RETURNING b.ref_count"},
     /* retention */
     {"tombstones_list", "SELECT storage_path FROM gc_objects WHERE storage_path > $1"
                         " ORDER BY storage_path LIMIT $2"},
-    {"trash_list", "SELECT image_id, deleted_at::text FROM images WHERE status = 'deleted'"
-                   " AND " OLDER("deleted_at", "$1")
-                   " AND (deleted_at, image_id) > ($2::timestamptz, $3::uuid)"
-                   " ORDER BY deleted_at, image_id LIMIT $4"},
+    {"trash_list",
+     "SELECT image_id, deleted_at::text AS deleted_key FROM images WHERE status = 'deleted'"
+     " AND deleted_at < now() - make_interval(secs => $1)"
+     " AND (deleted_at, image_id) > ($2::timestamptz, $3::uuid)"
+     " ORDER BY deleted_at, image_id LIMIT $4"},
     {"blob_used", "SELECT EXISTS (SELECT 1 FROM images WHERE content_hash = $1)"},
-    {"unreferenced_list", "SELECT content_hash, updated_at::text FROM blobs WHERE ref_count = 0"
-                          " AND (updated_at, content_hash) > ($1::timestamptz, $2)"
-                          " ORDER BY updated_at, content_hash LIMIT $3"},
+    {"unreferenced_list",
+     "SELECT content_hash, updated_at::text AS updated_key FROM blobs WHERE ref_count = 0"
+     " AND (updated_at, content_hash) > ($1::timestamptz, $2)"
+     " ORDER BY updated_at, content_hash LIMIT $3"},
     /* stuck */
     {"outbox_stuck", "SELECT id, attempts, resets, coalesce(last_error, '') FROM outbox"
-                     " WHERE sent_at IS NULL AND " OLDER("created_at", "$1")
-                     " AND (reset_at IS NULL OR " OLDER("reset_at", "$1") ")"
+                     " WHERE sent_at IS NULL AND created_at < now() - make_interval(secs => $1)"
+                     " AND (reset_at IS NULL OR reset_at < now() - make_interval(secs => $1))"
                      " AND id > $2 ORDER BY id LIMIT $3"},
     {"outbox_reset", "UPDATE outbox SET attempts = 0, resets = resets + 1, reset_at = now()"
                      " WHERE id = $1 AND sent_at IS NULL AND resets < $2 RETURNING resets"},
-    {"variants_stuck",
-     "SELECT content_hash, variant_type, requeues FROM image_variants"
-     " WHERE status <> 'ready' AND " OLDER("updated_at", "$1")
-     " AND (content_hash, variant_type) > ($2, $3)"
-     " ORDER BY content_hash, variant_type LIMIT $4"},
+    {"variants_stuck", "SELECT content_hash, variant_type, requeues FROM image_variants"
+                       " WHERE status <> 'ready' AND updated_at < now() - make_interval(secs => $1)"
+                       " AND (content_hash, variant_type) > ($2, $3)"
+                       " ORDER BY content_hash, variant_type LIMIT $4"},
     /* One transaction: the variants back to pending and a fresh event for the content. */
     {"variants_requeue",
      "WITH img AS (SELECT i.image_id, i.owner_id, i.size, i.mime_type, i.created_at,"
@@ -86,7 +91,8 @@ const struct pg_stmt rec_stmts[] = {
      " WHERE i.content_hash = $1 ORDER BY (i.status = 'active') DESC, i.created_at LIMIT 1),"
      " v AS (UPDATE image_variants SET status = 'pending', attempts = 0, error = NULL,"
      " requeues = requeues + 1, updated_at = now() WHERE content_hash = $1"
-     " AND status <> 'ready' AND requeues < $2 AND " OLDER("updated_at", "$3")
+     " AND status <> 'ready' AND requeues < $2"
+     " AND updated_at < now() - make_interval(secs => $3)"
      " AND EXISTS (SELECT 1 FROM img) RETURNING variant_type),"
      " o AS (INSERT INTO outbox (topic, msg_key, payload) SELECT $4, $1,"
      " jsonb_build_object('version', 1, 'type', 'image.uploaded', 'image_id', image_id,"

@@ -1,6 +1,5 @@
-/* storage: the sweeps that start from the bucket. orphan_multipart aborts multipart uploads
- * no live session owns; orphan_objects deletes objects under blobs/ and variants/ no row
- * refers to. Listings are checked against PostgreSQL a batch at a time. */
+/* storage: the sweeps that start from the bucket: abort multipart uploads no live session owns,
+ * delete objects under blobs/ and variants/ no row refers to, a listed batch at a time. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,39 +73,48 @@ static int batch_query(struct listing *l, char *marks)
     return res ? 0 : -1;
 }
 
-static void abort_upload(struct rec *r, const char *key, const char *uid)
+/* One storage repair: a multipart upload to abort (uid set) or an object to delete. */
+struct target {
+    const char *key, *uid;
+};
+
+static void repair(struct rec *r, s3_client *s3, void *item)
 {
+    const struct target *t = item;
     char err[ERR_MAX];
+    int rc = S3_OK;
 
-    if (!r->cfg->dry_run && s3_abort_multipart(r->s3, key, uid, err) == S3_ERR)
-        return rec_failed(r, "abort_multipart", key, err);
-    rec_did(r, "abort_multipart", key, "upload_id", uid, NULL);
-}
-
-static void delete_object(struct rec *r, const char *key)
-{
-    char err[ERR_MAX];
-
-    if (!r->cfg->dry_run && s3_delete_object(r->s3, key, err) != S3_OK)
-        return rec_failed(r, "delete_object", key, err);
-    rec_did(r, "delete_object", key, NULL);
+    if (!r->cfg->dry_run)
+        rc = t->uid ? s3_abort_multipart(s3, t->key, t->uid, err)
+                    : s3_delete_object(s3, t->key, err);
+    if (rc == S3_ERR)
+        rec_failed(r, t->uid ? "abort_multipart" : "delete_object", t->key, err);
+    else if (t->uid)
+        rec_did(r, "abort_multipart", t->key, "upload_id", t->uid, NULL);
+    else
+        rec_did(r, "delete_object", t->key, NULL);
 }
 
 /* Checks and repairs the batch; 1 (stop listing) on a database failure or a stop. */
 static int flush(struct listing *l)
 {
     char marks[10000] = {0};
+    struct target *v;
+    size_t n = 0;
 
     if (l->n == 0)
         return 0;
     if (rec_stopping(l->r, l->err) || batch_query(l, marks) < 0)
         return l->failed = 1;
-    for (int i = 0; i < l->n; i++) {
-        if (l->multipart && !marks[i])
-            abort_upload(l->r, l->keys[i], l->uids[i]);
-        else if (!l->multipart && marks[i])
-            delete_object(l->r, l->keys[i]);
+    if (!(v = calloc((size_t)l->n, sizeof *v))) {
+        err_set(l->err, "out of memory");
+        return l->failed = 1;
     }
+    for (int i = 0; i < l->n; i++)
+        if (l->multipart ? !marks[i] : marks[i]) /* live uploads, orphan objects are marked */
+            v[n++] = (struct target){l->keys[i], l->multipart ? l->uids[i] : NULL};
+    rec_fanout(l->r, repair, v, sizeof *v, n);
+    free(v);
     listing_reset(l);
     return 0;
 }
@@ -146,8 +154,8 @@ static int sweep_prefix(struct rec *r, const char *prefix, const char *stmt, dou
         listing_free(&l);
         return err_set(err, "out of memory"), -1;
     }
-    rc = multipart ? s3_list_multipart_uploads(r->s3, prefix, on_upload, &l, err)
-                   : s3_list_objects(r->s3, prefix, on_object, &l, err);
+    rc = multipart ? s3_list_multipart_uploads(r->lister, prefix, on_upload, &l, err)
+                   : s3_list_objects(r->lister, prefix, on_object, &l, err);
     if (rc == S3_OK && !l.failed)
         flush(&l);
     if (l.failed)

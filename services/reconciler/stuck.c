@@ -1,6 +1,5 @@
-/* stuck: work that stopped moving. Outbox rows unsent for too long get their attempts reset
- * and are reported; variants pending or failed for too long go back to pending with a fresh
- * outbox event for their content, in one transaction. Both up to requeue-max times. */
+/* stuck: outbox rows unsent too long get their attempts reset; variants pending or failed too
+ * long go back to pending with a fresh outbox event; both up to requeue-max times. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +60,7 @@ static int has_image(struct rec *r, const char *hash, char *err)
 
 /* Real run: the requeue transaction. 1 requeued (types, outbox id set), 0 no image to
  * requeue for, 2 nothing stuck any more, -1 with err. */
-static int requeue(struct rec *r, const char *hash, char *types, size_t tlen, char *oid,
-                   char *err)
+static int requeue(struct rec *r, const char *hash, char *types, size_t tlen, char *oid, char *err)
 {
     char max[24], stuck[32];
     const char *p[4] = {hash, max, stuck, r->cfg->upload_topic};
@@ -126,11 +124,21 @@ int sweep_stuck(struct rec *r, char *err)
 {
     char ostuck[32], vstuck[32], max[24];
     struct content c = {.hash = ""};
-    struct rec_pager outbox = {.stmt = "outbox_stuck", .nfixed = 1, .fixed = {ostuck},
-                               .nkeys = 1, .keys = {"0"}, .fn = outbox_page, .ud = max};
-    struct rec_pager variants = {.stmt = "variants_stuck", .nfixed = 1, .fixed = {vstuck},
-                                 .nkeys = 2, .key_cols = {0, 1}, .keys = {"", ""},
-                                 .fn = variants_page, .ud = &c};
+    struct rec_pager outbox = {.stmt = "outbox_stuck",
+                               .nfixed = 1,
+                               .fixed = {ostuck},
+                               .nkeys = 1,
+                               .keys = {"0"},
+                               .fn = outbox_page,
+                               .ud = max};
+    struct rec_pager variants = {.stmt = "variants_stuck",
+                                 .nfixed = 1,
+                                 .fixed = {vstuck},
+                                 .nkeys = 2,
+                                 .key_cols = {0, 1},
+                                 .keys = {"", ""},
+                                 .fn = variants_page,
+                                 .ud = &c};
     int rc;
 
     rec_secs(ostuck, r->cfg->outbox_stuck);
