@@ -399,25 +399,13 @@ static void strip_length(buf *out)
     out->len -= (size_t)(e - p);
 }
 
-static int mutex_init_adaptive(pthread_mutex_t *mu)
-{
-    pthread_mutexattr_t a;
-    int rc;
-
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-    rc = pthread_mutex_init(mu, &a);
-    pthread_mutexattr_destroy(&a);
-    return rc;
-}
-
 static struct http_hub *hub_new(struct ev_loop *loop, http_handler_fn fn, void *ud)
 {
     struct http_hub *h = calloc(1, sizeof *h);
 
     if (!h)
         return NULL;
-    if (mutex_init_adaptive(&h->mu) != 0) {
+    if (pool_mutex_init(&h->mu) != 0) {
         free(h);
         return NULL;
     }

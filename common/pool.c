@@ -26,7 +26,7 @@ struct pool {
 };
 
 /* Adaptive (briefly spinning) mutex: the lock is held for a few instructions only. */
-static int mutex_init_adaptive(pthread_mutex_t *mu)
+int pool_mutex_init(pthread_mutex_t *mu)
 {
     pthread_mutexattr_t a;
     int rc;
@@ -113,7 +113,7 @@ pool *pool_new(int nthreads, size_t max_queue, pool_init_fn init, pool_fini_fn f
     p->ud = ud;
     p->ring = calloc(p->cap, sizeof *p->ring);
     p->threads = calloc((size_t)nthreads, sizeof *p->threads);
-    if (!p->ring || !p->threads || mutex_init_adaptive(&p->mu) != 0)
+    if (!p->ring || !p->threads || pool_mutex_init(&p->mu) != 0)
         goto fail;
     if (pthread_cond_init(&p->cv, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);

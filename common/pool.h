@@ -3,6 +3,7 @@
 #ifndef PIX_POOL_H
 #define PIX_POOL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include "util.h"
 
@@ -19,6 +20,9 @@ int pool_submit(pool *p, pool_task_fn fn, void *arg) PIX_WUR;
 size_t pool_submit_batch(pool *p, pool_task_fn fn, void *const *args, size_t n) PIX_WUR;
 /* Tasks queued or running. */
 size_t pool_pending(pool *p);
+/* An adaptive (briefly spinning) mutex, for locks held a few instructions. 0 or errno. */
+int pool_mutex_init(pthread_mutex_t *mu);
+
 /* Finishes queued tasks, joins threads, frees. NULL-safe. */
 void pool_free(pool *p);
 

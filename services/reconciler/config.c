@@ -9,20 +9,11 @@ struct rec_config rec_cfg;
 #define C(field) (&rec_cfg.field)
 
 const struct conf_opt rec_conf[] = {
-    {"database-url", "DATABASE_URL", CONF_STR, C(database_url),
-     "postgresql://pixplane@127.0.0.1:5432/pixplane", "PostgreSQL connection URI"},
-    {"s3-endpoint", "S3_ENDPOINT", CONF_STR, C(s3_endpoint), "http://127.0.0.1:9000",
-     "S3 endpoint"},
-    {"s3-bucket", "S3_BUCKET", CONF_STR, C(s3_bucket), "pixplane", "bucket holding all objects"},
-    {"s3-region", "S3_REGION", CONF_STR, C(s3_region), "us-east-1", "SigV4 signing region"},
-    {"s3-access-key", "S3_ACCESS_KEY", CONF_STR, C(s3_access_key), "", "S3 access key id"},
-    {"s3-secret-key", "S3_SECRET_KEY", CONF_STR, C(s3_secret_key), "", "S3 secret access key"},
-    {"s3-path-style", "S3_PATH_STYLE", CONF_BOOL, C(s3_path_style), "true",
-     "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"},
+    CONF_OPT_DATABASE(C),
+    CONF_OPTS_S3(C),
     {"upload-topic", "PIXPLANE_UPLOAD_TOPIC", CONF_STR, C(upload_topic), "image-uploaded",
      "topic of the image.uploaded events written to the outbox (commits, variant requeues)"},
-    {"log-level", "PIXPLANE_LOG_LEVEL", CONF_STR, C(log_level), "info",
-     "debug, info, warn or error"},
+    CONF_OPT_LOG_LEVEL(C),
     {"once", NULL, CONF_BOOL, C(once), "false",
      "one pass, then exit: 0 clean, 1 repaired something, 2 error"},
     {"dry-run", "PIXPLANE_RECONCILE_DRY_RUN", CONF_BOOL, C(dry_run), "false",

@@ -14,16 +14,8 @@ struct worker_config worker_cfg;
 const struct conf_opt worker_conf[] = {
     {"listen", "PIXPLANE_WORKER_LISTEN", CONF_STR, C(listen), "",
      "address:port for /healthz, /readyz and /metrics (empty: no listener)"},
-    {"database-url", "DATABASE_URL", CONF_STR, C(database_url),
-     "postgresql://pixplane@127.0.0.1:5432/pixplane", "PostgreSQL connection URI"},
-    {"s3-endpoint", "S3_ENDPOINT", CONF_STR, C(s3_endpoint), "http://127.0.0.1:9000",
-     "S3 endpoint"},
-    {"s3-bucket", "S3_BUCKET", CONF_STR, C(s3_bucket), "pixplane", "bucket holding all objects"},
-    {"s3-region", "S3_REGION", CONF_STR, C(s3_region), "us-east-1", "SigV4 signing region"},
-    {"s3-access-key", "S3_ACCESS_KEY", CONF_STR, C(s3_access_key), "", "S3 access key id"},
-    {"s3-secret-key", "S3_SECRET_KEY", CONF_STR, C(s3_secret_key), "", "S3 secret access key"},
-    {"s3-path-style", "S3_PATH_STYLE", CONF_BOOL, C(s3_path_style), "true",
-     "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"},
+    CONF_OPT_DATABASE(C),
+    CONF_OPTS_S3(C),
     {"kafka-bootstrap", "KAFKA_BOOTSTRAP", CONF_STR, C(kafka_bootstrap), "127.0.0.1:9092",
      "Kafka bootstrap servers (host:port,...)"},
     {"kafka-options", "PIXPLANE_KAFKA_OPTIONS", CONF_STR, C(kafka_options), "",
@@ -80,8 +72,7 @@ const struct conf_opt worker_conf[] = {
      "libvips threads per image (0: libvips default)"},
     {"stats-interval", "PIXPLANE_STATS_INTERVAL", CONF_SECS, C(stats_interval), "60s",
      "how often counters are logged (0: only at exit)"},
-    {"log-level", "PIXPLANE_LOG_LEVEL", CONF_STR, C(log_level), "info",
-     "debug, info, warn or error"},
+    CONF_OPT_LOG_LEVEL(C),
 };
 const size_t worker_conf_count = ARRAY_LEN(worker_conf);
 
