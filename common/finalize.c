@@ -82,16 +82,18 @@ void finalize_outcome(struct upload_outcome *o, int status, const char *code, co
     util_strlcpy(o->msg, sizeof o->msg, msg);
 }
 
-/* Runs one statement of the session's lease; 0 or -1 with err. */
+/* Runs one statement guarded by the session's lease: 1 applied, 0 the lease was lost (another
+ * completer owns the session now), -1 with err. */
 static int lease_stmt(pg_conn *db, const char *stmt, const struct upload_row *s, const char *a,
                       const char *b, char *err)
 {
     const char *p[4] = {s->id, s->lease, a, b};
     int n = stmt == SQL_FAIL ? 4 : 2;
     PGresult *r = pg_query(db, stmt, n, p, err);
+    int applied = r && atoi(PQcmdTuples(r)) > 0;
 
     PQclear(r);
-    return r ? 0 : -1;
+    return r ? applied : -1;
 }
 
 /* Puts a claimed session back to 'uploading' after a transient failure or missing chunks. */
@@ -188,8 +190,12 @@ static void fail_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
     char err[ERR_MAX];
 
     finalize_outcome(o, status, code, msg);
-    if (lease_stmt(db, SQL_FAIL, s, code, msg, err) < 0)
+    int rc = lease_stmt(db, SQL_FAIL, s, code, msg, err);
+
+    if (rc < 0)
         log_warn(NULL, "session_fail_failed", err, "upload_session_id", s->id);
+    else if (rc == 0) /* taken over: the object is the new owner's to judge */
+        log_warn(NULL, "lease_lost", "session taken over", "upload_session_id", s->id);
     else if (s3_delete_object(s3, s->key, err) != S3_OK)
         log_warn(NULL, "s3_delete_failed", err, "key", s->key);
 }
@@ -233,5 +239,9 @@ transient:
 
 int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err)
 {
-    return lease_stmt(db, SQL_VERIFYING, s, NULL, NULL, err);
+    int rc = lease_stmt(db, SQL_VERIFYING, s, NULL, NULL, err);
+
+    if (rc == 0)
+        err_set(err, "the completion lease was lost");
+    return rc > 0 ? 0 : -1;
 }

@@ -78,7 +78,8 @@ static void err_pq(char *err, const char *what, const char *tag, const char *msg
 {
     size_t n;
 
-    if (!msg || !*msg) msg = "unknown error";
+    if (!msg || !*msg)
+        msg = "unknown error";
     n = strcspn(msg, "\n");
     err_set(err, "pg: %s: %s%.*s", what, tag, (int)(n > ERR_MAX ? ERR_MAX : n), msg);
 }
@@ -91,7 +92,8 @@ static void set_state(pg_conn *c, const char *state)
 static const PQconninfoOption *opt_find(const PQconninfoOption *o, const char *key)
 {
     for (; o->keyword; o++)
-        if (strcmp(o->keyword, key) == 0) return o;
+        if (strcmp(o->keyword, key) == 0)
+            return o;
     return NULL;
 }
 
@@ -99,7 +101,8 @@ static int opt_is_set(const PQconninfoOption *opts, const char *key, const char 
 {
     const PQconninfoOption *o = opt_find(opts, key);
 
-    if (o && o->val && *o->val) return 1;
+    if (o && o->val && *o->val)
+        return 1;
     return env && getenv(env) && *getenv(env);
 }
 
@@ -111,12 +114,14 @@ static int pool_params(pg_pool *p)
     size_t n = ARRAY_LEN(pg_defaults) + 1, k = 0, i;
 
     p->opts = PQconninfoParse(p->conninfo, NULL);
-    if (!p->opts) return 0;
+    if (!p->opts)
+        return 0;
     for (o = p->opts; o->keyword; o++)
         n++;
     p->keys = calloc(n, sizeof *p->keys);
     p->vals = calloc(n, sizeof *p->vals);
-    if (!p->keys || !p->vals) return -1;
+    if (!p->keys || !p->vals)
+        return -1;
     for (o = p->opts; o->keyword; o++) {
         if (o->val && *o->val) {
             p->keys[k] = o->keyword;
@@ -124,7 +129,8 @@ static int pool_params(pg_pool *p)
         }
     }
     for (i = 0; i < ARRAY_LEN(pg_defaults); i++) {
-        if (opt_is_set(p->opts, pg_defaults[i].key, pg_defaults[i].env)) continue;
+        if (opt_is_set(p->opts, pg_defaults[i].key, pg_defaults[i].env))
+            continue;
         p->keys[k] = pg_defaults[i].key;
         p->vals[k++] = pg_defaults[i].val ? pg_defaults[i].val : program_invocation_short_name;
     }
@@ -136,11 +142,14 @@ static int pool_sync_init(pg_pool *p)
     pthread_condattr_t ca;
     int rc;
 
-    if (pthread_condattr_init(&ca) != 0) return -1;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
     rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0) rc = pthread_cond_init(&p->cv, &ca);
+    if (rc == 0)
+        rc = pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (rc != 0) return -1;
+    if (rc != 0)
+        return -1;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         pthread_cond_destroy(&p->cv);
         return -1;
@@ -153,11 +162,13 @@ static int pool_slots(pg_pool *p)
     int i;
 
     p->conns = calloc((size_t)p->size, sizeof *p->conns);
-    if (!p->conns) return -1;
+    if (!p->conns)
+        return -1;
     for (i = 0; i < p->size; i++) {
         p->conns[i].pool = p;
         p->conns[i].prepared = calloc(1, bitmap_size(p->nstmts));
-        if (!p->conns[i].prepared) return -1;
+        if (!p->conns[i].prepared)
+            return -1;
     }
     return 0;
 }
@@ -180,15 +191,19 @@ pg_pool *pg_pool_new(const char *conninfo, int size, const struct pg_stmt *stmts
 {
     pg_pool *p;
 
-    if (!conninfo || size < 1 || (nstmts && !stmts)) return NULL;
+    if (!conninfo || size < 1 || (nstmts && !stmts))
+        return NULL;
     p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    if (!p)
+        return NULL;
     p->size = size;
     p->stmts = stmts;
     p->nstmts = nstmts;
     p->conninfo = strdup(conninfo);
-    if (!p->conninfo || pool_params(p) < 0 || pool_slots(p) < 0) goto fail;
-    if (pool_sync_init(p) < 0) goto fail;
+    if (!p->conninfo || pool_params(p) < 0 || pool_slots(p) < 0)
+        goto fail;
+    if (pool_sync_init(p) < 0)
+        goto fail;
     return p;
 fail:
     pool_release_mem(p);
@@ -206,7 +221,8 @@ void pg_pool_free(pg_pool *p)
 {
     int i;
 
-    if (!p) return;
+    if (!p)
+        return;
     for (i = 0; i < p->size; i++)
         conn_close(&p->conns[i]);
     pthread_mutex_destroy(&p->mu);
@@ -244,8 +260,10 @@ static void deadline(struct timespec *ts, double timeout)
     double whole;
 
     clock_gettime(CLOCK_MONOTONIC, ts);
-    if (!(timeout > 0)) return;
-    if (timeout > PG_MAX_WAIT) timeout = PG_MAX_WAIT;
+    if (!(timeout > 0))
+        return;
+    if (timeout > PG_MAX_WAIT)
+        timeout = PG_MAX_WAIT;
     whole = (double)(long)timeout;
     ts->tv_sec += (time_t)whole;
     ts->tv_nsec += (long)((timeout - whole) * 1e9);
@@ -262,9 +280,12 @@ static pg_conn *slot_find(pg_pool *p)
     int i;
 
     for (i = 0; i < p->size; i++) {
-        if (p->conns[i].busy) continue;
-        if (p->conns[i].pg) return &p->conns[i];
-        if (!idle) idle = &p->conns[i];
+        if (p->conns[i].busy)
+            continue;
+        if (p->conns[i].pg)
+            return &p->conns[i];
+        if (!idle)
+            idle = &p->conns[i];
     }
     return idle;
 }
@@ -279,7 +300,8 @@ static pg_conn *slot_take(pg_pool *p, double timeout)
     pthread_mutex_lock(&p->mu);
     while (!(c = slot_find(p)) && rc != ETIMEDOUT)
         rc = timeout > 0 ? pthread_cond_timedwait(&p->cv, &p->mu, &until) : ETIMEDOUT;
-    if (c) c->busy = 1;
+    if (c)
+        c->busy = 1;
     pthread_mutex_unlock(&p->mu);
     return c;
 }
@@ -328,7 +350,8 @@ void pg_release(pg_conn *c)
 {
     PGresult *r;
 
-    if (!c || !c->busy) return;
+    if (!c || !c->busy)
+        return;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
         conn_close(c);
     } else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
@@ -360,7 +383,8 @@ static PGresult *call_prepared(pg_conn *c, const struct call *q)
 
     if (!bit_get(c->prepared, q->stmt)) {
         r = PQprepare(c->pg, s->name, s->sql, 0, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            return r;
         PQclear(r);
         bit_set(c->prepared, q->stmt);
     }
@@ -383,8 +407,10 @@ static PGresult *call_lost(pg_conn *c, const PGresult *r, const char *what, char
 {
     const char *msg = r ? PQresultErrorMessage(r) : "";
 
-    if (!*msg && c->pg) msg = PQerrorMessage(c->pg);
-    if (!*msg) msg = "broken inside a transaction; roll back or release";
+    if (!*msg && c->pg)
+        msg = PQerrorMessage(c->pg);
+    if (!*msg)
+        msg = "broken inside a transaction; roll back or release";
     err_pq(err, what, "connection lost: ", msg);
     c->lost = 1;
     set_state(c, PG_LOST_STATE);
@@ -397,7 +423,8 @@ static PGresult *call_check(pg_conn *c, PGresult *r, int in_tx, const char *what
     ExecStatusType st = PQresultStatus(r);
     const char *msg;
 
-    if (r && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) return r;
+    if (r && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+        return r;
     if (PQstatus(c->pg) != CONNECTION_OK) {
         c->broken = in_tx;
         call_lost(c, r, what, err);
@@ -407,7 +434,8 @@ static PGresult *call_check(pg_conn *c, PGresult *r, int in_tx, const char *what
     } else {
         set_state(c, PQresultErrorField(r, PG_DIAG_SQLSTATE));
         msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        if (!msg || !*msg) msg = *PQerrorMessage(c->pg) ? PQerrorMessage(c->pg) : PQresStatus(st);
+        if (!msg || !*msg)
+            msg = *PQerrorMessage(c->pg) ? PQerrorMessage(c->pg) : PQresStatus(st);
         err_pq(err, what, "", msg);
     }
     PQclear(r);
@@ -426,16 +454,19 @@ static PGresult *call_run(pg_conn *c, const struct call *q, const char *what, ch
     }
     c->lost = 0;
     c->sqlstate[0] = '\0';
-    if (c->broken) return call_lost(c, NULL, what, err);
+    if (c->broken)
+        return call_lost(c, NULL, what, err);
     if (PQstatus(c->pg) != CONNECTION_OK) {
-        if (conn_connect(c, err) < 0) return NULL;
+        if (conn_connect(c, err) < 0)
+            return NULL;
         fresh = 1;
     }
     in_tx = conn_in_tx(c);
     r = call_once(c, q);
     if (!fresh && !in_tx && PQstatus(c->pg) == CONNECTION_BAD) {
         PQclear(r);
-        if (conn_connect(c, err) < 0) return NULL;
+        if (conn_connect(c, err) < 0)
+            return NULL;
         r = call_once(c, q);
     }
     return call_check(c, r, in_tx, what, err);
@@ -466,7 +497,8 @@ static int run_what(pg_conn *c, const char *sql, const char *what, char *err)
     struct call q = {.kind = CALL_SIMPLE, .sql = sql};
     PGresult *r = call_run(c, &q, what, err);
 
-    if (!r) return -1;
+    if (!r)
+        return -1;
     PQclear(r);
     return 0;
 }
@@ -507,10 +539,12 @@ int pg_tx_commit(pg_conn *c, char *err)
     if (!c || c->broken || !conn_in_tx(c))
         return tx_misuse(c, "commit", "no transaction is open", err);
     r = call_run(c, &q, "commit", err);
-    if (!r) return -1;
+    if (!r)
+        return -1;
     rolled_back = strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
     PQclear(r);
-    if (!rolled_back) return 0;
+    if (!rolled_back)
+        return 0;
     err_set(err, "pg: commit: the transaction had failed and was rolled back");
     set_state(c, "25P02"); /* in_failed_sql_transaction */
     return -1;
@@ -518,13 +552,15 @@ int pg_tx_commit(pg_conn *c, char *err)
 
 void pg_tx_rollback(pg_conn *c)
 {
-    if (!c) return;
+    if (!c)
+        return;
     if (c->broken) {
         conn_close(c); /* the server dropped the transaction with the connection */
         c->broken = 0;
         return;
     }
-    if (conn_in_tx(c)) PQclear(PQexec(c->pg, "ROLLBACK"));
+    if (conn_in_tx(c))
+        PQclear(PQexec(c->pg, "ROLLBACK"));
 }
 
 const char *pg_sqlstate(const pg_conn *c)
@@ -544,7 +580,8 @@ PGconn *pg_raw(pg_conn *c)
 
 const char *pg_val(const PGresult *r, int row, int col)
 {
-    if (!r || PQgetisnull(r, row, col)) return NULL;
+    if (!r || PQgetisnull(r, row, col))
+        return NULL;
     return PQgetvalue(r, row, col);
 }
 
@@ -553,4 +590,24 @@ long long pg_i64(const PGresult *r, int row, int col)
     const char *v = pg_val(r, row, col);
 
     return v ? strtoll(v, NULL, 10) : 0;
+}
+
+PGconn *pg_connect_session(const char *url, const char *application, const char *timeout, char *err)
+{
+    const char *keys[] = {"connect_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "application_name",
+                          "dbname",
+                          NULL};
+    const char *vals[] = {timeout, "10", "5", "3", "15000", application, url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+    if (PQstatus(c) == CONNECTION_OK)
+        return c;
+    err_set(err, "%s", PQerrorMessage(c));
+    PQfinish(c);
+    return NULL;
 }

@@ -46,6 +46,12 @@ const char *pg_sqlstate(const pg_conn *c);
 int pg_conn_lost(const pg_conn *c);
 PGconn *pg_raw(pg_conn *c);
 
+/* A standalone connection (not pooled) with keepalives and a TCP user timeout, for holders
+ * of session-level advisory locks: a dead server must not leave a lock believed held.
+ * NULL with err. */
+PGconn *pg_connect_session(const char *url, const char *application, const char *timeout,
+                           char *err);
+
 /* Helpers on results. */
 const char *pg_val(const PGresult *r, int row, int col); /* NULL if SQL NULL */
 long long pg_i64(const PGresult *r, int row, int col);

@@ -90,22 +90,12 @@ void rec_fini(struct rec *r)
 /* The lock's own connection, with keepalives: a dead server must not leave it held. */
 static PGconn *lock_connect(const char *url, char *err)
 {
-    const char *keys[] = {"connect_timeout",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "tcp_user_timeout",
-                          "application_name",
-                          "dbname",
-                          NULL};
-    const char *vals[] = {"10", "10", "5", "3", "15000", "pixplane-reconciler", url, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    char why[ERR_MAX];
+    PGconn *c = pg_connect_session(url, "pixplane-reconciler", "10", why);
 
-    if (PQstatus(c) == CONNECTION_OK)
-        return c;
-    err_set(err, "lock connection: %s", PQerrorMessage(c));
-    PQfinish(c);
-    return NULL;
+    if (!c)
+        err_set(err, "lock connection: %s", why);
+    return c;
 }
 
 int rec_lock_take(struct rec *r, char *err)

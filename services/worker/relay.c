@@ -60,23 +60,12 @@ static void relay_disconnect(struct relay *r, const char *why)
 /* Connects (keepalives on: a dead server must not leave us "leader" for long). */
 static int relay_connect(struct relay *r)
 {
-    const char *keys[] = {"connect_timeout",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "tcp_user_timeout",
-                          "application_name",
-                          "dbname",
-                          NULL};
-    const char *vals[] = {"5", "10", "5", "3", "15000", "pixplane-relay", r->w->cfg->database_url,
-                          NULL};
+    char err[ERR_MAX];
 
-    r->db = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(r->db) == CONNECTION_OK)
+    r->db = pg_connect_session(r->w->cfg->database_url, "pixplane-relay", "5", err);
+    if (r->db)
         return 0;
-    log_warn(NULL, "relay_db_unavailable", PQerrorMessage(r->db));
-    PQfinish(r->db);
-    r->db = NULL;
+    log_warn(NULL, "relay_db_unavailable", err);
     return -1;
 }
 
