@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pop.h"
 
 static const char SQL_UNCLAIM[] =
     "UPDATE upload_sessions SET status = 'uploading', lease_token = NULL, lease_until = NULL,"
@@ -24,18 +25,23 @@ static const char SQL_FAIL[] =
 
 static const char SQL_COMPLETE[] =
     "UPDATE upload_sessions SET status = 'completed', content_hash = $3, image_id = $4,"
-    " deduplicated = $5, lease_token = NULL, lease_until = NULL, pop_nonce = NULL,"
-    " pop_ranges = NULL, updated_at = now()"
+    " deduplicated = $5, deduplicated_own = $6, lease_token = NULL, lease_until = NULL,"
+    " pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL, updated_at = now()"
     " WHERE upload_session_id = $1 AND lease_token = $2"
     " AND status IN ('completing', 'verifying')";
+
+/* Both return the blob's object and whether the owner already had this content. */
+#define SQL_OWN_DUP(owner)                                                                         \
+    ", EXISTS (SELECT 1 FROM images WHERE owner_id = " owner " AND content_hash = $1)"
 
 static const char SQL_BLOB_UPSERT[] =
     "INSERT INTO blobs (content_hash, storage_path, size, ref_count) VALUES ($1, $2, $3, 1)"
     " ON CONFLICT (content_hash) DO UPDATE SET ref_count = blobs.ref_count + 1,"
-    " updated_at = now() RETURNING storage_path";
+    " updated_at = now() RETURNING storage_path" SQL_OWN_DUP("$4");
 
 static const char SQL_BLOB_REF[] = "UPDATE blobs SET ref_count = ref_count + 1, updated_at = now()"
-                                   " WHERE content_hash = $1 AND size = $2 RETURNING storage_path";
+                                   " WHERE content_hash = $1 AND size = $2"
+                                   " RETURNING storage_path" SQL_OWN_DUP("$3");
 
 static const char SQL_IMAGE[] =
     "WITH i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id,"
@@ -73,6 +79,7 @@ void upload_row_load(const PGresult *r, int row, struct upload_row *s)
     s->expired = pg_val(r, row, 18)[0] == 't';
     util_strlcpy(s->hash, sizeof s->hash, pg_val(r, row, 19));
     util_strlcpy(s->lease, sizeof s->lease, pg_val(r, row, 20));
+    s->dedup_own = pg_val(r, row, 21)[0] == 't';
 }
 
 void finalize_outcome(struct upload_outcome *o, int status, const char *code, const char *msg)
@@ -111,14 +118,19 @@ int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, i
                     const char *topic, struct upload_outcome *o, char *err)
 {
     char size[24], image_id[37], path[512];
-    const char *p[9] = {hash, pop ? size : s->key, size};
+    const char *p[9] = {hash, s->key, size, s->owner};
+    const char *ref[3] = {hash, size, s->owner};
     PGresult *r = NULL;
-    int dedup;
+    int dedup, seen;
 
     snprintf(size, sizeof size, "%lld", s->size);
     if (util_uuid(image_id) < 0 || pg_tx_begin(db, err) < 0)
         return -1;
-    if (!(r = pg_query(db, pop ? SQL_BLOB_REF : SQL_BLOB_UPSERT, pop ? 2 : 3, p, err)))
+    if (pop)
+        r = pg_query(db, SQL_BLOB_REF, 3, ref, err);
+    else
+        r = pg_query(db, SQL_BLOB_UPSERT, 4, p, err);
+    if (!r)
         goto fail;
     if (PQntuples(r) != 1) {
         pg_tx_rollback(db);
@@ -128,9 +140,11 @@ int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, i
     }
     util_strlcpy(path, sizeof path, pg_val(r, 0, 0));
     dedup = strcmp(path, s->key) != 0;
+    seen = pop || pg_val(r, 0, 1)[0] == 't'; /* a proof, or the caller's own duplicate */
     PQclear(r);
     p[0] = s->id, p[1] = s->lease, p[2] = hash, p[3] = image_id, p[4] = dedup ? "t" : "f";
-    if (!(r = pg_query(db, SQL_COMPLETE, 5, p, err)))
+    p[5] = seen ? "t" : "f";
+    if (!(r = pg_query(db, SQL_COMPLETE, 6, p, err)))
         goto fail;
     if (atoi(PQcmdTuples(r)) != 1) {
         pg_tx_rollback(db);
@@ -148,39 +162,12 @@ int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, i
     util_strlcpy(o->image_id, sizeof o->image_id, image_id);
     util_strlcpy(o->hash, sizeof o->hash, hash);
     o->dedup = dedup;
+    o->seen = seen;
     return 0;
 fail:
     PQclear(r);
     pg_tx_rollback(db);
     return -1;
-}
-
-static int sha_sink(const void *data, size_t len, void *ud)
-{
-    return EVP_DigestUpdate(ud, data, len) == 1 ? 0 : -1;
-}
-
-/* Streams [off, off+len) (len < 0: all) of key into ctx. */
-int finalize_hash(s3_client *s3, const char *key, long long off, long long len, void *ctx,
-                  char *err)
-{
-    return s3_get_object(s3, key, off, len, sha_sink, ctx, err);
-}
-
-static int sha256_object(s3_client *s3, const char *key, char hex[65], char *err)
-{
-    unsigned char md[32];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int rc = -1;
-
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-        finalize_hash(s3, key, 0, -1, ctx, err) == S3_OK &&
-        EVP_DigestFinal_ex(ctx, md, NULL) == 1) {
-        util_hex(md, 32, hex);
-        rc = 0;
-    }
-    EVP_MD_CTX_free(ctx);
-    return rc;
 }
 
 /* Marks the session failed for a permanent reason and removes its object. */
@@ -202,39 +189,64 @@ static void fail_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
 
 /* Assembles (unless already assembled), verifies and commits a claimed session. On a
  * transient failure the session goes back to 'uploading' and the outcome is 503. */
+/* Stores the challenges prepared in the verification pass (best effort: a blob without a
+ * bank is refilled on first use). */
+static void store_bank(pg_conn *db, pop_bank *bank, int cap, const char *hash, const char *rid)
+{
+    char err[ERR_MAX];
+
+    if (!bank)
+        return;
+    if (pop_bank_finish(bank) < 0)
+        log_warn(rid, "pop_bank_failed", "short read", "content_hash", hash);
+    else if (pop_bank_store(bank, db, hash, cap, err) < 0)
+        log_warn(rid, "pop_bank_failed", err, "content_hash", hash);
+}
+
 void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
-                     const struct s3_part *parts, int n, const char *topic,
+                     const struct s3_part *parts, int n, const struct finalize_opts *opt,
                      struct upload_outcome *o, const char *rid)
 {
     struct s3_object obj;
     char err[ERR_MAX] = "", hash[65];
+    pop_bank *bank = pop_bank_new(s->size, opt->pop_bank);
     int rc;
 
     rc = parts ? s3_complete_multipart(s3, s->key, s->upload_id, parts, n, err) : S3_OK;
     FAULT_POINT("complete_after_s3");
     if (rc == S3_OK || rc == S3_NOTFOUND)
         rc = s3_head_object(s3, s->key, &obj, err);
-    if (rc == S3_NOTFOUND)
-        return fail_upload(db, s3, s, o, 409, "upload_lost", "the uploaded parts are gone");
-    if (rc != S3_OK || sha256_object(s3, s->key, hash, err) < 0)
+    if (rc == S3_NOTFOUND) {
+        fail_upload(db, s3, s, o, 409, "upload_lost", "the uploaded parts are gone");
+        goto done;
+    }
+    if (rc != S3_OK || pop_hash_object(s3, s->key, bank, hash, err) != S3_OK)
         goto transient;
-    if (obj.size != s->size)
-        return fail_upload(db, s3, s, o, 422, "size_mismatch", "stored size differs");
-    if (s->declared[0] && strcmp(hash, s->declared))
-        return fail_upload(db, s3, s, o, 422, "sha256_mismatch",
-                           "the uploaded bytes do not match the declared sha256");
-    if (finalize_commit(db, s, hash, 0, topic, o, err) < 0)
+    if (obj.size != s->size) {
+        fail_upload(db, s3, s, o, 422, "size_mismatch", "stored size differs");
+        goto done;
+    }
+    if (s->declared[0] && strcmp(hash, s->declared)) {
+        fail_upload(db, s3, s, o, 422, "sha256_mismatch",
+                    "the uploaded bytes do not match the declared sha256");
+        goto done;
+    }
+    if (finalize_commit(db, s, hash, 0, opt->topic, o, err) < 0)
         goto transient;
     FAULT_POINT("complete_after_commit");
     if (o->status == 200 && o->dedup && s3_delete_object(s3, s->key, err) != S3_OK)
         log_warn(rid, "s3_delete_failed", err, "key", s->key); /* reconciler: orphan */
+    if (o->status == 200)
+        store_bank(db, bank, opt->pop_bank, hash, rid);
     log_info(rid, "upload_completed", o->status == 200 ? "committed" : o->code, "upload_session_id",
              s->id, "image_id", o->image_id, "deduplicated", o->dedup ? "true" : "false");
-    return;
+    goto done;
 transient:
     log_error(rid, "complete_failed", err, "upload_session_id", s->id);
     finalize_outcome(o, 503, "unavailable", "storage or database unavailable; retry complete");
     finalize_unclaim(db, s, rid);
+done:
+    pop_bank_free(bank);
 }
 
 int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err)

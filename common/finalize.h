@@ -4,32 +4,44 @@
 #define PIX_FINALIZE_H
 
 #include "pg.h"
+#include "pop.h"
 #include "s3.h"
 #include "util.h"
 
 /* Columns of an upload_sessions row as upload_row_load reads them. */
-#define UPLOAD_ROW_COLS                                                                         \
-    "upload_session_id, owner_id, status, file_name, file_size, mime_type,"                    \
-    " coalesce(declared_sha256, ''), chunk_size, chunk_count, object_key,"                     \
-    " coalesce(s3_upload_id, ''), coalesce(pop_nonce, ''), coalesce(pop_ranges::text, ''),"    \
-    " coalesce(image_id::text, ''), coalesce(deduplicated, false),"                            \
-    " coalesce(error_code, ''), coalesce(error_message, ''),"                                  \
-    " extract(epoch from expires_at)::bigint, expires_at < now(),"                             \
-    " coalesce(content_hash, ''), coalesce(lease_token::text, '')"
+#define UPLOAD_ROW_COLS                                                                            \
+    "upload_session_id, owner_id, status, file_name, file_size, mime_type,"                        \
+    " coalesce(declared_sha256, ''), chunk_size, chunk_count, object_key,"                         \
+    " coalesce(s3_upload_id, ''), coalesce(pop_nonce, ''), coalesce(pop_ranges::text, ''),"        \
+    " coalesce(image_id::text, ''), coalesce(deduplicated, false),"                                \
+    " coalesce(error_code, ''), coalesce(error_message, ''),"                                      \
+    " extract(epoch from expires_at)::bigint, expires_at < now(),"                                 \
+    " coalesce(content_hash, ''), coalesce(lease_token::text, ''),"                                \
+    " coalesce(deduplicated_own, false)"
 
 struct upload_row {
     char id[37], owner[129], status[16], name[256], mime[128], declared[65];
-    char key[64], upload_id[512], pop_nonce[65], pop_ranges[512], image_id[37];
+    char key[64], upload_id[512], pop_nonce[65], pop_ranges[POP_RANGES_JSON_MAX], image_id[37];
     char error_code[64], error_msg[256], hash[65], lease[37];
     long long size, chunk_size, expires;
     int chunk_count, dedup, expired;
+    int dedup_own; /* deduplicated as the owner may be told (see upload_outcome.seen) */
 };
 
 /* What finishing an upload came to: an HTTP status and, on success, the image. */
 struct upload_outcome {
     int status;
     char code[64], msg[160], image_id[37], hash[65];
-    int dedup;
+    int dedup; /* the content was already stored (our object is removed); internal */
+    int seen;  /* what the client is told as `deduplicated`: a proof of possession, or the
+                * owner already had this content. Never other users' content (no oracle). */
+};
+
+/* How finalize_upload runs: the outbox topic, and how many one-time proof-of-possession
+ * challenges to prepare in the verification pass (0: none). */
+struct finalize_opts {
+    const char *topic;
+    int pop_bank;
 };
 
 void upload_row_load(const PGresult *r, int row, struct upload_row *s);
@@ -40,10 +52,6 @@ int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err) P
 /* Back to 'uploading' after a transient failure (logged, never fails the caller). */
 void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid);
 
-/* Streams [off, off+len) (len < 0: all) of key into an EVP_MD_CTX. S3_OK or not. */
-int finalize_hash(s3_client *s3, const char *key, long long off, long long len, void *md_ctx,
-                  char *err);
-
 /* The commit transaction: blob (new, or ref_count + 1), session completed, image, change
  * log and outbox event on `topic`. pop: the content exists and possession was proven (no
  * object of ours). Fills o (200, or 409 when the blob vanished or the lease was lost);
@@ -51,11 +59,12 @@ int finalize_hash(s3_client *s3, const char *key, long long off, long long len, 
 int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, int pop,
                     const char *topic, struct upload_outcome *o, char *err) PIX_WUR;
 
-/* Assembles (parts != NULL) or takes the assembled object, hashes it, checks size and the
- * declared sha256, commits, and removes a duplicate's own object. Permanent failures mark
+/* Assembles (parts != NULL) or takes the assembled object, hashes it (answering a bank of
+ * proof-of-possession challenges in the same pass), checks size and the declared sha256,
+ * commits, stores the bank, and removes a duplicate's own object. Permanent failures mark
  * the session failed; transient ones put it back to 'uploading' (outcome 503). */
 void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
-                     const struct s3_part *parts, int nparts, const char *topic,
+                     const struct s3_part *parts, int nparts, const struct finalize_opts *opt,
                      struct upload_outcome *o, const char *rid);
 
 #endif

@@ -367,7 +367,7 @@ static int prove(struct up *u, const cJSON *ch, char *err)
         take_image(u, r.json);
         u->proof = 1;
     } else if (r.status == 403 || r.status == 409) {
-        pix_note(u->px, "%s: dedup proof refused (%s); uploading the content", u->arg, r.code);
+        pix_note(u->px, "%s: no dedup (%s); uploading the content", u->arg, r.code);
     } else {
         rc = client_error(&r, err);
     }

@@ -94,32 +94,6 @@ def bench_verify(url, size_mib=512):
          note="complete includes CompleteMultipartUpload, HEAD, the hashing GET and the commit")
 
 
-def bench_dedup(url, n=400, conc=16):
-    owner = session(url, "bench-dedup-owner")
-    data = os.urandom(256 * 1024)
-    sess = upload(owner, data)
-    owner.post(owner.base + "/uploads/%s/complete" % sess["upload_session_id"], timeout=60)
-
-    def one(i):
-        s = session(url, "bench-dedup-%d" % (i % conc))
-        t0 = time.monotonic()
-        sess = upload(s, data, declare=True)
-        ch = sess["dedup_challenge"]
-        m = hashlib.sha256(ch["nonce"].encode())
-        for r in ch["ranges"]:
-            m.update(data[r["offset"]:r["offset"] + r["length"]])
-        r = s.post(s.base + "/uploads/%s/proof" % sess["upload_session_id"],
-                   json={"proof": m.hexdigest()}, timeout=60)
-        assert r.status_code == 200, r.text
-        return time.monotonic() - t0
-
-    with cf.ThreadPoolExecutor(conc) as ex:
-        lat = sorted(ex.map(one, range(n)))
-    emit(bench="dedup_short_circuit", requests=n, concurrency=conc,
-         p50_ms=round(lat[len(lat) // 2] * 1000, 2), p99_ms=round(lat[int(len(lat) * .99)] * 1000, 2),
-         note="start + proof, each a full HTTP round trip; the proof reads 3 ranges from S3")
-
-
 def wrk(url, path, tok, secs=10, conns=64):
     script = "/tmp/pixplane-bench-wrk.lua"
     with open(script, "w") as f:
@@ -183,11 +157,9 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
     proc, url = start_api()
     try:
-        which = sys.argv[2:] or ["verify", "dedup", "get", "idle"]
+        which = sys.argv[2:] or ["verify", "get", "idle"]
         if "verify" in which:
             bench_verify(url)
-        if "dedup" in which:
-            bench_dedup(url)
         if "get" in which:
             bench_get_image(url)
         if "idle" in which:
@@ -197,4 +169,5 @@ def main():
         proc.wait(30)
 
 
-main()
+if __name__ == "__main__":
+    main()

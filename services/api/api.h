@@ -42,6 +42,10 @@ struct api_config {
     double complete_wait;
     long long verify_async_threshold;
     long verify_jobs;
+    long pop_bank;
+    long pop_budget;
+    double pop_budget_refill;
+    long dedup_threshold;
     char *upload_topic;
     double download_url_ttl;
     double retention;
@@ -74,6 +78,8 @@ struct api {
     const unsigned char *jwt_key;
     size_t jwt_keylen;
     volatile sig_atomic_t draining;
+    ev_timer housekeeping; /* periodic background chores (upload_housekeeping) */
+    int housekeeping_busy; /* a chore is queued or running (atomic) */
 };
 
 /* Per worker-thread context. */
@@ -181,5 +187,9 @@ void upload_part_redirect(struct api_call *c);
 void upload_complete(struct api_call *c);
 void upload_proof(struct api_call *c);
 void upload_abort(struct api_call *c);
+/* On the loop, every HOUSEKEEPING_SECS: queues the upload chores on the background pool
+ * (forgetting challenge budgets that have refilled completely), one at a time. */
+void upload_housekeeping(struct api *api);
+#define HOUSEKEEPING_SECS 60.0
 
 #endif

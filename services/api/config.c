@@ -41,6 +41,17 @@ const struct conf_opt api_conf[] = {
      "uploads at least this large are verified in the background (complete answers 202)"},
     {"verify-jobs", "PIXPLANE_VERIFY_JOBS", CONF_INT, C(verify_jobs), "2",
      "background verification threads"},
+    {"pop-bank", "PIXPLANE_POP_BANK", CONF_INT, C(pop_bank), "4",
+     "one-time dedup challenges prepared per content while it is verified (0-64; 0: every "
+     "proof reads storage)"},
+    {"pop-budget", "PIXPLANE_POP_BUDGET", CONF_INT, C(pop_budget), "3",
+     "dedup challenges a user may be issued for one declared sha256 before uploading is the "
+     "only way (0-100; 0: no dedup without upload)"},
+    {"pop-budget-refill", "PIXPLANE_POP_BUDGET_REFILL", CONF_SECS, C(pop_budget_refill), "6h",
+     "time for one unit of a user's per-content challenge budget to come back"},
+    {"dedup-threshold", "PIXPLANE_DEDUP_THRESHOLD", CONF_INT, C(dedup_threshold), "4",
+     "randomised threshold: dedup without upload starts once a per-content random number of "
+     "copies, uniform in 2..N, exists (1-1000; 1: from the first copy)"},
     {"upload-topic", "PIXPLANE_UPLOAD_TOPIC", CONF_STR, C(upload_topic), "image-uploaded",
      "Kafka topic for upload-completed events (written to the outbox)"},
     {"download-url-ttl", "PIXPLANE_DOWNLOAD_URL_TTL", CONF_SECS, C(download_url_ttl), "300s",

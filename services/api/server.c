@@ -245,6 +245,25 @@ static void s3cfg_fill(struct api *api)
     };
 }
 
+/* Bounds of the dedup-without-upload options (common/pop.h). */
+static int check_pop(const struct api_config *cfg, char *err)
+{
+    if (cfg->pop_bank < 0 || cfg->pop_bank > 64)
+        return err_set(err, "pop-bank must be 0 to 64"), -1;
+    if (cfg->pop_budget < 0 || cfg->pop_budget > 100)
+        return err_set(err, "pop-budget must be 0 to 100"), -1;
+    if (cfg->pop_budget_refill < 1)
+        return err_set(err, "pop-budget-refill must be at least 1 s"), -1;
+    if (cfg->dedup_threshold < 1 || cfg->dedup_threshold > 1000)
+        return err_set(err, "dedup-threshold must be 1 to 1000"), -1;
+    return 0;
+}
+
+static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    upload_housekeeping(w->data);
+}
+
 int api_init(struct api *api, char *err)
 {
     const struct api_config *cfg = api->cfg;
@@ -263,6 +282,8 @@ int api_init(struct api *api, char *err)
 #endif
     if (cfg->download_url_ttl < min_ttl || cfg->download_url_ttl > 600)
         return err_set(err, "download-url-ttl must be 60 to 600 seconds"), -1;
+    if (check_pop(cfg, err) < 0)
+        return -1;
     api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
     if (!api->rl)
         return err_set(err, "out of memory"), -1;
@@ -279,11 +300,15 @@ int api_init(struct api *api, char *err)
         return err_set(err, "cannot create HTTP server"), -1;
     http_server_set_observer(api->http, api_observe, api);
     http_server_set_bodyless(api->http, bodyless);
+    ev_timer_init(&api->housekeeping, on_housekeeping, 1.0, HOUSEKEEPING_SECS);
+    api->housekeeping.data = api;
+    ev_timer_start(api->loop, &api->housekeeping);
     return http_server_listen(api->http, host, port, err);
 }
 
 void api_fini(struct api *api)
 {
+    ev_timer_stop(api->loop, &api->housekeeping);
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);
     api->workers = api->jobs = NULL;

@@ -18,14 +18,38 @@ const struct pg_stmt api_stmts[] = {
     {"ping", "SELECT 1"},
     {"outbox_backlog", "SELECT count(*) FROM outbox WHERE sent_at IS NULL"},
     {"user_upsert", "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING"},
-    {"blob_size", "SELECT size FROM blobs WHERE content_hash = $1"},
+    /* Dedup without upload (common/pop.h): spends one unit of the (user, declared hash)
+     * budget; if there was one and the content is stored with that size and has reached
+     * its random threshold of copies, takes one challenge from its bank. One round trip
+     * whether or not the content exists. Returns: budget spent, content eligible, and the
+     * bank challenge (NULLs when none). */
+    /* A budget that has refilled completely is the same as no row: forget it. */
+    {"pop_budget_prune",
+     "DELETE FROM pop_budget WHERE ctid = ANY (ARRAY (SELECT ctid FROM pop_budget"
+     " WHERE updated_at < now() - make_interval(secs => $1::float8) LIMIT 5000))"},
+    {"pop_issue",
+     "WITH b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
+     " VALUES ($1, $2, $4::float8 - 1) ON CONFLICT (user_id, content_hash) DO UPDATE"
+     " SET tokens = least($4::float8, t.tokens"
+     " + extract(epoch FROM now() - t.updated_at) / $5::float8) - 1, updated_at = now()"
+     " WHERE least($4::float8, t.tokens"
+     " + extract(epoch FROM now() - t.updated_at) / $5::float8) >= 1 RETURNING 1),"
+     " e AS (SELECT content_hash FROM blobs WHERE content_hash = $2 AND size = $3::bigint"
+     " AND ref_count >= CASE WHEN $6::int <= 1 THEN 1"
+     " ELSE 2 + floor(pop_salt * ($6::int - 1)) END AND EXISTS (SELECT 1 FROM b)),"
+     " c AS (DELETE FROM pop_bank WHERE id = (SELECT id FROM pop_bank"
+     " WHERE content_hash = (SELECT content_hash FROM e) ORDER BY id LIMIT 1"
+     " FOR UPDATE SKIP LOCKED) RETURNING nonce, ranges::text AS ranges, answer)"
+     " SELECT EXISTS (SELECT 1 FROM b), EXISTS (SELECT 1 FROM e), (SELECT nonce FROM c),"
+     " (SELECT ranges FROM c), (SELECT answer FROM c)"},
     {"blob_get", "SELECT storage_path, size FROM blobs WHERE content_hash = $1"},
     {"session_insert",
      "INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
      " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
-     " pop_nonce, pop_ranges, expires_at)"
+     " pop_nonce, pop_ranges, pop_answer, expires_at)"
      " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, nullif($10, ''),"
-     " nullif($11, ''), nullif($12, '')::jsonb, now() + make_interval(secs => $13))"
+     " nullif($11, ''), nullif($12, '')::jsonb, nullif($14, ''),"
+     " now() + make_interval(secs => $13))"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS},
     {"session_by_idem",
@@ -45,12 +69,12 @@ const struct pg_stmt api_stmts[] = {
                       " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
                       " RETURNING coalesce(s3_upload_id, ''), object_key"},
     {"session_take_challenge",
-     "WITH old AS (SELECT upload_session_id, pop_nonce, pop_ranges FROM upload_sessions"
-     " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
-     " AND pop_nonce IS NOT NULL AND expires_at > now() FOR UPDATE)"
-     " UPDATE upload_sessions s SET pop_nonce = NULL, pop_ranges = NULL, updated_at = now()"
-     " FROM old WHERE s.upload_session_id = old.upload_session_id"
-     " RETURNING old.pop_nonce, old.pop_ranges::text"},
+     "WITH old AS (SELECT upload_session_id, pop_nonce, pop_ranges, pop_answer"
+     " FROM upload_sessions WHERE upload_session_id = $1 AND owner_id = $2"
+     " AND status = 'uploading' AND pop_nonce IS NOT NULL AND expires_at > now() FOR UPDATE)"
+     " UPDATE upload_sessions s SET pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL,"
+     " updated_at = now() FROM old WHERE s.upload_session_id = old.upload_session_id"
+     " RETURNING old.pop_nonce, old.pop_ranges::text, coalesce(old.pop_answer, '')"},
     {"chunks_record",
      "INSERT INTO upload_chunks (upload_session_id, chunk_number, size, etag)"
      " SELECT $1, (e->>'n')::int, (e->>'size')::bigint, e->>'etag'"

@@ -10,11 +10,10 @@
 #include "finalize.h"
 #include "json.h"
 #include "log.h"
+#include "pop.h"
 
 #define MIB (1024LL * 1024)
 #define MAX_PART_SIZE (5LL * 1024 * MIB) /* S3's largest part */
-#define POP_RANGES 3
-#define POP_RANGE_LEN (64 * 1024)
 #define WAIT_STEP_US 100000
 
 int upload_plan(long long size, long long preferred, long long min, long max_chunks,
@@ -105,7 +104,7 @@ static cJSON *sess_json(const struct upload_row *s)
     add_time(o, "expires_at", (time_t)s->expires);
     if (s->image_id[0]) {
         cJSON_AddStringToObject(o, "image_id", s->image_id);
-        cJSON_AddBoolToObject(o, "deduplicated", s->dedup);
+        cJSON_AddBoolToObject(o, "deduplicated", s->dedup_own);
     }
     if (s->error_code[0]) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -171,38 +170,126 @@ static int create_parse(struct api_call *c, const cJSON *body, struct create_req
     return 0;
 }
 
-/* A proof-of-possession challenge when the declared content already exists with the same
- * size: a nonce and random ranges of the content. 1 made, 0 not applicable, -1 failed. */
-static int make_challenge(struct api_call *c, const struct create_req *q, char nonce[33],
-                          char *ranges, size_t rlen)
-{
-    unsigned char rnd[16 + POP_RANGES * 8];
-    char err[ERR_MAX];
-    const char *p[1] = {q->sha256};
-    PGresult *r;
-    long long len = q->size < POP_RANGE_LEN ? q->size : POP_RANGE_LEN;
-    int n = 0;
+/* ---- dedup without upload (common/pop.h) ---- */
 
-    if (!q->sha256)
-        return 0;
-    if (!(r = pg_exec(c->db, "blob_size", 1, p, err)))
-        return api_db_fail(c, "blob_size", err), -1;
-    n = PQntuples(r) == 1 && pg_i64(r, 0, 0) == q->size;
-    PQclear(r);
-    if (!n)
-        return 0;
-    if (util_random(rnd, sizeof rnd) < 0)
-        return api_error(c, 500, "internal", "no randomness"), -1;
-    util_hex(rnd, 16, nonce);
-    n = snprintf(ranges, rlen, "[");
-    for (int i = 0; i < POP_RANGES; i++) {
-        unsigned long long v;
-        memcpy(&v, rnd + 16 + i * 8, 8);
-        n += snprintf(ranges + n, rlen - (size_t)n, "%s{\"offset\":%lld,\"length\":%lld}",
-                      i ? "," : "", (long long)(v % (unsigned long long)(q->size - len + 1)), len);
+struct refill_job {
+    char hash[65], rid[65];
+};
+
+static void refill_run(void *arg, void *tctx)
+{
+    struct refill_job *j = arg;
+    struct api_tctx *t = tctx;
+    char err[ERR_MAX];
+    pg_conn *db = pg_acquire(t->api->pg, 30, err);
+    int rc = db ? pop_refill(db, t->s3, j->hash, (int)t->api->cfg->pop_bank, err) : -1;
+
+    if (rc < 0)
+        log_warn(j->rid, "pop_refill_failed", err, "content_hash", j->hash);
+    else if (rc == 1)
+        log_info(j->rid, "pop_refilled", "challenge bank refilled", "content_hash", j->hash);
+    pg_release(db);
+    free(j);
+}
+
+/* Queues a refill of a dry bank on the background pool (dropped when that is full: the next
+ * dry hit queues it again). */
+static void queue_refill(struct api_call *c, const char *hash)
+{
+    struct refill_job *j = c->api->cfg->pop_bank > 0 ? calloc(1, sizeof *j) : NULL;
+
+    if (!j)
+        return;
+    util_strlcpy(j->hash, sizeof j->hash, hash);
+    util_strlcpy(j->rid, sizeof j->rid, c->rid);
+    if (pool_submit(c->api->jobs, refill_run, j) < 0) {
+        log_warn(c->rid, "pop_refill_dropped", "background pool full", "content_hash", hash);
+        free(j);
     }
-    snprintf(ranges + n, rlen - (size_t)n, "]");
-    return 1;
+}
+
+static void prune_run(void *arg, void *tctx)
+{
+    struct api_tctx *t = tctx;
+    const struct api_config *cfg = t->api->cfg;
+    char err[ERR_MAX], full[32];
+    const char *p[1] = {full};
+    pg_conn *db = pg_acquire(t->api->pg, 5, err);
+    PGresult *r = NULL;
+
+    snprintf(full, sizeof full, "%.3f", cfg->pop_budget_refill * (double)cfg->pop_budget);
+    if (!db)
+        log_warn(NULL, "pop_budget_prune_failed", err);
+    else if (!(r = pg_exec(db, "pop_budget_prune", 1, p, err)))
+        log_warn(NULL, "pop_budget_prune_failed", err);
+    PQclear(r);
+    pg_release(db);
+    __atomic_store_n(&t->api->housekeeping_busy, 0, __ATOMIC_RELEASE);
+}
+
+void upload_housekeeping(struct api *api)
+{
+    if (__atomic_exchange_n(&api->housekeeping_busy, 1, __ATOMIC_ACQ_REL))
+        return;
+    if (pool_submit(api->jobs, prune_run, NULL) < 0)
+        __atomic_store_n(&api->housekeeping_busy, 0, __ATOMIC_RELEASE);
+}
+
+/* What POST /uploads offers for a declared sha256: nonce, ranges (JSON) and the expected
+ * answer ("" = read it from storage at proof time). nonce "" means no challenge. */
+struct offer {
+    char nonce[33], answer[65];
+    buf ranges;
+};
+
+/* Takes the bank challenge of row r into the offer. */
+static void offer_take_bank(struct offer *f, const PGresult *r)
+{
+    util_strlcpy(f->nonce, sizeof f->nonce, pg_val(r, 0, 2));
+    util_strlcpy(f->answer, sizeof f->answer, pg_val(r, 0, 4));
+    buf_reset(&f->ranges);
+    if (buf_puts(&f->ranges, pg_val(r, 0, 3)) < 0)
+        f->nonce[0] = 0;
+}
+
+/* The offer is the same in shape and cost whether or not the content exists (no existence
+ * oracle): a fresh challenge is always made; it is replaced by a bank challenge when the
+ * content is stored, has reached its random threshold of copies, and the caller's budget
+ * for this hash allows; if that bank is dry the fresh one stays, answered from storage
+ * (and a refill is queued); otherwise it is a decoy whose answer is random. Out of budget:
+ * no challenge at all, for content stored or not. 0, or -1 answered. */
+static int make_offer(struct api_call *c, const struct create_req *q, struct offer *f)
+{
+    const struct api_config *cfg = c->api->cfg;
+    char size[24], cap[16], refill[32], thr[16], err[ERR_MAX];
+    const char *p[6] = {c->user.sub, q->sha256, size, cap, refill, thr};
+    struct pop_challenge ch;
+    PGresult *r;
+    int budget, eligible;
+
+    if (!q->sha256 || cfg->pop_budget < 1)
+        return 0;
+    if (pop_challenge_new(q->size, &ch) < 0 || pop_decoy_answer(f->answer) < 0)
+        return api_error(c, 500, "internal", "no randomness"), -1;
+    if (pop_ranges_json(&ch, &f->ranges) < 0)
+        return api_error(c, 500, "internal", "out of memory"), -1;
+    snprintf(size, sizeof size, "%lld", q->size);
+    snprintf(cap, sizeof cap, "%ld", cfg->pop_budget);
+    snprintf(refill, sizeof refill, "%.3f", cfg->pop_budget_refill);
+    snprintf(thr, sizeof thr, "%ld", cfg->dedup_threshold);
+    if (!(r = pg_exec(c->db, "pop_issue", 6, p, err)))
+        return api_db_fail(c, "pop_issue", err), -1;
+    budget = pg_val(r, 0, 0)[0] == 't';
+    eligible = pg_val(r, 0, 1)[0] == 't';
+    util_strlcpy(f->nonce, sizeof f->nonce, budget ? ch.nonce : "");
+    if (eligible && pg_val(r, 0, 2))
+        offer_take_bank(f, r);
+    else if (eligible)
+        f->answer[0] = 0;
+    PQclear(r);
+    if (eligible && !f->answer[0])
+        queue_refill(c, q->sha256);
+    return 0;
 }
 
 static cJSON *create_json(const struct upload_row *s)
@@ -213,6 +300,7 @@ static cJSON *create_json(const struct upload_row *s)
         return o;
     ch = cJSON_AddObjectToObject(o, "dedup_challenge");
     cJSON_AddStringToObject(ch, "nonce", s->pop_nonce);
+    cJSON_AddStringToObject(ch, "mode", s->size <= POP_WHOLE_MAX ? "whole" : "ranges");
     ranges = cJSON_Parse(s->pop_ranges);
     cJSON_AddItemToObject(ch, "ranges", ranges ? ranges : cJSON_CreateArray());
     cJSON_AddStringToObject(ch, "proof", "hex sha256 of the nonce text then each range's bytes");
@@ -256,8 +344,9 @@ static int session_insert(struct api_call *c, const struct create_req *q, const 
                           struct upload_row *s)
 {
     struct upload_plan plan;
-    char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24], nonce[33] = "", ranges[512] = "";
-    const char *p[13];
+    char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24];
+    struct offer f = {.nonce = ""};
+    const char *p[14];
     int rc;
 
     if (upload_plan(q->size, c->api->cfg->chunk_size, c->api->cfg->min_chunk_size,
@@ -265,8 +354,10 @@ static int session_insert(struct api_call *c, const struct create_req *q, const 
         return api_error(c, 413, "file_too_large", "file_size cannot be split into chunks"), -1;
     if (util_uuid(id) < 0)
         return api_error(c, 500, "internal", "no randomness"), -1;
-    if ((rc = make_challenge(c, q, nonce, ranges, sizeof ranges)) < 0)
+    if (make_offer(c, q, &f) < 0) {
+        buf_free(&f.ranges);
         return -1;
+    }
     snprintf(key, sizeof key, "blobs/%s", id);
     snprintf(csz, sizeof csz, "%lld", plan.chunk_size);
     snprintf(ccnt, sizeof ccnt, "%d", plan.chunk_count);
@@ -274,8 +365,11 @@ static int session_insert(struct api_call *c, const struct create_req *q, const 
     snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->session_ttl);
     p[0] = id, p[1] = c->user.sub, p[2] = q->name, p[3] = size, p[4] = q->mime_lc;
     p[5] = q->sha256 ? q->sha256 : "", p[6] = csz, p[7] = ccnt, p[8] = key;
-    p[9] = idem ? idem : "", p[10] = nonce, p[11] = ranges, p[12] = ttl;
-    return sess_query(c, "session_insert", 13, p, s);
+    p[9] = idem ? idem : "", p[10] = f.nonce, p[11] = f.nonce[0] ? f.ranges.data : "";
+    p[12] = ttl, p[13] = f.nonce[0] ? f.answer : "";
+    rc = sess_query(c, "session_insert", 14, p, s);
+    buf_free(&f.ranges);
+    return rc;
 }
 
 void upload_create(struct api_call *c)
@@ -567,7 +661,7 @@ static void respond_outcome(struct api_call *c, const struct upload_row *s,
     } else {
         cJSON_AddStringToObject(j, "image_id", o->image_id);
         cJSON_AddStringToObject(j, "status", "completed");
-        cJSON_AddBoolToObject(j, "deduplicated", o->dedup);
+        cJSON_AddBoolToObject(j, "deduplicated", o->seen);
         cJSON_AddStringToObject(j, "sha256", o->hash);
     }
     http_respond_json(c->req, o->status, j);
@@ -652,7 +746,8 @@ static void verify_run(void *arg, void *tctx)
     if (!db) {
         log_error(j->rid, "verify_failed", err, "upload_session_id", j->s.id);
     } else {
-        finalize_upload(db, t->s3, &j->s, j->parts, j->n, t->api->cfg->upload_topic, &o, j->rid);
+        struct finalize_opts opt = {t->api->cfg->upload_topic, (int)t->api->cfg->pop_bank};
+        finalize_upload(db, t->s3, &j->s, j->parts, j->n, &opt, &o, j->rid);
         count_upload(t->api, &j->s, &o, 0);
     }
     pg_release(db);
@@ -696,7 +791,9 @@ static void run_claimed(struct api_call *c, struct upload_row *s)
         free(parts), parts = NULL, n = 0;
     if (s->size >= c->api->cfg->verify_async_threshold)
         return verify_async(c, s, parts, n);
-    finalize_upload(c->db, c->t->s3, s, parts, n, c->api->cfg->upload_topic, &o, c->rid);
+    struct finalize_opts opt = {c->api->cfg->upload_topic, (int)c->api->cfg->pop_bank};
+
+    finalize_upload(c->db, c->t->s3, s, parts, n, &opt, &o, c->rid);
     free(parts);
     count_upload(c->api, s, &o, 0);
     respond_outcome(c, s, &o);
@@ -705,7 +802,7 @@ static void run_claimed(struct api_call *c, struct upload_row *s)
 /* Answers for a session nobody can claim; 0 if it is still being completed elsewhere. */
 static int respond_settled(struct api_call *c, const struct upload_row *s)
 {
-    struct upload_outcome o = {.status = 200, .dedup = s->dedup};
+    struct upload_outcome o = {.status = 200, .dedup = s->dedup, .seen = s->dedup_own};
 
     if (!strcmp(s->status, "completed")) {
         util_strlcpy(o.image_id, sizeof o.image_id, s->image_id);
@@ -765,36 +862,9 @@ void upload_complete(struct api_call *c)
 
 /* ---- proof of possession ---- */
 
-/* sha256(nonce text || bytes of each range, in order) over the stored content. */
-static int expected_proof(s3_client *s3, const char *key, const char *nonce, const char *ranges,
-                          char hex[65], char *err)
-{
-    cJSON *a = cJSON_Parse(ranges), *it;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[32];
-    int rc = -1;
-
-    if (!a || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, nonce, strlen(nonce)) != 1)
-        goto fail;
-    cJSON_ArrayForEach(it, a)
-    {
-        long long off = (long long)cJSON_GetObjectItem(it, "offset")->valuedouble;
-        long long len = (long long)cJSON_GetObjectItem(it, "length")->valuedouble;
-        if (finalize_hash(s3, key, off, len, ctx, err) != S3_OK)
-            goto fail;
-    }
-    if (EVP_DigestFinal_ex(ctx, md, NULL) == 1)
-        util_hex(md, 32, hex), rc = 0;
-fail:
-    EVP_MD_CTX_free(ctx);
-    cJSON_Delete(a);
-    return rc;
-}
-
-/* Consumes the session's challenge (one attempt only). 0, or -1 answered. */
-static int take_challenge(struct api_call *c, struct upload_row *s, char *nonce, char *ranges,
-                          size_t rlen)
+/* Consumes the session's challenge (one attempt only) into ch: nonce, ranges and the
+ * expected answer ("" = read it from storage). 0, or -1 answered. */
+static int take_challenge(struct api_call *c, struct upload_row *s, struct pop_challenge *ch)
 {
     const char *p[2] = {s->id, c->user.sub};
     char err[ERR_MAX];
@@ -804,8 +874,15 @@ static int take_challenge(struct api_call *c, struct upload_row *s, char *nonce,
     if (!r)
         return api_db_fail(c, "session_take_challenge", err), -1;
     ok = PQntuples(r) == 1;
+    if (ok && pop_challenge_load(pg_val(r, 0, 0), pg_val(r, 0, 1), ch) < 0) {
+        PQclear(r);
+        log_error(c->rid, "pop_challenge_bad", "stored challenge is malformed", "upload_session_id",
+                  s->id);
+        return api_error(c, 500, "internal", "the challenge cannot be checked; upload the content"),
+               -1;
+    }
     if (ok)
-        util_strlcpy(nonce, 65, pg_val(r, 0, 0)), util_strlcpy(ranges, rlen, pg_val(r, 0, 1));
+        util_strlcpy(ch->answer, sizeof ch->answer, pg_val(r, 0, 2));
     PQclear(r);
     if (!ok && sess_open(c, s) == 0)
         api_error(c, 409, "no_challenge",
@@ -814,35 +891,45 @@ static int take_challenge(struct api_call *c, struct upload_row *s, char *nonce,
     return ok ? 0 : -1;
 }
 
-/* Checks the proof against the stored blob: 1 right, 0 wrong or content gone (answered),
- * -1 failed (answered). */
-static int check_proof(struct api_call *c, const struct upload_row *s, const char *proof,
-                       const char *nonce, const char *ranges)
+/* No answer was prepared (the bank was dry): computes it from the stored content. Content
+ * that is gone leaves the answer "", refused like any wrong proof. 0, or -1 answered. */
+static int answer_from_storage(struct api_call *c, const struct upload_row *s,
+                               struct pop_challenge *ch)
 {
     const char *p[1] = {s->declared};
-    char err[ERR_MAX], want[65], key[512];
+    char err[ERR_MAX], key[512];
     PGresult *r = pg_exec(c->db, "blob_get", 1, p, err);
+    int found;
 
     if (!r)
         return api_db_fail(c, "blob_get", err), -1;
-    if (PQntuples(r) != 1 || pg_i64(r, 0, 1) != s->size) {
-        PQclear(r);
-        return api_error(c, 409, "dedup_unavailable", "the content is gone; upload it"), 0;
-    }
-    util_strlcpy(key, sizeof key, pg_val(r, 0, 0));
+    found = PQntuples(r) == 1 && pg_i64(r, 0, 1) == s->size;
+    if (found)
+        util_strlcpy(key, sizeof key, pg_val(r, 0, 0));
     PQclear(r);
-    if (expected_proof(c->t->s3, key, nonce, ranges, want, err) < 0)
+    if (found && pop_answer_from(c->t->s3, key, ch, err) != S3_OK)
         return api_s3_fail(c, "proof_read", err), -1;
-    if (strlen(proof) == 64 && util_streq_ct(want, proof, 64))
+    return 0;
+}
+
+/* 1 right, 0 refused (answered 403), -1 failed (answered). A wrong proof, a decoy and
+ * content that is gone get the same answer. */
+static int check_proof(struct api_call *c, const struct upload_row *s, const char *proof,
+                       struct pop_challenge *ch)
+{
+    if (!ch->answer[0] && answer_from_storage(c, s, ch) < 0)
+        return -1;
+    if (ch->answer[0] && strlen(proof) == 64 && util_streq_ct(ch->answer, proof, 64))
         return 1;
-    log_warn(c->rid, "proof_rejected", "wrong proof of possession", "upload_session_id", s->id);
-    api_error(c, 403, "proof_rejected", "wrong proof of possession; upload the content instead");
+    log_info(c->rid, "proof_rejected", "proof of possession refused", "upload_session_id", s->id);
+    api_error(c, 403, "proof_rejected", "proof of possession refused; upload the content instead");
     return 0;
 }
 
 void upload_proof(struct api_call *c)
 {
-    char nonce[65], ranges[512], proof[65] = "", err[ERR_MAX];
+    char proof[65] = "", err[ERR_MAX];
+    struct pop_challenge ch;
     const char *v = NULL, *jerr = NULL;
     struct upload_outcome o = {0};
     struct upload_row s;
@@ -857,9 +944,8 @@ void upload_proof(struct api_call *c)
     }
     for (size_t i = 0; v[i] && i < 64; i++)
         proof[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32 : v[i]), proof[i + 1] = 0;
-    if (sess_get(c, &s) < 0 || sess_open(c, &s) < 0 ||
-        take_challenge(c, &s, nonce, ranges, sizeof ranges) < 0 ||
-        check_proof(c, &s, strlen(v) == 64 ? proof : "", nonce, ranges) != 1)
+    if (sess_get(c, &s) < 0 || sess_open(c, &s) < 0 || take_challenge(c, &s, &ch) < 0 ||
+        check_proof(c, &s, strlen(v) == 64 ? proof : "", &ch) != 1)
         goto done;
     rc = claim(c, &s);
     if (rc == 0 && !respond_settled(c, &s))

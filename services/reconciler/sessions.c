@@ -63,10 +63,11 @@ static int half_decide(struct rec *r, const struct upload_row *s, char *err)
 static void half_finalize(struct rec *r, const struct upload_row *s)
 {
     struct upload_outcome o = {0};
+    struct finalize_opts opt = {r->cfg->upload_topic, POP_BANK_DEFAULT};
 
     if (r->cfg->dry_run)
         return rec_did(r, "finalize", s->id, "object", s->key, NULL);
-    finalize_upload(r->db, r->s3, s, NULL, 0, r->cfg->upload_topic, &o, NULL);
+    finalize_upload(r->db, r->s3, s, NULL, 0, &opt, &o, NULL);
     if (o.status == 503)
         return rec_failed(r, "finalize", s->id, o.msg);
     rec_did(r, "finalize", s->id, "outcome", o.status == 200 ? "committed" : o.code, "image_id",

@@ -87,7 +87,8 @@ def test_two_users_same_bytes_one_blob(api, s3):
     sa, da = a.upload(data)
     sb, db = b.upload(data)
     assert da["image_id"] != db["image_id"]
-    assert da["deduplicated"] is False and db["deduplicated"] is True
+    # another user's content is never revealed: b is told nothing about a's copy
+    assert da["deduplicated"] is False and db["deduplicated"] is False
     h = hashlib.sha256(data).hexdigest()
     path, refs, _ = blob_row(h)
     assert refs == "2"
@@ -96,6 +97,13 @@ def test_two_users_same_bytes_one_blob(api, s3):
     present = [k for k in keys if object_exists(s3, k)]
     assert present == [path], (present, path)  # the duplicate's staging object is gone
     assert read_object(s3, path) == data
+    # the owner's own duplicate is reported
+    _, again = a.upload(data)
+    assert again["deduplicated"] is True and blob_row(h)[1] == "3"
+    st, doc = a.call("GET", "/uploads/%s" % sb["upload_session_id"])
+    assert st == 404
+    st, doc = b.call("GET", "/uploads/%s" % sb["upload_session_id"])
+    assert st == 200 and doc["deduplicated"] is False
 
 
 def test_concurrent_identical_uploads_one_blob(api):
@@ -109,7 +117,9 @@ def test_concurrent_identical_uploads_one_blob(api):
         res = list(ex.map(lambda cs: cs[0].complete(cs[1]["upload_session_id"]),
                           zip(clients, sessions)))
     assert all(st == 200 for st, _ in res), res
-    assert sum(1 for _, d in res if not d["deduplicated"]) == 1
+    assert not any(d["deduplicated"] for _, d in res)  # 32 users: nobody learns of the others
+    assert sql_value("SELECT count(*) FROM upload_sessions WHERE content_hash = '%s'"
+                     " AND NOT deduplicated" % h) == "1"  # one object kept
     assert sql_value("SELECT count(*) FROM blobs WHERE content_hash = '%s'" % h) == "1"
     assert blob_row(h)[1] == "32"
     assert sql_value("SELECT count(*) FROM images WHERE content_hash = '%s'" % h) == "32"
@@ -154,7 +164,8 @@ def test_proof_of_possession(api, s3):
     good = Client(api.url, api.token(user_id("p")))
     sess = good.start(data, declare=True)
     ch = sess["dedup_challenge"]
-    assert len(ch["nonce"]) == 32 and len(ch["ranges"]) == 3
+    assert len(ch["nonce"]) == 32 and ch["mode"] == "whole"
+    assert ch["ranges"] == [{"offset": 0, "length": len(data)}]
     st, doc = good.call("POST", "/uploads/%s/proof" % sess["upload_session_id"],
                         {"proof": proof_for(data, ch)})
     assert st == 200 and doc["deduplicated"] is True and doc["status"] == "completed", doc
@@ -181,7 +192,7 @@ def test_proof_of_possession(api, s3):
     assert sql_value("SELECT count(*) FROM images WHERE upload_session_id = '%s'" % sid) == "0"
     bad.put_chunks(sess, data, [0])
     st, doc = bad.complete(sid)
-    assert st == 200 and doc["deduplicated"] is True
+    assert st == 200 and doc["deduplicated"] is False  # x never had it: told nothing
     assert blob_row(h)[1] == "3"
 
 
