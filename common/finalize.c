@@ -10,50 +10,58 @@
 #include "log.h"
 #include "pop.h"
 
-static const char SQL_UNCLAIM[] =
+const char finalize_sql_unclaim[] =
     "UPDATE upload_sessions SET status = 'uploading', lease_token = NULL, lease_until = NULL,"
     " updated_at = now() WHERE upload_session_id = $1 AND lease_token = $2";
 
-static const char SQL_VERIFYING[] =
+const char finalize_sql_verifying[] =
     "UPDATE upload_sessions SET status = 'verifying', updated_at = now()"
     " WHERE upload_session_id = $1 AND lease_token = $2";
 
-static const char SQL_FAIL[] =
+const char finalize_sql_fail[] =
     "UPDATE upload_sessions SET status = 'failed', error_code = $3, error_message = $4,"
     " lease_token = NULL, lease_until = NULL, updated_at = now()"
     " WHERE upload_session_id = $1 AND lease_token = $2";
 
-static const char SQL_COMPLETE[] =
-    "UPDATE upload_sessions SET status = 'completed', content_hash = $3, image_id = $4,"
-    " deduplicated = $5, deduplicated_own = $6, lease_token = NULL, lease_until = NULL,"
-    " pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL, updated_at = now()"
-    " WHERE upload_session_id = $1 AND lease_token = $2"
-    " AND status IN ('completing', 'verifying')";
+/* The commit, in one statement (atomic, one round trip): while the caller still holds the
+ * session's lease ($4, $5), the blob (`blob`: new or ref_count + 1), the session completed,
+ * the image, its change-log entry and its outbox event. Returns: lease held, the blob's
+ * object (NULL: no blob, the content went away), the owner ($6) already had the content,
+ * image made. $1 hash, $2 our object, $3 size, $7 image, $8 name, $9 mime, $10 topic. */
+#define FIN_COMMIT(blob, seen)                                                                     \
+    "WITH l AS (SELECT upload_session_id FROM upload_sessions WHERE upload_session_id = $4"        \
+    " AND lease_token = $5 AND status IN ('completing', 'verifying') FOR UPDATE),"                 \
+    " b AS (" blob " RETURNING storage_path, EXISTS (SELECT 1 FROM images"                         \
+    " WHERE owner_id = $6 AND content_hash = $1) AS own),"                                         \
+    " s AS (UPDATE upload_sessions SET status = 'completed', content_hash = $1, image_id = $7,"    \
+    " deduplicated = b.storage_path <> $2, deduplicated_own = " seen ", lease_token = NULL,"       \
+    " lease_until = NULL, pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL,"                 \
+    " updated_at = now() FROM b WHERE upload_session_id = $4 RETURNING b.storage_path),"           \
+    " i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id, name, size,"  \
+    " mime_type) SELECT $7, $6, $1, $4, $8, $3, $9 FROM s"                                         \
+    " RETURNING image_id, owner_id, content_hash, size, mime_type, created_at),"                   \
+    " c AS (INSERT INTO change_log (user_id, image_id, kind)"                                      \
+    " SELECT owner_id, image_id, 'added' FROM i),"                                                 \
+    " o AS (INSERT INTO outbox (topic, msg_key, payload)"                                          \
+    " SELECT $10, content_hash, jsonb_build_object('version', 1, 'type', 'image.uploaded',"        \
+    " 'image_id', image_id, 'owner_id', owner_id, 'content_hash', content_hash,"                   \
+    " 'storage_path', (SELECT storage_path FROM s), 'size', size, 'mime_type', mime_type,"         \
+    " 'occurred_at', created_at) FROM i)"                                                          \
+    " SELECT EXISTS (SELECT 1 FROM l), (SELECT storage_path FROM b),"                              \
+    " coalesce((SELECT own FROM b), false), EXISTS (SELECT 1 FROM i)"
 
-/* Both return the blob's object and whether the owner already had this content. */
-#define SQL_OWN_DUP(owner)                                                                         \
-    ", EXISTS (SELECT 1 FROM images WHERE owner_id = " owner " AND content_hash = $1)"
+/* An upload's own bytes: the first copy becomes the blob, a duplicate counts once more. */
+const char finalize_sql_commit_upload[] =
+    FIN_COMMIT("INSERT INTO blobs (content_hash, storage_path, size, ref_count)"
+               " SELECT $1, $2, $3, 1 WHERE EXISTS (SELECT 1 FROM l) ON CONFLICT (content_hash)"
+               " DO UPDATE SET ref_count = blobs.ref_count + 1, updated_at = now()",
+               "b.own");
 
-static const char SQL_BLOB_UPSERT[] =
-    "INSERT INTO blobs (content_hash, storage_path, size, ref_count) VALUES ($1, $2, $3, 1)"
-    " ON CONFLICT (content_hash) DO UPDATE SET ref_count = blobs.ref_count + 1,"
-    " updated_at = now() RETURNING storage_path" SQL_OWN_DUP("$4");
-
-static const char SQL_BLOB_REF[] = "UPDATE blobs SET ref_count = ref_count + 1, updated_at = now()"
-                                   " WHERE content_hash = $1 AND size = $2"
-                                   " RETURNING storage_path" SQL_OWN_DUP("$3");
-
-static const char SQL_IMAGE[] =
-    "WITH i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id,"
-    " name, size, mime_type) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-    " RETURNING image_id, owner_id, content_hash, size, mime_type, created_at),"
-    " c AS (INSERT INTO change_log (user_id, image_id, kind)"
-    " SELECT owner_id, image_id, 'added' FROM i)"
-    " INSERT INTO outbox (topic, msg_key, payload)"
-    " SELECT $8, content_hash, jsonb_build_object('version', 1, 'type', 'image.uploaded',"
-    " 'image_id', image_id, 'owner_id', owner_id, 'content_hash', content_hash,"
-    " 'storage_path', $9::text, 'size', size, 'mime_type', mime_type,"
-    " 'occurred_at', created_at) FROM i";
+/* A proof of possession: the stored content counts once more, if it is still there. */
+const char finalize_sql_commit_proof[] =
+    FIN_COMMIT("UPDATE blobs SET ref_count = ref_count + 1, updated_at = now()"
+               " WHERE content_hash = $1 AND size = $3 AND EXISTS (SELECT 1 FROM l)",
+               "true");
 
 void upload_row_load(const PGresult *r, int row, struct upload_row *s)
 {
@@ -95,8 +103,8 @@ static int lease_stmt(pg_conn *db, const char *stmt, const struct upload_row *s,
                       const char *b, char *err)
 {
     const char *p[4] = {s->id, s->lease, a, b};
-    int n = stmt == SQL_FAIL ? 4 : 2;
-    PGresult *r = pg_query(db, stmt, n, p, err);
+    int n = strcmp(stmt, "fin_fail") == 0 ? 4 : 2;
+    PGresult *r = pg_exec(db, stmt, n, p, err);
     int applied = r && atoi(PQcmdTuples(r)) > 0;
 
     PQclear(r);
@@ -108,7 +116,7 @@ void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid)
 {
     char err[ERR_MAX];
 
-    if (lease_stmt(db, SQL_UNCLAIM, s, NULL, NULL, err) < 0)
+    if (lease_stmt(db, "fin_unclaim", s, NULL, NULL, err) < 0)
         log_warn(rid, "unclaim_failed", err, "upload_session_id", s->id);
 }
 
@@ -117,57 +125,31 @@ void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid)
 int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, int pop,
                     const char *topic, struct upload_outcome *o, char *err)
 {
-    char size[24], image_id[37], path[512];
-    const char *p[9] = {hash, s->key, size, s->owner};
-    const char *ref[3] = {hash, size, s->owner};
-    PGresult *r = NULL;
-    int dedup, seen;
+    char size[24], image_id[37];
+    const char *p[10] = {hash,     s->key,   size,    s->id,   s->lease,
+                         s->owner, image_id, s->name, s->mime, topic};
+    PGresult *r;
 
     snprintf(size, sizeof size, "%lld", s->size);
-    if (util_uuid(image_id) < 0 || pg_tx_begin(db, err) < 0)
-        return -1;
-    if (pop)
-        r = pg_query(db, SQL_BLOB_REF, 3, ref, err);
-    else
-        r = pg_query(db, SQL_BLOB_UPSERT, 4, p, err);
+    if (util_uuid(image_id) < 0)
+        return err_set(err, "no randomness"), -1;
+    r = pg_exec(db, pop ? "fin_commit_proof" : "fin_commit_upload", 10, p, err);
     if (!r)
-        goto fail;
-    if (PQntuples(r) != 1) {
-        pg_tx_rollback(db);
-        PQclear(r);
-        finalize_outcome(o, 409, "dedup_unavailable", "the content is gone; upload it instead");
-        return 0;
-    }
-    util_strlcpy(path, sizeof path, pg_val(r, 0, 0));
-    dedup = strcmp(path, s->key) != 0;
-    seen = pop || pg_val(r, 0, 1)[0] == 't'; /* a proof, or the caller's own duplicate */
-    PQclear(r);
-    p[0] = s->id, p[1] = s->lease, p[2] = hash, p[3] = image_id, p[4] = dedup ? "t" : "f";
-    p[5] = seen ? "t" : "f";
-    if (!(r = pg_query(db, SQL_COMPLETE, 6, p, err)))
-        goto fail;
-    if (atoi(PQcmdTuples(r)) != 1) {
-        pg_tx_rollback(db);
-        PQclear(r);
+        return -1;
+    if (pg_val(r, 0, 0)[0] != 't')
         finalize_outcome(o, 409, "conflict", "another completion took this session over");
-        return 0;
+    else if (!pg_val(r, 0, 1))
+        finalize_outcome(o, 409, "dedup_unavailable", "the content is gone; upload it instead");
+    else
+        finalize_outcome(o, 200, "completed", "");
+    if (o->status == 200) {
+        util_strlcpy(o->image_id, sizeof o->image_id, image_id);
+        util_strlcpy(o->hash, sizeof o->hash, hash);
+        o->dedup = strcmp(pg_val(r, 0, 1), s->key) != 0;
+        o->seen = pop || pg_val(r, 0, 2)[0] == 't'; /* a proof, or the owner's own duplicate */
     }
     PQclear(r);
-    p[0] = image_id, p[1] = s->owner, p[2] = hash, p[3] = s->id, p[4] = s->name;
-    p[5] = size, p[6] = s->mime, p[7] = topic, p[8] = path;
-    if (!(r = pg_query(db, SQL_IMAGE, 9, p, err)) || pg_tx_commit(db, err) < 0)
-        goto fail;
-    PQclear(r);
-    finalize_outcome(o, 200, "completed", "");
-    util_strlcpy(o->image_id, sizeof o->image_id, image_id);
-    util_strlcpy(o->hash, sizeof o->hash, hash);
-    o->dedup = dedup;
-    o->seen = seen;
     return 0;
-fail:
-    PQclear(r);
-    pg_tx_rollback(db);
-    return -1;
 }
 
 /* Marks the session failed for a permanent reason and removes its object. */
@@ -177,7 +159,7 @@ static void fail_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
     char err[ERR_MAX];
 
     finalize_outcome(o, status, code, msg);
-    int rc = lease_stmt(db, SQL_FAIL, s, code, msg, err);
+    int rc = lease_stmt(db, "fin_fail", s, code, msg, err);
 
     if (rc < 0)
         log_warn(NULL, "session_fail_failed", err, "upload_session_id", s->id);
@@ -251,7 +233,7 @@ done:
 
 int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err)
 {
-    int rc = lease_stmt(db, SQL_VERIFYING, s, NULL, NULL, err);
+    int rc = lease_stmt(db, "fin_verifying", s, NULL, NULL, err);
 
     if (rc == 0)
         err_set(err, "the completion lease was lost");

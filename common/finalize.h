@@ -19,6 +19,8 @@
     " coalesce(content_hash, ''), coalesce(lease_token::text, ''),"                                \
     " coalesce(deduplicated_own, false)"
 
+#define UPLOAD_ROW_NCOLS 22
+
 struct upload_row {
     char id[37], owner[129], status[16], name[256], mime[128], declared[65];
     char key[64], upload_id[512], pop_nonce[65], pop_ranges[POP_RANGES_JSON_MAX], image_id[37];
@@ -44,6 +46,17 @@ struct finalize_opts {
     int pop_bank;
 };
 
+/* The statements finalize runs, by name: every pool a finalize caller uses must list
+ * FINALIZE_STMTS (and POP_STMTS) in its statement table, so they are prepared once. */
+extern const char finalize_sql_unclaim[], finalize_sql_verifying[], finalize_sql_fail[],
+    finalize_sql_commit_upload[], finalize_sql_commit_proof[];
+#define FINALIZE_STMTS                                                                             \
+    {"fin_unclaim", finalize_sql_unclaim}, {"fin_verifying", finalize_sql_verifying},              \
+        {"fin_fail", finalize_sql_fail}, {"fin_commit_upload", finalize_sql_commit_upload},        \
+    {                                                                                              \
+        "fin_commit_proof", finalize_sql_commit_proof                                              \
+    }
+
 void upload_row_load(const PGresult *r, int row, struct upload_row *s);
 void finalize_outcome(struct upload_outcome *o, int status, const char *code, const char *msg);
 
@@ -52,7 +65,7 @@ int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err) P
 /* Back to 'uploading' after a transient failure (logged, never fails the caller). */
 void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid);
 
-/* The commit transaction: blob (new, or ref_count + 1), session completed, image, change
+/* The commit, one atomic statement: blob (new, or ref_count + 1), session completed, image, change
  * log and outbox event on `topic`. pop: the content exists and possession was proven (no
  * object of ours). Fills o (200, or 409 when the blob vanished or the lease was lost);
  * -1 with err if the database failed. */

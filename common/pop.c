@@ -20,14 +20,14 @@ struct pop_bank {
     struct pop_entry e[];
 };
 
-static const char SQL_STORE[] =
+const char pop_sql_store[] =
     "INSERT INTO pop_bank (content_hash, nonce, ranges, answer)"
     " SELECT $1, e->>'nonce', e->'ranges', e->>'answer' FROM jsonb_array_elements($2::jsonb) e"
     " WHERE EXISTS (SELECT 1 FROM blobs WHERE content_hash = $1)"
     " LIMIT greatest(0, $3::int - (SELECT count(*) FROM pop_bank WHERE content_hash = $1))";
 
 /* Claims a blob's refill: at most one a minute per blob, only while its bank is short. */
-static const char SQL_CLAIM_REFILL[] =
+const char pop_sql_claim_refill[] =
     "UPDATE blobs SET pop_refill_at = now() WHERE content_hash = $1 AND ref_count > 0"
     " AND (pop_refill_at IS NULL OR pop_refill_at < now() - interval '1 minute')"
     " AND (SELECT count(*) FROM pop_bank WHERE content_hash = $1) < $2::int"
@@ -269,7 +269,7 @@ int pop_bank_store(pop_bank *b, pg_conn *db, const char *hash, int cap, char *er
         goto fail;
     }
     p[1] = j.data;
-    if (!(r = pg_query(db, SQL_STORE, 3, p, err)))
+    if (!(r = pg_exec(db, "pop_store", 3, p, err)))
         goto fail;
     n = atoi(PQcmdTuples(r));
 fail:
@@ -361,7 +361,7 @@ int pop_refill(pg_conn *db, s3_client *s3, const char *hash, int n, char *err)
     int rc = -1;
 
     snprintf(nv, sizeof nv, "%d", n);
-    if (!(r = pg_query(db, SQL_CLAIM_REFILL, 2, p, err)))
+    if (!(r = pg_exec(db, "pop_claim_refill", 2, p, err)))
         return -1;
     if (PQntuples(r) != 1) {
         PQclear(r);

@@ -30,6 +30,10 @@ struct pop_challenge {
     long long off[POP_RANGES], len[POP_RANGES];
 };
 
+/* The statements pop runs, by name (list POP_STMTS in the pool's statement table). */
+extern const char pop_sql_store[], pop_sql_claim_refill[];
+#define POP_STMTS {"pop_store", pop_sql_store}, {"pop_claim_refill", pop_sql_claim_refill}
+
 /* A fresh challenge for content of `size` bytes: random nonce, ranges by the rules above.
  * 0, or -1 if the system has no randomness or size < 1. */
 int pop_challenge_new(long long size, struct pop_challenge *ch) PIX_WUR;

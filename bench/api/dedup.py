@@ -5,14 +5,14 @@
 #   2. no timing oracle: POST /uploads for stored vs unknown hashes, interleaved;
 #   3. the bank's cost at complete: API CPU and complete latency with PIXPLANE_POP_BANK=0
 #      vs the default, for 10 MiB and 1 GiB objects.
-# Clients are processes with one keep-alive connection each (no GIL between them). Every
-# loop is bounded in count; only 127.0.0.1 is contacted.
+# The load comes from a C client (bench/api/dedupload.c: threads with one keep-alive
+# connection each) so the client's own cost stays out of the figures. Every loop is bounded
+# in count; only 127.0.0.1 is contacted.
 import base64
 import hashlib
 import hmac
 import http.client
 import json
-import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -63,27 +63,6 @@ def proof(data, ch):
     return m.hexdigest()
 
 
-def worker(args):
-    """One client process: its tasks in order; returns latencies in seconds."""
-    url, mode, tasks = args
-    c, lat = Conn(url), []
-    for user, seed in tasks:
-        data = content(seed)
-        tok = jwt(user)
-        body = {"file_name": "p.jpg", "file_size": len(data), "mime_type": "image/jpeg"}
-        if mode == "dedup":
-            body["sha256"] = hashlib.sha256(data).hexdigest()
-        t0 = time.perf_counter()
-        st, sess = c.call("POST", "/uploads", tok, body)
-        assert st == 201, sess
-        if mode == "dedup":
-            st, doc = c.call("POST", "/uploads/%s/proof" % sess["upload_session_id"], tok,
-                             {"proof": proof(data, sess["dedup_challenge"])})
-            assert st == 200, doc
-        lat.append(time.perf_counter() - t0)
-    return lat
-
-
 def content(seed):
     out, h = bytearray(), hashlib.sha256(b"pixplane-bench-dedup-%d" % seed).digest()
     while len(out) < SIZE:
@@ -97,12 +76,28 @@ def pct(lat, p):
     return round(lat[min(len(lat) - 1, int(len(lat) * p))] * 1000, 2)
 
 
-def run_clients(url, mode, tasks):
-    per = [(url, mode, tasks[i::CONC]) for i in range(CONC)]
+def client_bin():
+    out = os.path.join(BUILD, "bench", "api", "dedupload")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    subprocess.run(["cc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
+                    "-Wno-unused-parameter", "-D_GNU_SOURCE", "-Icommon", "-o", out,
+                    "bench/api/dedupload.c", os.path.join(BUILD, "libpixcommon.a"), "-lcjson",
+                    "-lcurl", "-lssl", "-lcrypto", "-lpthread"], check=True)
+    return out
+
+
+def run_clients(url, mode, tasks, rate=0):
+    """CONC client threads (C); rate > 0: all together issue `rate` operations a second."""
+    stdin = "".join("%s %d\n" % t for t in tasks)
+    exe = client_bin()
     t0 = time.perf_counter()
-    with mp.Pool(CONC) as pool:
-        lat = [x for part in pool.map(worker, per) for x in part]
-    return lat, time.perf_counter() - t0
+    out = subprocess.run([exe, url, mode, str(CONC), str(rate)], input=stdin,
+                         capture_output=True, text=True, timeout=600)
+    secs = time.perf_counter() - t0
+    assert out.returncode == 0, out.stderr[-2000:]
+    lat = [float(x) / 1e6 for x in out.stdout.split()]
+    assert len(lat) == len(tasks)
+    return lat, secs
 
 
 def store(url, user, data):
@@ -115,21 +110,23 @@ def store(url, user, data):
     assert r.status_code == 200, r.text
 
 
-def bench_short_circuit(url, tag):
-    base = int(tag, 16) % 100000 * 1000
+def bench_short_circuit(url, tag, rate=0):
+    base = int(tag, 16) % 100000 * 1000 + rate * 10
     for i in range(CONTENTS):  # each stored once: a bank of 4 each
-        store(url, "bench-dedup-owner-%s-%d" % (tag, i), content(base + i))
-    tasks = [("bd-%s-%d-%d" % (tag, i, k), base + i) for k in range(4) for i in range(CONTENTS)]
-    plain = [("bp-%s-%d" % (tag, i), base + i) for i in range(len(tasks))]
-    lat_p, secs_p = run_clients(url, "plain", plain)
-    lat_d, secs_d = run_clients(url, "dedup", tasks)
+        store(url, "bench-dedup-owner-%s-%d-%d" % (tag, rate, i), content(base + i))
+    tasks = [("bd-%s-%d-%d-%d" % (tag, rate, i, k), base + i) for k in range(4)
+             for i in range(CONTENTS)]
+    plain = [("bp-%s-%d-%d" % (tag, rate, i), base + i) for i in range(len(tasks))]
+    lat_p, secs_p = run_clients(url, "plain", plain, rate)
+    lat_d, secs_d = run_clients(url, "dedup", tasks, rate)
     emit(bench="dedup_short_circuit", requests=len(tasks), concurrency=CONC,
+         offered_rate_per_s=rate or "closed loop",
          p50_ms=pct(lat_d, .5), p99_ms=pct(lat_d, .99), rate_per_s=round(len(tasks) / secs_d),
          plain_create_p50_ms=pct(lat_p, .5), plain_create_p99_ms=pct(lat_p, .99),
          plain_rate_per_s=round(len(plain) / secs_p),
          p50_ratio_to_plain=round(pct(lat_d, .5) / pct(lat_p, .5), 2),
          note="create with sha256 + proof (2 requests, challenge from the bank, no S3 read) vs "
-              "one plain create; %d client processes, full stack" % CONC)
+              "one plain create; %d client threads (C), full stack" % CONC)
 
 
 def bench_oracle(url, tag, n=300):
@@ -140,10 +137,10 @@ def bench_oracle(url, tag, n=300):
     known = [content(base + i) for i in range(n // 4 + 1)]
     for i, d in enumerate(known):
         store(url, "bench-oracle-owner-%s-%d" % (tag, i), d)
-    lat = {"stored": [], "unknown": []}
-    for i in range(2 * n):
-        kind = "stored" if i % 2 else "unknown"
-        h = hashlib.sha256(known[i // 8] if kind == "stored" else os.urandom(16)).hexdigest()
+    lat = {"stored": [], "unknown": [], "control": []}
+    for i in range(3 * n):
+        kind = ("unknown", "stored", "control")[i % 3]
+        h = hashlib.sha256(known[i // 12] if kind == "stored" else os.urandom(16)).hexdigest()
         tok = jwt("bench-oracle-%s-%d" % (tag, i))
         body = {"file_name": "p.jpg", "file_size": SIZE, "mime_type": "image/jpeg", "sha256": h}
         t0 = time.perf_counter()
@@ -152,8 +149,11 @@ def bench_oracle(url, tag, n=300):
         assert st == 201 and "dedup_challenge" in sess
     emit(bench="dedup_offer_timing", samples_each=n,
          stored_p50_ms=pct(lat["stored"], .5), unknown_p50_ms=pct(lat["unknown"], .5),
+         control_p50_ms=pct(lat["control"], .5),
          stored_p90_ms=pct(lat["stored"], .9), unknown_p90_ms=pct(lat["unknown"], .9),
-         note="POST /uploads with a stored vs an unknown sha256 (bank challenge vs decoy)")
+         control_p90_ms=pct(lat["control"], .9),
+         note="POST /uploads with a stored vs an unknown sha256 (bank challenge vs decoy), "
+              "interleaved; control: a second unknown series")
 
 
 def cpu_s(pid):
@@ -204,7 +204,8 @@ def main():
         which = sys.argv[2:] or ["short", "oracle", "bank"]
         tag = "%x" % int(time.time())
         if "short" in which:
-            bench_short_circuit(url, tag)
+            bench_short_circuit(url, tag)  # 16 clients back to back: the machine's limit
+            bench_short_circuit(url, tag, rate=100)  # open loop at 100 dedups/s
         if "oracle" in which:
             bench_oracle(url, tag)
         if "bank" in which:

@@ -15,6 +15,8 @@
     " ON s.image_id = u.image_id WHERE u.visibility <> 'private'"
 
 const struct pg_stmt api_stmts[] = {
+    FINALIZE_STMTS,
+    POP_STMTS,
     {"ping", "SELECT 1"},
     {"outbox_backlog", "SELECT count(*) FROM outbox WHERE sent_at IS NULL"},
     {"user_upsert", "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING"},
@@ -68,13 +70,20 @@ const struct pg_stmt api_stmts[] = {
     {"session_abort", "UPDATE upload_sessions SET status = 'aborted', updated_at = now()"
                       " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
                       " RETURNING coalesce(s3_upload_id, ''), object_key"},
-    {"session_take_challenge",
-     "WITH old AS (SELECT upload_session_id, pop_nonce, pop_ranges, pop_answer"
-     " FROM upload_sessions WHERE upload_session_id = $1 AND owner_id = $2"
-     " AND status = 'uploading' AND pop_nonce IS NOT NULL AND expires_at > now() FOR UPDATE)"
-     " UPDATE upload_sessions s SET pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL,"
-     " updated_at = now() FROM old WHERE s.upload_session_id = old.upload_session_id"
-     " RETURNING old.pop_nonce, old.pop_ranges::text, coalesce(old.pop_answer, '')"},
+    /* A proof: consumes the session's challenge and, when the proof equals the prepared
+     * answer, takes the completion lease in the same statement. Returns the row, then:
+     * right, an answer was prepared, and the challenge (for an answer read from storage). */
+    {"session_prove",
+     "WITH o AS (SELECT upload_session_id AS sid, pop_nonce AS o_nonce, pop_ranges AS o_ranges,"
+     " pop_answer AS o_answer, pop_answer = $3 AS o_right FROM upload_sessions"
+     " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
+     " AND pop_nonce IS NOT NULL AND expires_at > now() FOR UPDATE)"
+     " UPDATE upload_sessions SET pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL,"
+     " updated_at = now(), status = CASE WHEN o_right THEN 'completing' ELSE status END,"
+     " lease_token = CASE WHEN o_right THEN $4::uuid END,"
+     " lease_until = CASE WHEN o_right THEN now() + make_interval(secs => $5::float8) END"
+     " FROM o WHERE upload_session_id = sid RETURNING " SESSION_COLS ","
+     " coalesce(o_right, false), o_answer IS NOT NULL, o_nonce, o_ranges::text"},
     {"chunks_record",
      "INSERT INTO upload_chunks (upload_session_id, chunk_number, size, etag)"
      " SELECT $1, (e->>'n')::int, (e->>'size')::bigint, e->>'etag'"

@@ -862,35 +862,6 @@ void upload_complete(struct api_call *c)
 
 /* ---- proof of possession ---- */
 
-/* Consumes the session's challenge (one attempt only) into ch: nonce, ranges and the
- * expected answer ("" = read it from storage). 0, or -1 answered. */
-static int take_challenge(struct api_call *c, struct upload_row *s, struct pop_challenge *ch)
-{
-    const char *p[2] = {s->id, c->user.sub};
-    char err[ERR_MAX];
-    PGresult *r = pg_exec(c->db, "session_take_challenge", 2, p, err);
-    int ok;
-
-    if (!r)
-        return api_db_fail(c, "session_take_challenge", err), -1;
-    ok = PQntuples(r) == 1;
-    if (ok && pop_challenge_load(pg_val(r, 0, 0), pg_val(r, 0, 1), ch) < 0) {
-        PQclear(r);
-        log_error(c->rid, "pop_challenge_bad", "stored challenge is malformed", "upload_session_id",
-                  s->id);
-        return api_error(c, 500, "internal", "the challenge cannot be checked; upload the content"),
-               -1;
-    }
-    if (ok)
-        util_strlcpy(ch->answer, sizeof ch->answer, pg_val(r, 0, 2));
-    PQclear(r);
-    if (!ok && sess_open(c, s) == 0)
-        api_error(c, 409, "no_challenge",
-                  "this session has no open proof-of-possession "
-                  "challenge; upload the content");
-    return ok ? 0 : -1;
-}
-
 /* No answer was prepared (the bank was dry): computes it from the stored content. Content
  * that is gone leaves the answer "", refused like any wrong proof. 0, or -1 answered. */
 static int answer_from_storage(struct api_call *c, const struct upload_row *s,
@@ -912,18 +883,78 @@ static int answer_from_storage(struct api_call *c, const struct upload_row *s,
     return 0;
 }
 
-/* 1 right, 0 refused (answered 403), -1 failed (answered). A wrong proof, a decoy and
- * content that is gone get the same answer. */
-static int check_proof(struct api_call *c, const struct upload_row *s, const char *proof,
-                       struct pop_challenge *ch)
+/* A wrong proof, a decoy and content that is gone get the same answer. */
+static void refuse(struct api_call *c, const struct upload_row *s)
 {
-    if (!ch->answer[0] && answer_from_storage(c, s, ch) < 0)
-        return -1;
-    if (ch->answer[0] && strlen(proof) == 64 && util_streq_ct(ch->answer, proof, 64))
-        return 1;
     log_info(c->rid, "proof_rejected", "proof of possession refused", "upload_session_id", s->id);
     api_error(c, 403, "proof_rejected", "proof of possession refused; upload the content instead");
-    return 0;
+}
+
+/* No open challenge: says why (404, 410, 409). */
+static void no_challenge(struct api_call *c, struct upload_row *s)
+{
+    if (sess_get(c, s) < 0 || sess_open(c, s) < 0)
+        return;
+    api_error(c, 409, "no_challenge",
+              "this session has no open proof-of-possession challenge; upload the content");
+}
+
+/* Checks the proof against the prepared answer in one statement that also consumes the
+ * challenge (one attempt) and, if right, takes the completion lease. 1 right (s is the
+ * claimed row), 0 no answer was prepared (ch holds the challenge), -1 answered. */
+static int prove_prepared(struct api_call *c, const char *proof, struct upload_row *s,
+                          struct pop_challenge *ch)
+{
+    const char *id = api_param_uuid(c, "id");
+    char lease[37], secs[24], err[ERR_MAX];
+    const char *p[5] = {id, c->user.sub, proof, lease, secs};
+    PGresult *r;
+    int right, prepared, loaded = -1;
+
+    if (!id || !api_db(c))
+        return -1;
+    if (util_uuid(lease) < 0)
+        return api_error(c, 500, "internal", "no randomness"), -1;
+    snprintf(secs, sizeof secs, "%.0f", c->api->cfg->complete_lease);
+    if (!(r = pg_exec(c->db, "session_prove", 5, p, err)))
+        return api_db_fail(c, "session_prove", err), -1;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        no_challenge(c, s);
+        return -1;
+    }
+    upload_row_load(r, 0, s);
+    right = pg_val(r, 0, UPLOAD_ROW_NCOLS)[0] == 't';
+    prepared = pg_val(r, 0, UPLOAD_ROW_NCOLS + 1)[0] == 't';
+    if (!prepared)
+        loaded = pop_challenge_load(pg_val(r, 0, UPLOAD_ROW_NCOLS + 2),
+                                    pg_val(r, 0, UPLOAD_ROW_NCOLS + 3), ch);
+    PQclear(r);
+    if (right)
+        return 1;
+    if (loaded == 0)
+        return 0;
+    refuse(c, s);
+    return -1;
+}
+
+/* The bank was dry: reads the answer from storage, then takes the lease if right. 1 right
+ * (s is the claimed row), -1 answered. */
+static int prove_from_storage(struct api_call *c, const char *proof, struct upload_row *s,
+                              struct pop_challenge *ch)
+{
+    int rc;
+
+    if (answer_from_storage(c, s, ch) < 0)
+        return -1;
+    if (!ch->answer[0] || strlen(proof) != 64 || !util_streq_ct(ch->answer, proof, 64)) {
+        refuse(c, s);
+        return -1;
+    }
+    rc = claim(c, s);
+    if (rc == 0 && !respond_settled(c, s))
+        api_error(c, 409, "conflict", "the session is being completed");
+    return rc == 1 ? 1 : -1;
 }
 
 void upload_proof(struct api_call *c)
@@ -942,14 +973,11 @@ void upload_proof(struct api_call *c)
         api_error(c, 400, "bad_request", jerr ? jerr : "proof is required");
         goto done;
     }
-    for (size_t i = 0; v[i] && i < 64; i++)
-        proof[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32 : v[i]), proof[i + 1] = 0;
-    if (sess_get(c, &s) < 0 || sess_open(c, &s) < 0 || take_challenge(c, &s, &ch) < 0 ||
-        check_proof(c, &s, strlen(v) == 64 ? proof : "", &ch) != 1)
-        goto done;
-    rc = claim(c, &s);
-    if (rc == 0 && !respond_settled(c, &s))
-        api_error(c, 409, "conflict", "the session is being completed");
+    for (size_t i = 0; strlen(v) == 64 && i < 64; i++)
+        proof[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32 : v[i]);
+    rc = prove_prepared(c, proof, &s, &ch);
+    if (rc == 0)
+        rc = prove_from_storage(c, proof, &s, &ch);
     if (rc != 1)
         goto done;
     if (finalize_commit(c->db, &s, s.declared, 1, c->api->cfg->upload_topic, &o, err) < 0) {

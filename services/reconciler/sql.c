@@ -6,6 +6,8 @@
 #define LIVE "('uploading', 'completing', 'verifying')"
 
 const struct pg_stmt rec_stmts[] = {
+    FINALIZE_STMTS,
+    POP_STMTS,
     /* half_committed: leases that ran out, then the take-over */
     {"leased_list",
      "SELECT " UPLOAD_ROW_COLS ", lease_until::text AS lease_key FROM upload_sessions"
