@@ -19,41 +19,49 @@ const struct pg_stmt api_stmts[] = {
     POP_STMTS,
     {"ping", "SELECT 1"},
     {"outbox_backlog", "SELECT count(*) FROM outbox WHERE sent_at IS NULL"},
-    {"user_upsert", "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING"},
-    /* Dedup without upload (common/pop.h): spends one unit of the (user, declared hash)
-     * budget; if there was one and the content is stored with that size and has reached
-     * its random threshold of copies, takes one challenge from its bank. One round trip
-     * whether or not the content exists. Returns: budget spent, content eligible, and the
-     * bank challenge (NULLs when none). */
     /* A budget that has refilled completely is the same as no row: forget it. */
     {"pop_budget_prune",
      "DELETE FROM pop_budget WHERE ctid = ANY (ARRAY (SELECT ctid FROM pop_budget"
      " WHERE updated_at < now() - make_interval(secs => $1::float8) LIMIT 5000))"},
-    {"pop_issue",
-     "WITH b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
-     " VALUES ($1, $2, $4::float8 - 1) ON CONFLICT (user_id, content_hash) DO UPDATE"
-     " SET tokens = least($4::float8, t.tokens"
-     " + extract(epoch FROM now() - t.updated_at) / $5::float8) - 1, updated_at = now()"
-     " WHERE least($4::float8, t.tokens"
-     " + extract(epoch FROM now() - t.updated_at) / $5::float8) >= 1 RETURNING 1),"
-     " e AS (SELECT content_hash FROM blobs WHERE content_hash = $2 AND size = $3::bigint"
-     " AND ref_count >= CASE WHEN $6::int <= 1 THEN 1"
-     " ELSE 2 + floor(pop_salt * ($6::int - 1)) END AND EXISTS (SELECT 1 FROM b)),"
+    {"blob_get", "SELECT storage_path, size FROM blobs WHERE content_hash = $1"},
+    /* POST /uploads in one round trip: the user on first sight, then, when the client
+     * declared a sha256 and offers a challenge ($12 nonce, $13 ranges, $14 decoy answer),
+     * one unit of the (user, hash) budget ($15 size, $16 seconds per unit); if there was one
+     * and the content is stored with that size and has reached its random threshold of
+     * copies ($17), a challenge from its bank replaces the offered one, else the offered
+     * one stays: answered from storage if the content is eligible (its bank is dry), a decoy
+     * otherwise. The same work whether or not the content exists (common/pop.h). A replayed
+     * Idempotency-Key spends nothing and inserts nothing. Returns the session, then: the
+     * content's bank is dry (queue a refill). */
+    {"session_create",
+     "WITH u AS (INSERT INTO users (user_id) VALUES ($2) ON CONFLICT DO NOTHING),"
+     " b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
+     " SELECT $2, $6, $15::float8 - 1 WHERE $12 <> '' AND NOT EXISTS (SELECT 1"
+     " FROM upload_sessions WHERE owner_id = $2 AND idempotency_key = nullif($10, ''))"
+     " ON CONFLICT (user_id, content_hash) DO UPDATE"
+     " SET tokens = least($15::float8, t.tokens"
+     " + extract(epoch FROM now() - t.updated_at) / $16::float8) - 1, updated_at = now()"
+     " WHERE least($15::float8, t.tokens"
+     " + extract(epoch FROM now() - t.updated_at) / $16::float8) >= 1 RETURNING 1),"
+     " e AS (SELECT content_hash FROM blobs WHERE content_hash = $6 AND size = $4::bigint"
+     " AND ref_count >= CASE WHEN $17::int <= 1 THEN 1"
+     " ELSE 2 + floor(pop_salt * ($17::int - 1)) END AND EXISTS (SELECT 1 FROM b)),"
      " c AS (DELETE FROM pop_bank WHERE id = (SELECT id FROM pop_bank"
      " WHERE content_hash = (SELECT content_hash FROM e) ORDER BY id LIMIT 1"
-     " FOR UPDATE SKIP LOCKED) RETURNING nonce, ranges::text AS ranges, answer)"
-     " SELECT EXISTS (SELECT 1 FROM b), EXISTS (SELECT 1 FROM e), (SELECT nonce FROM c),"
-     " (SELECT ranges FROM c), (SELECT answer FROM c)"},
-    {"blob_get", "SELECT storage_path, size FROM blobs WHERE content_hash = $1"},
-    {"session_insert",
-     "INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
+     " FOR UPDATE SKIP LOCKED) RETURNING nonce, ranges, answer),"
+     " s AS (INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
      " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
      " pop_nonce, pop_ranges, pop_answer, expires_at)"
-     " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, nullif($10, ''),"
-     " nullif($11, ''), nullif($12, '')::jsonb, nullif($14, ''),"
-     " now() + make_interval(secs => $13))"
+     " SELECT $1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, nullif($10, ''),"
+     " CASE WHEN EXISTS (SELECT 1 FROM b) THEN coalesce((SELECT nonce FROM c), $12) END,"
+     " CASE WHEN EXISTS (SELECT 1 FROM b)"
+     " THEN coalesce((SELECT ranges FROM c), nullif($13, '')::jsonb) END,"
+     " CASE WHEN EXISTS (SELECT 1 FROM c) THEN (SELECT answer FROM c)"
+     " WHEN EXISTS (SELECT 1 FROM e) OR NOT EXISTS (SELECT 1 FROM b) THEN NULL ELSE $14 END,"
+     " now() + make_interval(secs => $11)"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-     " RETURNING " SESSION_COLS},
+     " RETURNING " SESSION_COLS ")"
+     " SELECT *, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c) FROM s"},
     {"session_by_idem",
      "SELECT " SESSION_COLS " FROM upload_sessions WHERE owner_id = $1 AND idempotency_key = $2"},
     {"session_get",

@@ -235,60 +235,27 @@ void upload_housekeeping(struct api *api)
         __atomic_store_n(&api->housekeeping_busy, 0, __ATOMIC_RELEASE);
 }
 
-/* What POST /uploads offers for a declared sha256: nonce, ranges (JSON) and the expected
- * answer ("" = read it from storage at proof time). nonce "" means no challenge. */
+/* What POST /uploads offers for a declared sha256 (see session_create): a fresh challenge
+ * (nonce, ranges as JSON) and a random answer for the case it stays a decoy. nonce ""
+ * means none is offered (no sha256, or dedup without upload turned off). */
 struct offer {
     char nonce[33], answer[65];
     buf ranges;
 };
 
-/* Takes the bank challenge of row r into the offer. */
-static void offer_take_bank(struct offer *f, const PGresult *r)
-{
-    util_strlcpy(f->nonce, sizeof f->nonce, pg_val(r, 0, 2));
-    util_strlcpy(f->answer, sizeof f->answer, pg_val(r, 0, 4));
-    buf_reset(&f->ranges);
-    if (buf_puts(&f->ranges, pg_val(r, 0, 3)) < 0)
-        f->nonce[0] = 0;
-}
-
-/* The offer is the same in shape and cost whether or not the content exists (no existence
- * oracle): a fresh challenge is always made; it is replaced by a bank challenge when the
- * content is stored, has reached its random threshold of copies, and the caller's budget
- * for this hash allows; if that bank is dry the fresh one stays, answered from storage
- * (and a refill is queued); otherwise it is a decoy whose answer is random. Out of budget:
- * no challenge at all, for content stored or not. 0, or -1 answered. */
+/* Made for every declared sha256, whether or not the content exists, so the work is the
+ * same. 0, or -1 answered. */
 static int make_offer(struct api_call *c, const struct create_req *q, struct offer *f)
 {
-    const struct api_config *cfg = c->api->cfg;
-    char size[24], cap[16], refill[32], thr[16], err[ERR_MAX];
-    const char *p[6] = {c->user.sub, q->sha256, size, cap, refill, thr};
     struct pop_challenge ch;
-    PGresult *r;
-    int budget, eligible;
 
-    if (!q->sha256 || cfg->pop_budget < 1)
+    if (!q->sha256 || c->api->cfg->pop_budget < 1)
         return 0;
     if (pop_challenge_new(q->size, &ch) < 0 || pop_decoy_answer(f->answer) < 0)
         return api_error(c, 500, "internal", "no randomness"), -1;
     if (pop_ranges_json(&ch, &f->ranges) < 0)
         return api_error(c, 500, "internal", "out of memory"), -1;
-    snprintf(size, sizeof size, "%lld", q->size);
-    snprintf(cap, sizeof cap, "%ld", cfg->pop_budget);
-    snprintf(refill, sizeof refill, "%.3f", cfg->pop_budget_refill);
-    snprintf(thr, sizeof thr, "%ld", cfg->dedup_threshold);
-    if (!(r = pg_exec(c->db, "pop_issue", 6, p, err)))
-        return api_db_fail(c, "pop_issue", err), -1;
-    budget = pg_val(r, 0, 0)[0] == 't';
-    eligible = pg_val(r, 0, 1)[0] == 't';
-    util_strlcpy(f->nonce, sizeof f->nonce, budget ? ch.nonce : "");
-    if (eligible && pg_val(r, 0, 2))
-        offer_take_bank(f, r);
-    else if (eligible)
-        f->answer[0] = 0;
-    PQclear(r);
-    if (eligible && !f->answer[0])
-        queue_refill(c, q->sha256);
+    util_strlcpy(f->nonce, sizeof f->nonce, ch.nonce);
     return 0;
 }
 
@@ -340,34 +307,55 @@ static void create_replay(struct api_call *c, const struct create_req *q, const 
     http_respond_json(c->req, 201, create_json(&s));
 }
 
+/* Parameters of session_create beyond the session's own columns. */
+struct create_params {
+    char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24], cap[16], refill[32], thr[16];
+};
+
+/* Inserts the session (see session_create): 1 made (s filled), 0 Idempotency-Key replay,
+ * -1 answered. */
 static int session_insert(struct api_call *c, const struct create_req *q, const char *idem,
                           struct upload_row *s)
 {
+    const struct api_config *cfg = c->api->cfg;
     struct upload_plan plan;
-    char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24];
+    struct create_params v;
     struct offer f = {.nonce = ""};
-    const char *p[14];
-    int rc;
+    const char *p[17];
+    char err[ERR_MAX];
+    PGresult *r = NULL;
+    int rc = -1;
 
-    if (upload_plan(q->size, c->api->cfg->chunk_size, c->api->cfg->min_chunk_size,
-                    c->api->cfg->max_chunks, &plan) < 0)
+    if (upload_plan(q->size, cfg->chunk_size, cfg->min_chunk_size, cfg->max_chunks, &plan) < 0)
         return api_error(c, 413, "file_too_large", "file_size cannot be split into chunks"), -1;
-    if (util_uuid(id) < 0)
+    if (util_uuid(v.id) < 0)
         return api_error(c, 500, "internal", "no randomness"), -1;
-    if (make_offer(c, q, &f) < 0) {
-        buf_free(&f.ranges);
-        return -1;
+    if (make_offer(c, q, &f) < 0)
+        goto done;
+    snprintf(v.key, sizeof v.key, "blobs/%s", v.id);
+    snprintf(v.csz, sizeof v.csz, "%lld", plan.chunk_size);
+    snprintf(v.ccnt, sizeof v.ccnt, "%d", plan.chunk_count);
+    snprintf(v.size, sizeof v.size, "%lld", q->size);
+    snprintf(v.ttl, sizeof v.ttl, "%.0f", cfg->session_ttl);
+    snprintf(v.cap, sizeof v.cap, "%ld", cfg->pop_budget);
+    snprintf(v.refill, sizeof v.refill, "%.3f", cfg->pop_budget_refill);
+    snprintf(v.thr, sizeof v.thr, "%ld", cfg->dedup_threshold);
+    p[0] = v.id, p[1] = c->user.sub, p[2] = q->name, p[3] = v.size, p[4] = q->mime_lc;
+    p[5] = q->sha256 ? q->sha256 : "", p[6] = v.csz, p[7] = v.ccnt, p[8] = v.key;
+    p[9] = idem ? idem : "", p[10] = v.ttl, p[11] = f.nonce;
+    p[12] = f.nonce[0] ? f.ranges.data : "", p[13] = f.answer, p[14] = v.cap;
+    p[15] = v.refill, p[16] = v.thr;
+    if (!(r = pg_exec(c->db, "session_create", 17, p, err))) {
+        api_db_fail(c, "session_create", err);
+        goto done;
     }
-    snprintf(key, sizeof key, "blobs/%s", id);
-    snprintf(csz, sizeof csz, "%lld", plan.chunk_size);
-    snprintf(ccnt, sizeof ccnt, "%d", plan.chunk_count);
-    snprintf(size, sizeof size, "%lld", q->size);
-    snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->session_ttl);
-    p[0] = id, p[1] = c->user.sub, p[2] = q->name, p[3] = size, p[4] = q->mime_lc;
-    p[5] = q->sha256 ? q->sha256 : "", p[6] = csz, p[7] = ccnt, p[8] = key;
-    p[9] = idem ? idem : "", p[10] = f.nonce, p[11] = f.nonce[0] ? f.ranges.data : "";
-    p[12] = ttl, p[13] = f.nonce[0] ? f.answer : "";
-    rc = sess_query(c, "session_insert", 14, p, s);
+    rc = PQntuples(r) == 1;
+    if (rc == 1)
+        upload_row_load(r, 0, s);
+    if (rc == 1 && pg_val(r, 0, UPLOAD_ROW_NCOLS)[0] == 't')
+        queue_refill(c, q->sha256); /* stored content whose bank is dry */
+done:
+    PQclear(r);
     buf_free(&f.ranges);
     return rc;
 }
@@ -375,12 +363,9 @@ static int session_insert(struct api_call *c, const struct create_req *q, const 
 void upload_create(struct api_call *c)
 {
     const char *idem = http_req_header(c->req, "Idempotency-Key");
-    const char *p[1] = {c->user.sub};
-    char err[ERR_MAX];
     struct create_req q = {0};
     struct upload_row s;
     cJSON *body = api_body(c);
-    PGresult *r;
     int rc;
 
     if (!body)
@@ -391,11 +376,6 @@ void upload_create(struct api_call *c)
         api_error(c, 400, "bad_request", "Idempotency-Key must be 1-128 printable characters");
         goto done;
     }
-    if (!(r = pg_exec(c->db, "user_upsert", 1, p, err))) {
-        api_db_fail(c, "user_upsert", err);
-        goto done;
-    }
-    PQclear(r);
     rc = session_insert(c, &q, idem, &s);
     if (rc == 1)
         http_respond_json(c->req, 201, create_json(&s));
