@@ -20,6 +20,7 @@
 
 struct api_config {
     char *listen;
+    char *ops_listen;
     char *database_url;
     long db_pool;
     long workers;
@@ -78,6 +79,7 @@ struct api {
     const unsigned char *jwt_key;
     size_t jwt_keylen;
     volatile sig_atomic_t draining;
+    struct opshttp *ops;   /* PIXPLANE_OPS_LISTEN: /metrics, /healthz, /readyz, no auth */
     ev_timer housekeeping; /* periodic background chores (upload_housekeeping) */
     int housekeeping_busy; /* a chore is queued or running (atomic) */
 };
@@ -166,6 +168,8 @@ int api_metrics_init(struct api *api) PIX_WUR;
 void api_observe(http_req *r, int status, void *ud);
 void api_count(struct api *api, const char *name, const char *labels, double v);
 void api_metrics(struct api_call *c);
+/* Starts the operations listener if ops-listen is set. 0, or -1 with err. */
+int api_ops_start(struct api *api, char *err) PIX_WUR;
 
 /* health.c */
 void api_healthz(struct api_call *c);

@@ -10,6 +10,10 @@ struct api_config api_cfg;
 const struct conf_opt api_conf[] = {
     {"listen", "PIXPLANE_LISTEN", CONF_STR, C(listen), "127.0.0.1:8080",
      "address:port the HTTP API listens on"},
+    {"ops-listen", "PIXPLANE_OPS_LISTEN", CONF_STR, C(ops_listen), "",
+     "address:port of the operations listener: /metrics, /healthz and /readyz without "
+     "authentication, for Prometheus and probes; keep it off the public network (empty: "
+     "none; the public /metrics needs an admin token either way)"},
     CONF_OPT_DATABASE(C),
     CONF_OPTS_S3(C),
     {"db-pool", "PIXPLANE_DB_POOL", CONF_INT, C(db_pool), "16", "PostgreSQL connections kept open"},

@@ -6,6 +6,7 @@
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
+#include "opshttp.h"
 #include "stream.h"
 
 static const struct {
@@ -64,31 +65,55 @@ void api_count(struct api *api, const char *name, const char *labels, double v)
     metrics_add(api->metrics, name, labels ? labels : "", v);
 }
 
-static void sample_gauges(struct api_call *c)
+/* Samples the gauges and renders every family into out. scraping: the scrape itself is an
+ * API request in flight (not counted). 0 or -1. */
+static int render(struct api *api, int scraping, buf *out)
 {
     char err[ERR_MAX];
+    pg_conn *db = pg_acquire(api->pg, 0.5, err);
     PGresult *r;
 
-    metrics_set(c->api->metrics, "pixplane_http_inflight_requests", "",
-                http_server_inflight(c->api->http) - 1); /* not this scrape */
-    metrics_set(c->api->metrics, "pixplane_sse_streams", "",
-                (double)stream_hub_count(c->api->streams));
-    if (!(c->db = pg_acquire(c->api->pg, 0.5, err)))
-        return;
-    if ((r = pg_exec(c->db, "outbox_backlog", 0, NULL, err))) {
-        metrics_set(c->api->metrics, "pixplane_outbox_backlog", "", (double)pg_i64(r, 0, 0));
+    metrics_set(api->metrics, "pixplane_http_inflight_requests", "",
+                http_server_inflight(api->http) - scraping);
+    metrics_set(api->metrics, "pixplane_sse_streams", "", (double)stream_hub_count(api->streams));
+    if (db && (r = pg_exec(db, "outbox_backlog", 0, NULL, err))) {
+        metrics_set(api->metrics, "pixplane_outbox_backlog", "", (double)pg_i64(r, 0, 0));
         PQclear(r);
     }
+    pg_release(db);
+    return metrics_render(api->metrics, out);
 }
 
+/* GET /metrics on the public listener: admin token only (the figures are operational, and
+ * counters such as dedup hits must not be watched by users). */
 void api_metrics(struct api_call *c)
 {
     buf out = {0};
 
-    sample_gauges(c);
-    if (metrics_render(c->api->metrics, &out) < 0)
+    if (render(c->api, 1, &out) < 0)
         api_error(c, 500, "internal", "out of memory");
     else
         http_respond(c->req, 200, "text/plain; version=0.0.4", out.data, out.len);
     buf_free(&out);
+}
+
+/* The operations listener (PIXPLANE_OPS_LISTEN), on its own thread, for Prometheus. */
+static int ops_render(buf *out, void *ud)
+{
+    return render(ud, 0, out);
+}
+
+static int ops_ready(void *ud)
+{
+    const struct api *api = ud;
+
+    return !api->draining;
+}
+
+int api_ops_start(struct api *api, char *err)
+{
+    if (!api->cfg->ops_listen[0])
+        return 0;
+    api->ops = opshttp_start(api->cfg->ops_listen, ops_render, ops_ready, api, err);
+    return api->ops ? 0 : -1;
 }

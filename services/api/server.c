@@ -7,6 +7,7 @@
 #include "api.h"
 #include "json.h"
 #include "log.h"
+#include "opshttp.h"
 #include "stream.h"
 
 #define DB_ACQUIRE_TIMEOUT 2.0
@@ -18,7 +19,7 @@
 const struct route api_routes[] = {
     R("GET", "/healthz", api_healthz, ROUTE_PUBLIC),
     R("GET", "/readyz", api_readyz, ROUTE_PUBLIC),
-    R("GET", "/metrics", api_metrics, ROUTE_PUBLIC),
+    R("GET", "/metrics", api_metrics, ROUTE_ADMIN),
     R("POST", "/uploads", upload_create, 0),
     R("GET", "/uploads/{id}", upload_status, 0),
     R("DELETE", "/uploads/{id}", upload_abort, 0),
@@ -303,11 +304,15 @@ int api_init(struct api *api, char *err)
     ev_timer_init(&api->housekeeping, on_housekeeping, 1.0, HOUSEKEEPING_SECS);
     api->housekeeping.data = api;
     ev_timer_start(api->loop, &api->housekeeping);
+    if (api_ops_start(api, err) < 0)
+        return -1;
     return http_server_listen(api->http, host, port, err);
 }
 
 void api_fini(struct api *api)
 {
+    opshttp_stop(api->ops); /* first: it renders from the pools and the metrics */
+    api->ops = NULL;
     ev_timer_stop(api->loop, &api->housekeeping);
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);

@@ -51,8 +51,11 @@ class ApiProcess:
     def __init__(self, env_overrides=None, log_path=None):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
+        self.ops_port = free_port()
+        self.ops_url = "http://127.0.0.1:%d" % self.ops_port  # /metrics without a token
         self.env = dict(os.environ)
         self.env["PIXPLANE_LISTEN"] = "127.0.0.1:%d" % self.port
+        self.env["PIXPLANE_OPS_LISTEN"] = "127.0.0.1:%d" % self.ops_port
         self.env.setdefault("PIXPLANE_RATE_LIMIT", "0")  # tests that measure limits set it
         self.env.update({k: str(v) for k, v in (env_overrides or {}).items()})
         self.log_path = log_path or "/tmp/pixplane-api-test-%d.log" % self.port

@@ -73,7 +73,7 @@ def value(samples, name, **labels):
 
 def test_metrics_format_and_movement(api):
     c = Client(api.url, api.token(user_id("metrics")))
-    types, before = parse_prometheus(requests.get(api.url + "/metrics", timeout=10).text)
+    types, before = parse_prometheus(requests.get(api.ops_url + "/metrics", timeout=10).text)
     for fam in ("pixplane_http_requests_total", "pixplane_http_request_duration_seconds",
                 "pixplane_upload_bytes_total", "pixplane_dedup_hits_total",
                 "pixplane_outbox_backlog", "pixplane_db_errors_total", "pixplane_s3_errors_total"):
@@ -83,7 +83,7 @@ def test_metrics_format_and_movement(api):
     c.upload(data)
     for _ in range(3):
         c.call("GET", "/images")
-    _, after = parse_prometheus(requests.get(api.url + "/metrics", timeout=10).text)
+    _, after = parse_prometheus(requests.get(api.ops_url + "/metrics", timeout=10).text)
     route = {"route": "/images", "method": "GET", "status": "200"}
     assert value(after, "pixplane_http_requests_total", **route) - \
         value(before, "pixplane_http_requests_total", **route) == 3
@@ -92,6 +92,24 @@ def test_metrics_format_and_movement(api):
     assert value(after, "pixplane_dedup_hits_total") - value(before, "pixplane_dedup_hits_total") == 1
     assert value(after, "pixplane_http_request_duration_seconds_count", route="/uploads") > 0
     assert value(after, "pixplane_outbox_backlog") >= 0  # the worker's relay drains it
+
+
+def test_metrics_need_credentials_on_the_public_port(api):
+    # operational counters (dedup hits among them) are not for users to watch
+    r = requests.get(api.url + "/metrics", timeout=10)
+    assert r.status_code == 401 and r.json()["error"]["code"], r.text
+    user = Client(api.url, api.token(user_id("nosy")))
+    st, doc = user.call("GET", "/metrics")
+    assert st == 403, doc
+    admin = requests.get(api.url + "/metrics", timeout=10,
+                         headers={"Authorization": "Bearer " + api.token("ops", admin=True)})
+    assert admin.status_code == 200 and "pixplane_http_requests_total" in admin.text
+    # the operations listener: for Prometheus and probes, off the public network
+    ops = requests.get(api.ops_url + "/metrics", timeout=10)
+    assert ops.status_code == 200 and "pixplane_dedup_hits_total" in ops.text
+    assert requests.get(api.ops_url + "/healthz", timeout=10).status_code == 200
+    assert requests.get(api.ops_url + "/readyz", timeout=10).status_code == 200
+    assert requests.get(api.ops_url + "/images", timeout=10).status_code == 404
 
 
 def test_request_id_and_no_secrets_in_logs(stack):
