@@ -3,6 +3,9 @@
 #ifndef PIX_AUTH_H
 #define PIX_AUTH_H
 
+/* HS256 keys shorter than the hash output are refused (RFC 7518 3.2: at least 256 bits). */
+#define AUTH_MIN_SECRET 32
+
 #include <stddef.h>
 #include <time.h>
 #include "util.h"
@@ -22,8 +25,8 @@ int auth_verify(const unsigned char *key, size_t keylen, const char *token, time
 /* Extracts the token from an Authorization header value ("Bearer X"); NULL if absent. */
 const char *auth_bearer(const char *header);
 /* Signs a token; malloc'd string or NULL. */
-char *auth_sign(const unsigned char *key, size_t keylen, const char *sub, int admin,
-                time_t now, long ttl);
+char *auth_sign(const unsigned char *key, size_t keylen, const char *sub, int admin, time_t now,
+                long ttl);
 /* A user id is 1..128 chars of [A-Za-z0-9._@-]. */
 int auth_valid_sub(const char *sub);
 

@@ -13,8 +13,10 @@ size_t json_utf8_seqlen(const unsigned char *p, size_t n)
     size_t len, i;
     unsigned long cp;
 
-    if (n == 0) return 0;
-    if (p[0] < 0x80) return 1;
+    if (n == 0)
+        return 0;
+    if (p[0] < 0x80)
+        return 1;
     if (p[0] >= 0xc2 && p[0] <= 0xdf)
         len = 2;
     else if (p[0] >= 0xe0 && p[0] <= 0xef)
@@ -23,20 +25,38 @@ size_t json_utf8_seqlen(const unsigned char *p, size_t n)
         len = 4;
     else
         return 0;
-    if (n < len) return 0;
+    if (n < len)
+        return 0;
     cp = p[0] & (0x7f >> len);
     for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
         cp = (cp << 6) | (p[i] & 0x3f);
     }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) return 0;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) return 0;
+    if (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+        return 0;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
+        return 0;
     return len;
 }
 
 static int is_json_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* True if a string escapes U+0000: C strings would silently end there ("abc\u0000.exe"
+ * stored as "abc"). */
+static int has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 6 <= n && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++; /* the escaped character, so "\\\\u0000" is a backslash and text */
+    }
+    return 0;
 }
 
 cJSON *json_parse_object(const char *body, size_t len, const char **err)
@@ -46,6 +66,10 @@ cJSON *json_parse_object(const char *body, size_t len, const char **err)
 
     if (body == NULL || len == 0) {
         *err = "malformed JSON";
+        return NULL;
+    }
+    if (has_nul_escape(body, len)) {
+        *err = "strings must not contain U+0000";
         return NULL;
     }
     o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
@@ -73,7 +97,8 @@ static const cJSON *member(const cJSON *o, const char *key)
 {
     const cJSON *it;
 
-    if (!cJSON_IsObject(o) || key == NULL) return NULL;
+    if (!cJSON_IsObject(o) || key == NULL)
+        return NULL;
     it = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNull(it) ? NULL : it;
 }
@@ -82,7 +107,8 @@ int json_get_str(const cJSON *o, const char *key, const char **out, const char *
 {
     const cJSON *it = member(o, key);
 
-    if (it == NULL) return 0;
+    if (it == NULL)
+        return 0;
     if (!cJSON_IsString(it) || it->valuestring == NULL) {
         *err = "expected a string";
         return -1;
@@ -96,7 +122,8 @@ int json_get_i64(const cJSON *o, const char *key, long long *out, const char **e
     const cJSON *it = member(o, key);
     double v;
 
-    if (it == NULL) return 0;
+    if (it == NULL)
+        return 0;
     if (!cJSON_IsNumber(it)) {
         *err = "expected an integer";
         return -1;
@@ -118,7 +145,8 @@ int json_get_bool(const cJSON *o, const char *key, int *out, const char **err)
 {
     const cJSON *it = member(o, key);
 
-    if (it == NULL) return 0;
+    if (it == NULL)
+        return 0;
     if (!cJSON_IsBool(it)) {
         *err = "expected a boolean";
         return -1;
@@ -129,7 +157,8 @@ int json_get_bool(const cJSON *o, const char *key, int *out, const char **err)
 
 char *json_print(const cJSON *o)
 {
-    if (o == NULL) return NULL;
+    if (o == NULL)
+        return NULL;
     return cJSON_PrintUnformatted(o);
 }
 
@@ -140,7 +169,8 @@ static char *utf8_sanitize(const char *s)
     size_t n = strlen(s), i = 0, o = 0, l;
     char *out = malloc(n * 3 + 1);
 
-    if (out == NULL) return NULL;
+    if (out == NULL)
+        return NULL;
     while (i < n) {
         l = json_utf8_seqlen(p + i, n - i);
         if (l == 0) {
@@ -163,7 +193,8 @@ static int add_clean_str(cJSON *o, const char *key, const char *s)
     char *clean = utf8_sanitize(s ? s : "");
     cJSON *v;
 
-    if (clean == NULL) return -1;
+    if (clean == NULL)
+        return -1;
     v = cJSON_AddStringToObject(o, key, clean);
     free(clean);
     return v ? 0 : -1;
@@ -174,11 +205,15 @@ char *json_error_body(const char *code, const char *msg)
     cJSON *root = cJSON_CreateObject(), *e;
     char *out = NULL;
 
-    if (root == NULL) return NULL;
+    if (root == NULL)
+        return NULL;
     e = cJSON_AddObjectToObject(root, "error");
-    if (e == NULL) goto fail;
-    if (add_clean_str(e, "code", code) < 0) goto fail;
-    if (add_clean_str(e, "message", msg) < 0) goto fail;
+    if (e == NULL)
+        goto fail;
+    if (add_clean_str(e, "code", code) < 0)
+        goto fail;
+    if (add_clean_str(e, "message", msg) < 0)
+        goto fail;
     out = cJSON_PrintUnformatted(root);
 fail:
     cJSON_Delete(root);

@@ -45,9 +45,11 @@ static int cmd_token(int argc, char **argv)
 
     if (rc == 1)
         conf_usage(token_conf, ARRAY_LEN(token_conf), "pixplane-api token", stdout);
-    else if (rc < 0 || !auth_valid_sub(tok.user) || !tok.secret[0] || tok.ttl < 1)
+    else if (rc < 0 || !auth_valid_sub(tok.user) || strlen(tok.secret) < AUTH_MIN_SECRET ||
+             tok.ttl < 1)
         fprintf(stderr, "pixplane-api token: %s\n",
-                rc < 0 ? err : "need a valid --user, --ttl >= 1 and PIXPLANE_JWT_SECRET");
+                rc < 0 ? err
+                       : "need a valid --user, --ttl >= 1 and a PIXPLANE_JWT_SECRET of 32+ bytes");
     else if ((jwt = auth_sign((const unsigned char *)tok.secret, strlen(tok.secret), tok.user,
                               tok.admin, time(NULL), (long)tok.ttl)))
         printf("%s\n", jwt);

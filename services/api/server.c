@@ -106,16 +106,11 @@ int api_valid_name(const char *s, size_t max)
     if (n == 0 || n > max)
         return 0;
     while (*p) {
-        int len = *p < 0x80             ? 1
-                  : (*p & 0xe0) == 0xc0 ? 2
-                  : (*p & 0xf0) == 0xe0 ? 3
-                  : (*p & 0xf8) == 0xf0 ? 4
-                                        : 0;
-        if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f)) || (len == 2 && *p < 0xc2))
+        size_t len = json_utf8_seqlen(p, n - (size_t)(p - (const unsigned char *)s));
+        if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f)))
             return 0;
-        for (int i = 1; i < len; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
+        if (len == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+            return 0; /* C1 controls */
         p += len;
     }
     return 1;
@@ -272,8 +267,12 @@ int api_init(struct api *api, char *err)
     char host[128];
     int port;
 
-    if (!cfg->jwt_secret[0])
-        return err_set(err, "jwt-secret (PIXPLANE_JWT_SECRET) is required"), -1;
+    if (strlen(cfg->jwt_secret) < AUTH_MIN_SECRET)
+        return err_set(err, "jwt-secret (PIXPLANE_JWT_SECRET) must be at least %d bytes",
+                       AUTH_MIN_SECRET),
+               -1;
+    if (cfg->page_size < 1 || cfg->page_size > 200)
+        return err_set(err, "page-size must be 1 to 200"), -1;
     if (util_split_hostport(cfg->listen, host, sizeof host, &port) < 0)
         return err_set(err, "bad listen address '%s'", cfg->listen), -1;
 #ifdef PIX_TEST_HOOKS

@@ -356,7 +356,7 @@ def test_bad_input(api, client):
         r = requests.post(api.url + "/uploads", json=ok, timeout=10,
                           headers={"Authorization": "Bearer " + tok})
         assert r.status_code == 401, tok
-    other_secret = Client(api.url, __import__("conftest").make_token("eve", secret="not-the-key"))
+    other_secret = Client(api.url, __import__("conftest").make_token("eve", secret="not-the-key-" + "x" * 32))
     st, _ = other_secret.call("POST", "/uploads", ok)
     assert st == 401
     assert sql_value("SELECT count(*) FROM upload_sessions") == str(int(before) + 1)

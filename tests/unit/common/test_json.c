@@ -33,6 +33,27 @@ static void test_parse_object(void **state)
     cJSON_Delete(o);
 }
 
+/* Issue 14 #10: "abc\u0000.exe" would be stored as "abc"; refused instead. An escaped
+ * backslash followed by "u0000" is text, and other escapes stay fine. */
+static void test_nul_escape_refused(void **state)
+{
+    static const char *const nul[] = {"{\"n\":\"abc\\u0000.exe\"}", "{\"\\u0000\":1}",
+                                      "{\"a\":[\"x\\\\\\u0000\"]}", "{\"n\":\"\\u00000\"}"};
+    static const char *const fine[] = {"{\"n\":\"a\\\\u0000\"}", "{\"n\":\"\\u0001\\u00e9\"}"};
+    const char *err;
+    cJSON *o;
+
+    for (size_t i = 0; i < ARRAY_LEN(nul); i++) {
+        assert_null(parse(nul[i], &err));
+        assert_string_equal(err, "strings must not contain U+0000");
+    }
+    for (size_t i = 0; i < ARRAY_LEN(fine); i++) {
+        o = parse(fine[i], &err);
+        assert_non_null(o);
+        cJSON_Delete(o);
+    }
+}
+
 static void test_parse_errors(void **state)
 {
     static const char *const malformed[] = {"",     "{",    "{\"a\":}", "{} x",
@@ -226,7 +247,8 @@ static void test_utf8(void **state)
 
     for (size_t i = 0; i < ARRAY_LEN(t); i++) {
         size_t got = json_utf8_seqlen((const unsigned char *)t[i].s, strlen(t[i].s));
-        if (got != t[i].n) fail_msg("case %zu: got %zu want %zu", i, got, t[i].n);
+        if (got != t[i].n)
+            fail_msg("case %zu: got %zu want %zu", i, got, t[i].n);
     }
     assert_int_equal(json_utf8_seqlen((const unsigned char *)"\xe2\x82\xac", 2), 0);
     assert_int_equal(json_utf8_seqlen((const unsigned char *)"", 0), 0);
@@ -235,10 +257,15 @@ static void test_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_object), cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_get_str),      cmocka_unit_test(test_get_i64),
-        cmocka_unit_test(test_get_bool),     cmocka_unit_test(test_print),
-        cmocka_unit_test(test_error_body),   cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_parse_object),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_nul_escape_refused),
+        cmocka_unit_test(test_get_str),
+        cmocka_unit_test(test_get_i64),
+        cmocka_unit_test(test_get_bool),
+        cmocka_unit_test(test_print),
+        cmocka_unit_test(test_error_body),
+        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,98 @@
+# Regression tests for defects found by reading (issue 14), each against a real API process:
+# configuration bounds checked at start-up (#6 page size, #12 JWT secret length), names that
+# are not well-formed UTF-8 or carry control characters or U+0000 (#9, #10), and the MIME
+# allow-list of formats the worker reads (#13). Bad input is a 400/415 and stores nothing.
+import os
+import subprocess
+
+import pytest
+
+from conftest import API_BIN, Client, free_port, sql_value, user_id
+
+
+def start_fails(**env):
+    e = dict(os.environ, PIXPLANE_LISTEN="127.0.0.1:%d" % free_port(), **env)
+    out = subprocess.run([API_BIN], env=e, capture_output=True, text=True, timeout=30)
+    return out.returncode, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("env,says", [
+    ({"PIXPLANE_PAGE_SIZE": "0"}, "page-size"),
+    ({"PIXPLANE_PAGE_SIZE": "201"}, "page-size"),
+    ({"PIXPLANE_JWT_SECRET": "x" * 31}, "jwt-secret"),
+    ({"PIXPLANE_JWT_SECRET": "k"}, "jwt-secret"),
+])
+def test_bad_configuration_refused_at_start(stack, env, says):
+    rc, out = start_fails(**env)
+    assert rc != 0 and says in out, out[-2000:]
+
+
+def test_token_command_needs_a_long_secret(stack):
+    env = dict(os.environ, PIXPLANE_JWT_SECRET="short")
+    out = subprocess.run([API_BIN, "token", "--user", "alice"], env=env, capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0 and "32" in out.stderr
+
+
+BAD_NAMES = {
+    "overlong 3-byte": b"a\xe0\x80\xafb.jpg",
+    "overlong 4-byte": b"a\xf0\x80\x80\xafb.jpg",
+    "surrogate": b"a\xed\xa0\x80b.jpg",
+    "above U+10FFFF": b"a\xf4\x90\x80\x80b.jpg",
+    "lead byte F5": b"a\xf5\x80\x80\x80b.jpg",
+    "truncated": b"a\xe2\x82",
+    "C0 control": b"a\\u0007b.jpg",
+    "C1 control": b"a\xc2\x85b.jpg",
+    "DEL": b"a\x7fb.jpg",
+    "embedded NUL": b"abc\\u0000.exe",
+}
+
+
+def raw_create(cl, name_bytes, mime=b"image/jpeg"):
+    body = (b'{"file_name":"' + name_bytes + b'","file_size":10,"mime_type":"' + mime + b'"}')
+    return cl.call("POST", "/uploads", raw=body, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("what", sorted(BAD_NAMES))
+def test_bad_names_are_400_and_store_nothing(api, what):
+    user = user_id("utf")
+    cl = Client(api.url, api.token(user))
+    st, doc = raw_create(cl, BAD_NAMES[what])
+    assert st == 400 and doc["error"]["code"] == "bad_request", (st, doc)
+    assert sql_value("SELECT count(*) FROM upload_sessions WHERE owner_id = '%s'" % user) == "0"
+
+
+def test_bad_names_in_patch(api):
+    cl = Client(api.url, api.token(user_id("patch")))
+    _, doc = cl.upload(os.urandom(2000), name="ok.jpg")
+    img = doc["image_id"]
+    for what, name in sorted(BAD_NAMES.items()):
+        body = b'{"name":"' + name + b'"}'
+        st, err = cl.call("PATCH", "/images/%s" % img, raw=body,
+                          headers={"Content-Type": "application/json"})
+        assert st == 400, (what, st, err)
+    st, meta = cl.call("GET", "/images/%s/metadata" % img)
+    assert st == 200 and meta["name"] == "ok.jpg", meta
+
+
+def test_good_names_still_work(api):
+    cl = Client(api.url, api.token(user_id("names")))
+    for name in ("фото 📷.jpg", "日本語.png", "a" * 255, "e\u0301.jpg"):
+        st, doc = cl.call("POST", "/uploads", {"file_name": name, "file_size": 10,
+                                               "mime_type": "image/jpeg"})
+        assert st == 201 and doc["file_name"] == name, (name, st, doc)
+
+
+@pytest.mark.parametrize("mime,status", [
+    ("image/jpeg", 201), ("IMAGE/PNG", 201), ("image/heic", 201), ("image/avif", 201),
+    ("image/webp", 201), ("image/svg+xml", 415), ("image/x-icon", 415), ("image/bmp", 415),
+    ("image/", 415), ("image/jpeg; charset=x", 415),
+])
+def test_mime_allow_list(api, mime, status):
+    cl = Client(api.url, api.token(user_id("mime")))
+    st, doc = cl.call("POST", "/uploads", {"file_name": "x", "file_size": 10, "mime_type": mime})
+    assert st == status, (mime, st, doc)
+    if status == 201:
+        assert doc["mime_type"] == mime.lower()
+    else:
+        assert doc["error"]["code"] == "unsupported_media_type"
