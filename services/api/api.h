@@ -54,6 +54,8 @@ struct api_config {
     long rate_limit;
     long rate_burst;
     long page_size;
+    long shares_per_image;
+    long shares_per_user;
     double sync_retention;
     double sse_heartbeat;
     int access_log;

@@ -472,6 +472,11 @@ void image_restore(struct api_call *c)
 
 /* ---- sharing ---- */
 
+#define SHARE_LIMIT -2 /* image_share: a cap was reached */
+
+/* Shares with a user id whether or not it was seen: ids come from the identity provider,
+ * a user sees the share on first sign-in, and refusing would tell whether an account
+ * exists. Caps bound the rows (and the change-log fan-out) one owner can make. */
 void image_share(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id"), *user = NULL, *err = NULL;
@@ -486,9 +491,16 @@ void image_share(struct api_call *c)
     else if (!strcmp(user, c->user.sub))
         api_error(c, 400, "bad_request", "cannot share an image with its owner");
     else {
-        const char *p[3] = {id, c->user.sub, user};
-        n = exec_count(c, "image_share", 3, p);
-        if (n > 0) {
+        char per_image[24], per_owner[24];
+        const char *p[5] = {id, c->user.sub, user, per_image, per_owner};
+        snprintf(per_image, sizeof per_image, "%ld", c->api->cfg->shares_per_image);
+        snprintf(per_owner, sizeof per_owner, "%ld", c->api->cfg->shares_per_user);
+        n = exec_count(c, "image_share", 5, p);
+        if (n == SHARE_LIMIT) {
+            api_error(c, 409, "share_limit_reached",
+                      "share limit reached (PIXPLANE_SHARES_PER_IMAGE users per image, "
+                      "PIXPLANE_SHARES_PER_USER shares per owner); unshare first");
+        } else if (n > 0) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "image_id", id);
             cJSON_AddStringToObject(o, "user_id", user);

@@ -273,6 +273,10 @@ int api_init(struct api *api, char *err)
                -1;
     if (cfg->page_size < 1 || cfg->page_size > 200)
         return err_set(err, "page-size must be 1 to 200"), -1;
+    if (cfg->shares_per_image < 1 || cfg->shares_per_image > 10000 || cfg->shares_per_user < 1 ||
+        cfg->shares_per_user > 1000000)
+        return err_set(err, "shares-per-image must be 1 to 10000, shares-per-user 1 to 1000000"),
+               -1;
     if (util_split_hostport(cfg->listen, host, sizeof host, &port) < 0)
         return err_set(err, "bad listen address '%s'", cfg->listen), -1;
 #ifdef PIX_TEST_HOOKS

@@ -171,14 +171,23 @@ const struct pg_stmt api_stmts[] = {
                       " AND status = 'deleted' AND deleted_at > now() - make_interval(secs => $3)"
                       " RETURNING image_id, owner_id, visibility),"
                       " c AS (" CHANGE_FOR_ALL("restored") ") SELECT count(*) FROM u"},
+    /* Within the caps ($4 users per image, $5 shares per owner; re-sharing is always
+     * fine): 1 shared, 0 no such active image of the owner, -2 a cap was reached. */
     {"image_share",
-     "WITH img AS (UPDATE images SET visibility = CASE WHEN visibility = 'private'"
+     "WITH ok AS (SELECT EXISTS (SELECT 1 FROM image_shares WHERE image_id = $1"
+     " AND user_id = $3) OR ((SELECT count(*) FROM image_shares WHERE image_id = $1) < $4::int"
+     " AND (SELECT count(*) FROM image_shares s JOIN images i ON i.image_id = s.image_id"
+     " WHERE i.owner_id = $2) < $5::int) AS ok),"
+     " img AS (UPDATE images SET visibility = CASE WHEN visibility = 'private'"
      " THEN 'shared' ELSE visibility END WHERE image_id = $1 AND owner_id = $2"
-     " AND status = 'active' RETURNING image_id),"
+     " AND status = 'active' AND (SELECT ok FROM ok) RETURNING image_id),"
      " s AS (INSERT INTO image_shares (image_id, user_id) SELECT image_id, $3 FROM img"
      " ON CONFLICT DO NOTHING RETURNING image_id, user_id),"
      " c AS (INSERT INTO change_log (user_id, image_id, kind)"
-     " SELECT user_id, image_id, 'added' FROM s) SELECT count(*) FROM img"},
+     " SELECT user_id, image_id, 'added' FROM s)"
+     " SELECT CASE WHEN NOT (SELECT ok FROM ok) AND EXISTS (SELECT 1 FROM images"
+     " WHERE image_id = $1 AND owner_id = $2 AND status = 'active') THEN -2"
+     " ELSE (SELECT count(*) FROM img) END"},
     {"image_unshare",
      "WITH img AS (SELECT image_id, status FROM images WHERE image_id = $1 AND owner_id = $2),"
      " d AS (DELETE FROM image_shares s USING img WHERE s.image_id = img.image_id"

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import API_BIN, Client, free_port, sql_value, user_id
+from conftest import API_BIN, ApiProcess, Client, free_port, sql_value, user_id
 
 
 def start_fails(**env):
@@ -96,3 +96,46 @@ def test_mime_allow_list(api, mime, status):
         assert doc["mime_type"] == mime.lower()
     else:
         assert doc["error"]["code"] == "unsupported_media_type"
+
+
+def share(cl, img, user):
+    return cl.call("POST", "/images/%s/shares" % img, {"user_id": user})
+
+
+def test_share_caps(stack):
+    # issue 14 #11: shares are bounded per image and per owner; never-seen ids are accepted
+    api = ApiProcess({"PIXPLANE_SHARES_PER_IMAGE": "5", "PIXPLANE_SHARES_PER_USER": "7"})
+    try:
+        owner = user_id("sharer")
+        cl = Client(api.url, api.token(owner))
+        imgs = [cl.upload(os.urandom(1000 + i))[1]["image_id"] for i in range(2)]
+        friends = [user_id("never-seen") for _ in range(6)]
+        for f in friends[:5]:
+            assert share(cl, imgs[0], f)[0] == 200
+        st, doc = share(cl, imgs[0], friends[5])
+        assert st == 409 and doc["error"]["code"] == "share_limit_reached", doc
+        assert share(cl, imgs[0], friends[0])[0] == 200  # re-sharing is always fine
+        # unsharing makes room again
+        assert cl.call("DELETE", "/images/%s/shares/%s" % (imgs[0], friends[0]))[0] == 200
+        assert share(cl, imgs[0], friends[5])[0] == 200
+        # the owner's cap over all images: 5 + 2 = 7, then refused
+        assert share(cl, imgs[1], friends[0])[0] == 200
+        assert share(cl, imgs[1], friends[1])[0] == 200
+        st, doc = share(cl, imgs[1], friends[2])
+        assert st == 409 and doc["error"]["code"] == "share_limit_reached", doc
+        assert sql_value("SELECT count(*) FROM image_shares s JOIN images i USING (image_id)"
+                         " WHERE i.owner_id = '%s'" % owner) == "7"
+        # a change now fans out to at most the cap, not without bound
+        before = int(sql_value("SELECT count(*) FROM change_log WHERE image_id = '%s'" % imgs[0]))
+        st, _ = cl.call("PATCH", "/images/%s" % imgs[0], {"name": "renamed.jpg"})
+        assert st == 200
+        after = int(sql_value("SELECT count(*) FROM change_log WHERE image_id = '%s'" % imgs[0]))
+        assert after - before == 1 + 5
+        # the other user sees it on first sign-in
+        st, doc = Client(api.url, api.token(friends[5])).call("GET", "/shared")
+        assert st == 200 and [i["image_id"] for i in doc["images"]] == [imgs[0]], doc
+        # and a 404 stays a 404
+        st, _ = share(cl, "00000000-0000-0000-0000-000000000000", friends[1])
+        assert st == 404
+    finally:
+        api.stop()
