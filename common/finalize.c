@@ -2,7 +2,6 @@
  * image, change log, outbox) for the API's complete route and the reconciler's repairs. */
 #include "finalize.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +102,7 @@ static int lease_stmt(pg_conn *db, const char *stmt, const struct upload_row *s,
                       const char *b, char *err)
 {
     const char *p[4] = {s->id, s->lease, a, b};
-    int n = strcmp(stmt, "fin_fail") == 0 ? 4 : 2;
-    PGresult *r = pg_exec(db, stmt, n, p, err);
+    PGresult *r = pg_exec(db, stmt, a ? 4 : 2, p, err);
     int applied = r && atoi(PQcmdTuples(r)) > 0;
 
     PQclear(r);
@@ -169,8 +167,6 @@ static void fail_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
         log_warn(NULL, "s3_delete_failed", err, "key", s->key);
 }
 
-/* Assembles (unless already assembled), verifies and commits a claimed session. On a
- * transient failure the session goes back to 'uploading' and the outcome is 503. */
 /* Stores the challenges prepared in the verification pass (best effort: a blob without a
  * bank is refilled on first use). */
 static void store_bank(pg_conn *db, pop_bank *bank, int cap, const char *hash, const char *rid)
@@ -185,13 +181,17 @@ static void store_bank(pg_conn *db, pop_bank *bank, int cap, const char *hash, c
         log_warn(rid, "pop_bank_failed", err, "content_hash", hash);
 }
 
+/* Assembles (unless already assembled), verifies and commits a claimed session. On a
+ * transient failure the session goes back to 'uploading' and the outcome is 503. */
 void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
                      const struct s3_part *parts, int n, const struct finalize_opts *opt,
                      struct upload_outcome *o, const char *rid)
 {
     struct s3_object obj;
     char err[ERR_MAX] = "", hash[65];
-    pop_bank *bank = pop_bank_new(s->size, opt->pop_bank);
+    /* a declared duplicate whose bank is full gets no challenges to hash for */
+    int want = s->declared[0] ? pop_bank_wanted(db, s->declared, opt->pop_bank) : opt->pop_bank;
+    pop_bank *bank = pop_bank_new(s->size, want);
     int rc;
 
     rc = parts ? s3_complete_multipart(s3, s->key, s->upload_id, parts, n, err) : S3_OK;

@@ -26,6 +26,8 @@ const char pop_sql_store[] =
     " WHERE EXISTS (SELECT 1 FROM blobs WHERE content_hash = $1)"
     " LIMIT greatest(0, $3::int - (SELECT count(*) FROM pop_bank WHERE content_hash = $1))";
 
+const char pop_sql_bank_count[] = "SELECT count(*) FROM pop_bank WHERE content_hash = $1";
+
 /* Claims a blob's refill: at most one a minute per blob, only while its bank is short. */
 const char pop_sql_claim_refill[] =
     "UPDATE blobs SET pop_refill_at = now() WHERE content_hash = $1 AND ref_count > 0"
@@ -276,6 +278,17 @@ fail:
     PQclear(r);
     buf_free(&j);
     return n;
+}
+
+int pop_bank_wanted(pg_conn *db, const char *hash, int cap)
+{
+    char err[ERR_MAX];
+    const char *p[1] = {hash};
+    PGresult *r = cap > 0 ? pg_exec(db, "pop_bank_count", 1, p, err) : NULL;
+    long long have = r ? pg_i64(r, 0, 0) : 0;
+
+    PQclear(r);
+    return have >= cap ? 0 : cap - (int)have;
 }
 
 int pop_answer_from(s3_client *s3, const char *key, struct pop_challenge *ch, char *err)

@@ -31,8 +31,12 @@ struct pop_challenge {
 };
 
 /* The statements pop runs, by name (list POP_STMTS in the pool's statement table). */
-extern const char pop_sql_store[], pop_sql_claim_refill[];
-#define POP_STMTS {"pop_store", pop_sql_store}, {"pop_claim_refill", pop_sql_claim_refill}
+extern const char pop_sql_store[], pop_sql_claim_refill[], pop_sql_bank_count[];
+#define POP_STMTS                                                                                  \
+    {"pop_store", pop_sql_store}, {"pop_claim_refill", pop_sql_claim_refill},                      \
+    {                                                                                              \
+        "pop_bank_count", pop_sql_bank_count                                                       \
+    }
 
 /* A fresh challenge for content of `size` bytes: random nonce, ranges by the rules above.
  * 0, or -1 if the system has no randomness or size < 1. */
@@ -67,6 +71,10 @@ int pop_bank_store(pop_bank *b, pg_conn *db, const char *hash, int cap, char *er
  * in the same pass. S3_OK or not, with err. */
 int pop_hash_object(s3_client *s3, const char *key, pop_bank *bank, char hex[65],
                     char *err) PIX_WUR;
+
+/* How many challenges content `hash` lacks to have `cap` (cap when the count fails: the
+ * store tops up to cap anyway). */
+int pop_bank_wanted(pg_conn *db, const char *hash, int cap);
 
 /* Fallback when no answer was prepared: computes ch->answer from the stored object. S3_OK or
  * not, with err. */

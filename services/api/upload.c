@@ -199,13 +199,19 @@ static void refill_run(void *arg, void *tctx)
     free(j);
 }
 
-/* Queues a refill of a dry bank on the background pool (dropped when that is full: the next
- * dry hit queues it again). */
+/* Refills queued at most: the pool is shared with large verifications, which one user's
+ * dry banks must not crowd out. */
+#define REFILL_QUEUE_MAX 16
+
+/* Queues a refill of a dry bank on the background pool (dropped when too many wait: the
+ * next dry hit queues it again). */
 static void queue_refill(struct api_call *c, const char *hash)
 {
-    struct refill_job *j = c->api->cfg->pop_bank > 0 ? calloc(1, sizeof *j) : NULL;
+    struct refill_job *j;
 
-    if (!j)
+    if (c->api->cfg->pop_bank < 1 || pool_pending(c->api->jobs) >= REFILL_QUEUE_MAX)
+        return;
+    if (!(j = calloc(1, sizeof *j)))
         return;
     util_strlcpy(j->hash, sizeof j->hash, hash);
     util_strlcpy(j->rid, sizeof j->rid, c->rid);
