@@ -3,6 +3,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -33,8 +34,25 @@
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-/* CS_HEAD also covers a fresh connection before its first byte (begun == 0). */
-enum conn_state { CS_IDLE, CS_HEAD, CS_BODY, CS_WORKER, CS_WRITING, CS_LINGER, CS_STREAM };
+/* CS_HEAD also covers a fresh connection before its first byte (begun == 0). CS_CLOSED:
+ * closed, watchers stopped, waiting in the server's reap list for the loop's prepare step
+ * to run its on_close and free it; nothing else may change its state. */
+enum conn_state {
+    CS_IDLE,
+    CS_HEAD,
+    CS_BODY,
+    CS_WORKER,
+    CS_WRITING,
+    CS_LINGER,
+    CS_STREAM,
+    CS_CLOSED
+};
+
+static const char *const conn_state_names[] = {
+    [CS_IDLE] = "idle",     [CS_HEAD] = "head",       [CS_BODY] = "body",
+    [CS_WORKER] = "worker", [CS_WRITING] = "writing", [CS_LINGER] = "linger",
+    [CS_STREAM] = "stream", [CS_CLOSED] = "closed",
+};
 
 /* The hand-back queue. Outlives the server while requests are still on workers. */
 struct http_hub {
@@ -81,6 +99,7 @@ struct http_req {
 struct http_conn {
     http_server *s;
     struct http_conn *prev, *next;
+    struct http_conn *reap_next; /* in the server's reap list once CS_CLOSED */
     int fd;
     enum conn_state state;
     ev_io rio, wio;
@@ -91,6 +110,7 @@ struct http_conn {
     int msg_done;   /* parser paused on a complete request */
     int begun;      /* bytes of the current request seen */
     int eof, rd_off, linger;
+    int opened;       /* a stream whose on_open ran: on_close is owed */
     size_t cont_left; /* bytes of "100 Continue" still to write */
     size_t wpos;      /* response bytes written, head then body */
     size_t lingered;
@@ -107,6 +127,7 @@ struct http_server {
     ev_io aio;
     ev_timer aretry;
     struct http_conn *conns;
+    struct http_conn *reap;       /* closed connections the prepare step frees */
     http_req *batch, *batch_tail; /* complete requests not yet handed to the pool */
     ev_prepare prep;              /* hands the batch over before the loop blocks */
     http_bodyless_fn bodyless;
@@ -517,18 +538,60 @@ static void read_on(struct http_conn *c)
     }
 }
 
+/* Every state change goes through here (a closed connection never changes again). */
+static void conn_state_set(struct http_conn *c, enum conn_state st)
+{
+    if (c->state == CS_CLOSED)
+        fatal("http_state", "connection fd %d: %s after closed", c->fd, conn_state_names[st]);
+    if (log_enabled(LOG_DEBUG)) {
+        char fd[16];
+        snprintf(fd, sizeof fd, "%d", c->fd);
+        log_debug(c->req->id[0] ? c->req->id : NULL, "http_state", "connection state", "fd", fd,
+                  "from", conn_state_names[c->state], "to", conn_state_names[st]);
+    }
+    c->state = st;
+}
+
+static int conn_closed(const struct http_conn *c)
+{
+    return c->state == CS_CLOSED;
+}
+
+/* A stream's owner gets its on_close exactly once; hs is NULL if it never opened. */
+static void req_stream_release(http_req *r, http_stream *hs)
+{
+    http_stream_fn fn = r->sclose;
+
+    r->sclose = NULL;
+    if (fn)
+        fn(hs, r->sud);
+}
+
+/* Closes c for the peer and marks it: the loop's prepare step frees it (conn_reap), so a
+ * caller holding c or the stream's owner object never sees it freed under its feet. */
 static void conn_close(struct http_conn *c)
 {
     http_server *s = c->s;
 
-    if (c->state == CS_STREAM && c->req->sclose) {
-        http_stream_fn fn = c->req->sclose;
-        c->req->sclose = NULL;
-        fn(c, c->req->sud);
-    }
+    if (conn_closed(c))
+        return;
     ev_io_stop(s->loop, &c->rio);
     ev_io_stop(s->loop, &c->wio);
     ev_timer_stop(s->loop, &c->tmr);
+    shutdown(c->fd, SHUT_RDWR);
+    conn_state_set(c, CS_CLOSED);
+    c->reap_next = s->reap;
+    s->reap = c;
+    ev_prepare_start(s->loop, &s->prep);
+}
+
+/* Frees a closed connection; its stream owner's on_close runs first. */
+static void conn_reap(struct http_conn *c)
+{
+    http_server *s = c->s;
+
+    if (c->opened)
+        req_stream_release(c->req, c);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -537,11 +600,22 @@ static void conn_close(struct http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
-    if (c->req->on_worker)
+    if (c->req->on_worker) {
         c->req->conn = NULL; /* freed when its answer reaches the loop */
-    else
+    } else {
+        req_stream_release(c->req, NULL);
         req_free(c->req);
+    }
     free(c);
+}
+
+static void server_reap(http_server *s)
+{
+    while (s->reap) {
+        struct http_conn *c = s->reap;
+        s->reap = c->reap_next;
+        conn_reap(c);
+    }
 }
 
 /* Sends a JSON error made by the server itself, then lingers and closes. */
@@ -562,6 +636,8 @@ static int conn_fail(struct http_conn *c, int status)
     http_req *r = c->req;
     char *body;
 
+    if (conn_closed(c))
+        return -1;
     for (size_t i = 0; i < ARRAY_LEN(errs); i++)
         if (errs[i].status == status)
             code = errs[i].code, msg = errs[i].msg;
@@ -577,7 +653,7 @@ static int conn_fail(struct http_conn *c, int status)
     free(body);
     ev_timer_stop(c->s->loop, &c->tmr);
     c->linger = 1;
-    c->state = CS_WRITING;
+    conn_state_set(c, CS_WRITING);
     c->wpos = 0;
     return conn_flush(c);
 }
@@ -591,8 +667,9 @@ static int conn_linger(struct http_conn *c)
         return -1;
     }
     shutdown(c->fd, SHUT_WR);
-    c->state = CS_LINGER;
+    conn_state_set(c, CS_LINGER);
     c->in_len = 0;
+    c->lingered = 0;
     read_on(c);
     timer_set(c, HTTP_LINGER_SECS);
     return 0;
@@ -609,7 +686,7 @@ static int conn_done(struct http_conn *c)
     }
     req_reset(c->req);
     c->msg_done = c->begun = 0;
-    c->state = CS_IDLE;
+    conn_state_set(c, CS_IDLE);
     http_parser_pause(&c->parser, 0);
     if (c->s->draining && !c->in_len) {
         conn_close(c);
@@ -631,6 +708,8 @@ static int conn_flush(struct http_conn *c)
     struct msghdr m = {.msg_iov = iov};
     ssize_t n;
 
+    if (conn_closed(c))
+        return -1;
     if (c->cont_left)
         iov[m.msg_iovlen++] = (struct iovec){
             (char *)continue_line + sizeof continue_line - 1 - c->cont_left, c->cont_left};
@@ -679,7 +758,7 @@ static int conn_dispatch(struct http_conn *c)
     if (c->cont_left && conn_flush(c) < 0)
         return -1;
     ev_timer_stop(s->loop, &c->tmr);
-    c->state = CS_WORKER;
+    conn_state_set(c, CS_WORKER);
     if (c->parser.upgrade || s->draining)
         r->keep_alive = 0;
     r->conn = c;
@@ -701,7 +780,7 @@ static void batch_reject(http_server *s, http_req *r, int status)
     s->hub->outstanding--;
     r->on_worker = 0;
     if (r->conn)
-        (void)conn_fail(r->conn, status);
+        (void)conn_fail(r->conn, status); /* a closed one is freed by its reap */
     else
         req_free(r);
 }
@@ -713,14 +792,15 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     size_t n, k;
 
     ev_prepare_stop(loop, w);
+    server_reap(s);
     while (s->batch) {
         for (n = 0; s->batch && n < HTTP_BATCH;) {
             http_req *r = s->batch;
             s->batch = r->next;
-            if (r->conn)
+            if (r->conn && !conn_closed(r->conn))
                 args[n++] = r;
             else
-                batch_reject(s, r, 503); /* client already gone: just freed */
+                batch_reject(s, r, 503); /* client already gone: nothing is sent */
         }
         if (!s->batch)
             s->batch_tail = NULL;
@@ -737,23 +817,28 @@ static void resp_arrived(http_req *r)
 
     r->on_worker = 0;
     if (!c) {
+        req_stream_release(r, NULL);
         req_free(r);
         return;
     }
+    if (conn_closed(c))
+        return; /* its reap frees r */
     if (r->failed) {
         conn_close(c);
         return;
     }
     c->wpos = 0;
     if (r->sopen) {
-        c->state = CS_STREAM;
+        conn_state_set(c, CS_STREAM);
         ev_timer_stop(c->s->loop, &c->tmr);
+        c->opened = 1;
+        c->lingered = 0;
         r->sopen(c, r->sud);
         if (conn_flush(c) == 0 && c->eof)
             conn_close(c);
         return;
     }
-    c->state = CS_WRITING;
+    conn_state_set(c, CS_WRITING);
     (void)conn_flush(c);
 }
 
@@ -792,7 +877,7 @@ static int cb_begin(http_parser *p)
 
     c->begun = 1;
     if (c->state == CS_IDLE) {
-        c->state = CS_HEAD;
+        conn_state_set(c, CS_HEAD);
         timer_set(c, c->s->lim.header_timeout);
     }
     return 0;
@@ -907,7 +992,7 @@ static int head_checks(struct http_conn *c, http_parser *p)
     if (expect && has_body && p->http_major == 1 && p->http_minor >= 1)
         c->cont_left = sizeof continue_line - 1;
     if (has_body) {
-        c->state = CS_BODY;
+        conn_state_set(c, CS_BODY);
         timer_set(c, c->s->lim.body_timeout);
     }
     return 0;
@@ -1021,7 +1106,6 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     ssize_t n;
 
     if (c->state == CS_LINGER || c->state == CS_STREAM) {
-        c->lingered = 0;
         conn_drain(c); /* a stream's client has nothing more to say: EOF closes it */
         return;
     }
@@ -1089,7 +1173,7 @@ static int conn_new(http_server *s, int fd)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    c->state = CS_HEAD;
+    c->state = CS_HEAD; /* the initial state, not a change */
     ev_io_start(s->loop, &c->rio);
     timer_set(c, s->lim.header_timeout);
     return 0;
@@ -1244,6 +1328,17 @@ int http_server_listen(http_server *s, const char *host, int port, char *err)
     return 0;
 }
 
+int http_server_adopt(http_server *s, int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || conn_new(s, fd) < 0) {
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
 int http_server_port(const http_server *s)
 {
     return s->port;
@@ -1284,8 +1379,9 @@ void http_server_free(http_server *s)
     if (!s)
         return;
     http_server_stop_accepting(s);
-    while (s->conns)
-        conn_close(s->conns);
+    for (struct http_conn *c = s->conns; c; c = c->next)
+        conn_close(c);
+    server_reap(s);
     ev_prepare_stop(s->loop, &s->prep);
     while (s->batch) { /* all detached now: just freed */
         http_req *r = s->batch;
@@ -1434,6 +1530,8 @@ int http_stream_send(http_stream *c, const char *data, size_t len)
 {
     http_req *r = c->req;
 
+    if (conn_closed(c))
+        return -1;
     if (r->obody.len + len > r->smax || buf_append(&r->obody, data, len) < 0) {
         conn_close(c); /* a reader this slow reconnects with Last-Event-ID */
         return -1;

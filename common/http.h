@@ -32,6 +32,9 @@ http_server *http_server_new(struct ev_loop *loop, const struct http_limits *lim
 /* Binds and listens; port 0 picks one (see http_server_port). 0 or -1 with err. */
 int http_server_listen(http_server *s, const char *host, int port, char *err) PIX_WUR;
 int http_server_port(const http_server *s);
+/* Serves an already connected stream socket (a socketpair in tests, socket activation);
+ * takes fd, made non-blocking here. 0 or -1 (fd closed). Loop thread. */
+int http_server_adopt(http_server *s, int fd) PIX_WUR;
 /* Stops accepting new connections (graceful drain); existing ones finish. */
 void http_server_stop_accepting(http_server *s);
 /* Requests received and not yet answered. */
@@ -76,8 +79,16 @@ void http_server_set_bodyless(http_server *s, http_bodyless_fn fn);
 
 /* Streams (Server-Sent Events): a handler answers 200 with no length and hands the
  * connection to on_open, called on the loop thread after which http_stream_send queues
- * bytes; on_close runs on the loop thread when the client goes or the stream is closed.
- * A stream holding more than max_unsent unsent bytes (0: 256 KiB) is closed. */
+ * bytes; on_close runs on the loop thread once the client goes or the stream is closed
+ * (with s NULL if the client went before on_open: ud is still the owner's to free).
+ * A stream holding more than max_unsent unsent bytes (0: 256 KiB) is closed.
+ *
+ * The rule (Redis freeClientAsync, OpenSMTPD io_release): nothing is freed under a
+ * caller's feet. Closing a connection, from any path, only marks it closed; the loop's
+ * prepare step (or http_server_free) calls on_close and frees it. So after
+ * http_stream_send fails or http_stream_close returns, s and the owner's ud stay valid
+ * for the rest of the current callback; sends to a closed stream return -1 and do
+ * nothing, and closing twice is harmless. */
 typedef struct http_conn http_stream;
 typedef void (*http_stream_fn)(http_stream *s, void *ud);
 void http_respond_stream(http_req *r, const char *content_type, size_t max_unsent,

@@ -22,11 +22,17 @@ struct pg_conn {
     char sqlstate[6];
 };
 
-struct pg_pool {
-    char *conninfo;
-    PQconninfoOption *opts; /* parsed conninfo (owns the strings of keys/vals) */
-    const char **keys;      /* NULL-terminated, for PQconnectdbParams; NULL: use conninfo */
+/* Connection parameters: the conninfo's, then pixplane's defaults, then the caller's. */
+struct pg_params {
+    PQconninfoOption *opts; /* parsed conninfo (owns most strings of keys/vals) */
+    const char **keys;      /* NULL-terminated, for PQconnectdbParams */
     const char **vals;
+    char *options; /* the conninfo's server options and the caller's, joined */
+    char err[256]; /* the conninfo did not parse: libpq's reason, reported at connect */
+};
+
+struct pg_pool {
+    struct pg_params params;
     const struct pg_stmt *stmts;
     size_t nstmts;
     int size;
@@ -106,49 +112,118 @@ static int opt_is_set(const PQconninfoOption *opts, const char *key, const char 
     return env && getenv(env) && *getenv(env);
 }
 
-/* Parses the conninfo and adds pg_defaults. If it does not parse, keys stays NULL and the
- * connect through PQconnectdb reports libpq's message. */
-static int pool_params(pg_pool *p)
+static void params_free(struct pg_params *pp)
 {
-    const PQconninfoOption *o;
-    size_t n = ARRAY_LEN(pg_defaults) + 1, k = 0, i;
+    free(pp->keys);
+    free(pp->vals);
+    free(pp->options);
+    PQconninfoFree(pp->opts);
+    memset(pp, 0, sizeof *pp);
+}
 
-    p->opts = PQconninfoParse(p->conninfo, NULL);
-    if (!p->opts)
+static void params_add(struct pg_params *pp, size_t *k, const char *key, const char *val)
+{
+    pp->keys[*k] = key;
+    pp->vals[(*k)++] = val;
+}
+
+/* Server options: the conninfo's (if any) then o->options, e.g. "-c x=y". 0 or -1. */
+static int params_options(struct pg_params *pp, size_t *k, const struct pg_connopts *o)
+{
+    const PQconninfoOption *c = opt_find(pp->opts, "options");
+    const char *mine = c && c->val && *c->val ? c->val : NULL;
+
+    if (!o || !o->options || !*o->options)
         return 0;
-    for (o = p->opts; o->keyword; o++)
-        n++;
-    p->keys = calloc(n, sizeof *p->keys);
-    p->vals = calloc(n, sizeof *p->vals);
-    if (!p->keys || !p->vals)
+    if (asprintf(&pp->options, "%s%s%s", mine ? mine : "", mine ? " " : "", o->options) < 0) {
+        pp->options = NULL;
         return -1;
-    for (o = p->opts; o->keyword; o++) {
-        if (o->val && *o->val) {
-            p->keys[k] = o->keyword;
-            p->vals[k++] = o->val;
-        }
     }
-    for (i = 0; i < ARRAY_LEN(pg_defaults); i++) {
-        if (opt_is_set(p->opts, pg_defaults[i].key, pg_defaults[i].env))
-            continue;
-        p->keys[k] = pg_defaults[i].key;
-        p->vals[k++] = pg_defaults[i].val ? pg_defaults[i].val : program_invocation_short_name;
-    }
+    params_add(pp, k, "options", pp->options);
     return 0;
+}
+
+/* The default for key: the caller's, then pg_defaults (NULL value: the program's name). */
+static const char *params_default(size_t i, const struct pg_connopts *o)
+{
+    const char *key = pg_defaults[i].key;
+
+    if (o && o->application && !strcmp(key, "application_name"))
+        return o->application;
+    if (o && o->connect_timeout && !strcmp(key, "connect_timeout"))
+        return o->connect_timeout;
+    return pg_defaults[i].val ? pg_defaults[i].val : program_invocation_short_name;
+}
+
+/* Parses conninfo, keeps what it sets, adds pg_defaults it (and the environment) leaves
+ * unset and the caller's options. 0, or -1 out of memory. A conninfo that does not parse
+ * is not an error here: pp->err holds libpq's reason and every connect reports it. */
+static int params_build(struct pg_params *pp, const char *conninfo, const struct pg_connopts *o)
+{
+    const PQconninfoOption *opt;
+    char *perr = NULL;
+    size_t n = ARRAY_LEN(pg_defaults) + 2, k = 0, i;
+
+    memset(pp, 0, sizeof *pp);
+    if (!(pp->opts = PQconninfoParse(conninfo, &perr))) {
+        snprintf(pp->err, sizeof pp->err, "%s", perr ? perr : "out of memory");
+        PQfreemem(perr);
+        return 0;
+    }
+    for (opt = pp->opts; opt->keyword; opt++)
+        n++;
+    pp->keys = calloc(n, sizeof *pp->keys);
+    pp->vals = calloc(n, sizeof *pp->vals);
+    if (!pp->keys || !pp->vals || params_options(pp, &k, o) < 0)
+        return -1;
+    for (opt = pp->opts; opt->keyword; opt++)
+        if (opt->val && *opt->val && !(pp->options && !strcmp(opt->keyword, "options")))
+            params_add(pp, &k, opt->keyword, opt->val);
+    for (i = 0; i < ARRAY_LEN(pg_defaults); i++)
+        if (!opt_is_set(pp->opts, pg_defaults[i].key, pg_defaults[i].env))
+            params_add(pp, &k, pg_defaults[i].key, params_default(i, o));
+    return 0;
+}
+
+/* Server notices (NOTICE, WARNING) are dropped: libpq would print them on stderr, where
+ * the programs write their JSON log lines. Errors come back through err. */
+static void notice_drop(void *arg, const char *msg) {}
+
+/* The one place a connection is opened. NULL with err ("pg: connect: ..."). */
+static PGconn *params_connect(const struct pg_params *pp, char *err)
+{
+    PGconn *c;
+
+    if (!pp->keys) {
+        err_pq(err, "connect", "bad conninfo: ", pp->err);
+        return NULL;
+    }
+    c = PQconnectdbParams(pp->keys, pp->vals, 0);
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeProcessor(c, notice_drop, NULL);
+        return c;
+    }
+    err_pq(err, "connect", "", c ? PQerrorMessage(c) : "out of memory");
+    PQfinish(c);
+    return NULL;
+}
+
+PGconn *pg_connect(const char *conninfo, const struct pg_connopts *o, char *err)
+{
+    struct pg_params pp;
+    PGconn *c = NULL;
+
+    if (params_build(&pp, conninfo, o) < 0)
+        err_set(err, "pg: connect: out of memory");
+    else
+        c = params_connect(&pp, err);
+    params_free(&pp);
+    return c;
 }
 
 static int pool_sync_init(pg_pool *p)
 {
-    pthread_condattr_t ca;
-    int rc;
-
-    if (pthread_condattr_init(&ca) != 0)
-        return -1;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0)
+    if (util_cond_init(&p->cv) != 0)
         return -1;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         pthread_cond_destroy(&p->cv);
@@ -180,14 +255,12 @@ static void pool_release_mem(pg_pool *p)
     for (i = 0; p->conns && i < p->size; i++)
         free(p->conns[i].prepared);
     free(p->conns);
-    free(p->keys);
-    free(p->vals);
-    PQconninfoFree(p->opts);
-    free(p->conninfo);
+    params_free(&p->params);
     free(p);
 }
 
-pg_pool *pg_pool_new(const char *conninfo, int size, const struct pg_stmt *stmts, size_t nstmts)
+pg_pool *pg_pool_new(const char *conninfo, const struct pg_connopts *o, int size,
+                     const struct pg_stmt *stmts, size_t nstmts)
 {
     pg_pool *p;
 
@@ -199,8 +272,7 @@ pg_pool *pg_pool_new(const char *conninfo, int size, const struct pg_stmt *stmts
     p->size = size;
     p->stmts = stmts;
     p->nstmts = nstmts;
-    p->conninfo = strdup(conninfo);
-    if (!p->conninfo || pool_params(p) < 0 || pool_slots(p) < 0)
+    if (params_build(&p->params, conninfo, o) < 0 || pool_slots(p) < 0)
         goto fail;
     if (pool_sync_init(p) < 0)
         goto fail;
@@ -230,26 +302,12 @@ void pg_pool_free(pg_pool *p)
     pool_release_mem(p);
 }
 
-/* Server notices (NOTICE, WARNING) are dropped: libpq would print them on stderr, where
- * the programs write their JSON log lines. Errors come back through err. */
-static void notice_drop(void *arg, const char *msg) {}
-
 /* A fresh connection for the slot; prepared statements start over. */
 static int conn_connect(pg_conn *c, char *err)
 {
-    pg_pool *p = c->pool;
-
     conn_close(c);
-    if (p->keys)
-        c->pg = PQconnectdbParams(p->keys, p->vals, 0);
-    else
-        c->pg = PQconnectdb(p->conninfo);
-    if (PQstatus(c->pg) == CONNECTION_OK) {
-        PQsetNoticeProcessor(c->pg, notice_drop, NULL);
+    if ((c->pg = params_connect(&c->pool->params, err)))
         return 0;
-    }
-    err_pq(err, "connect", "", c->pg ? PQerrorMessage(c->pg) : "out of memory");
-    conn_close(c);
     c->lost = 1;
     set_state(c, PG_LOST_STATE);
     return -1;
@@ -257,20 +315,7 @@ static int conn_connect(pg_conn *c, char *err)
 
 static void deadline(struct timespec *ts, double timeout)
 {
-    double whole;
-
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    if (!(timeout > 0))
-        return;
-    if (timeout > PG_MAX_WAIT)
-        timeout = PG_MAX_WAIT;
-    whole = (double)(long)timeout;
-    ts->tv_sec += (time_t)whole;
-    ts->tv_nsec += (long)((timeout - whole) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
+    util_deadline(ts, timeout > PG_MAX_WAIT ? PG_MAX_WAIT : timeout);
 }
 
 /* A free slot, preferring one that already holds a connection. Under p->mu. */
@@ -590,24 +635,4 @@ long long pg_i64(const PGresult *r, int row, int col)
     const char *v = pg_val(r, row, col);
 
     return v ? strtoll(v, NULL, 10) : 0;
-}
-
-PGconn *pg_connect_session(const char *url, const char *application, const char *timeout, char *err)
-{
-    const char *keys[] = {"connect_timeout",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "tcp_user_timeout",
-                          "application_name",
-                          "dbname",
-                          NULL};
-    const char *vals[] = {timeout, "10", "5", "3", "15000", application, url, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-
-    if (PQstatus(c) == CONNECTION_OK)
-        return c;
-    err_set(err, "%s", PQerrorMessage(c));
-    PQfinish(c);
-    return NULL;
 }

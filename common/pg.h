@@ -16,8 +16,25 @@ struct pg_stmt {
     const char *sql;
 };
 
-/* conninfo: a libpq URI or key=value string. stmts must outlive the pool. Connects lazily. */
-pg_pool *pg_pool_new(const char *conninfo, int size, const struct pg_stmt *stmts, size_t nstmts);
+/* How every connection is opened (pool, lock holders, LISTEN, migrate): the conninfo's
+ * settings win, then the environment's (PGAPPNAME, PGCONNECT_TIMEOUT), then these, then
+ * pixplane's defaults: keepalives (10 s idle, 5 s interval, 3 probes), TCP user timeout
+ * 15 s, connect timeout 5 s, application name = the program's. Notices are dropped.
+ * options are added to the conninfo's server options, so they hold on every reconnect. */
+struct pg_connopts {
+    const char *application;     /* NULL: the default */
+    const char *connect_timeout; /* seconds, as text; NULL: the default */
+    const char *options;         /* e.g. "-c default_transaction_read_only=on"; NULL: none */
+};
+
+/* A standalone connection (session-level advisory locks, LISTEN, migrations). o may be
+ * NULL. NULL with err. */
+PGconn *pg_connect(const char *conninfo, const struct pg_connopts *o, char *err);
+
+/* conninfo: a libpq URI or key=value string; o may be NULL. stmts must outlive the pool.
+ * Connects lazily. */
+pg_pool *pg_pool_new(const char *conninfo, const struct pg_connopts *o, int size,
+                     const struct pg_stmt *stmts, size_t nstmts);
 void pg_pool_free(pg_pool *p); /* NULL-safe; all connections must be released */
 
 /* Waits up to timeout seconds for a free connection; (re)connects it if needed.
@@ -45,12 +62,6 @@ const char *pg_sqlstate(const pg_conn *c);
 /* True if the last failure was a lost connection (the server went away). */
 int pg_conn_lost(const pg_conn *c);
 PGconn *pg_raw(pg_conn *c);
-
-/* A standalone connection (not pooled) with keepalives and a TCP user timeout, for holders
- * of session-level advisory locks: a dead server must not leave a lock believed held.
- * NULL with err. */
-PGconn *pg_connect_session(const char *url, const char *application, const char *timeout,
-                           char *err);
 
 /* Helpers on results. */
 const char *pg_val(const PGresult *r, int row, int col); /* NULL if SQL NULL */

@@ -265,6 +265,35 @@ double util_now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int util_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+void util_deadline(struct timespec *ts, double secs)
+{
+    double whole = (double)(time_t)secs;
+
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (!(secs > 0))
+        return;
+    ts->tv_sec += (time_t)whole;
+    ts->tv_nsec += (long)((secs - whole) * 1e9);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 #ifdef PIX_TEST_HOOKS
 void util_fault_point(const char *name)
 {

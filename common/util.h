@@ -3,6 +3,7 @@
 #ifndef PIX_UTIL_H
 #define PIX_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,12 @@ int util_random(void *out, size_t n) PIX_WUR;
 void util_rfc3339(time_t t, char out[21]);
 /* Monotonic clock in seconds. */
 double util_now_mono(void);
+/* Timed condition waits run on the monotonic clock: a step of the wall clock neither
+ * stretches nor cuts them. util_cond_init makes such a condition variable (0 or an
+ * errno); util_deadline gives the absolute time secs (>= 0) from now to pass to
+ * pthread_cond_timedwait on it. */
+int util_cond_init(pthread_cond_t *cv) PIX_WUR;
+void util_deadline(struct timespec *ts, double secs);
 /* Fault points for crash tests: in builds with -DPIX_TEST_HOOKS, FAULT_POINT("name") ends
  * the process at once (as SIGKILL would) when the environment has PIXPLANE_FAULT=name. */
 #ifdef PIX_TEST_HOOKS

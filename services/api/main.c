@@ -58,19 +58,14 @@ static int cmd_token(int argc, char **argv)
     return rc == 1 || jwt ? 0 : 2;
 }
 
-static void quiet(void *arg, const char *message) {}
-
 static int cmd_migrate(void)
 {
     char err[ERR_MAX] = "";
     int applied = 0;
-    PGconn *c = PQconnectdb(api_cfg.database_url);
+    PGconn *c = pg_connect(api_cfg.database_url, NULL, err); /* notices dropped */
     int rc = -1;
 
-    PQsetNoticeProcessor(c, quiet, NULL); /* "already exists, skipping" is not news */
-    if (PQstatus(c) != CONNECTION_OK)
-        err_set(err, "%s", PQerrorMessage(c));
-    else
+    if (c)
         rc = migrate_apply(c, &applied, err);
     PQfinish(c);
     if (rc < 0) {

@@ -294,7 +294,7 @@ int api_init(struct api *api, char *err)
     api->jwt_key = (const unsigned char *)cfg->jwt_secret;
     api->jwt_keylen = strlen(cfg->jwt_secret);
     s3cfg_fill(api);
-    api->pg = pg_pool_new(cfg->database_url, (int)cfg->db_pool, api_stmts, api_stmts_count);
+    api->pg = pg_pool_new(cfg->database_url, NULL, (int)cfg->db_pool, api_stmts, api_stmts_count);
     api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
     api->jobs = pool_new((int)cfg->verify_jobs, 1024, tctx_new, tctx_free, api);
     if (!api->pg || !api->workers || !api->jobs)
@@ -320,10 +320,10 @@ void api_fini(struct api *api)
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);
     api->workers = api->jobs = NULL;
-    stream_hub_free(api->streams); /* before the server: closing streams calls back */
-    api->streams = NULL;
-    http_server_free(api->http);
+    http_server_free(api->http); /* first: closing its streams calls the hub back */
     api->http = NULL;
+    stream_hub_free(api->streams);
+    api->streams = NULL;
     pg_pool_free(api->pg);
     api->pg = NULL;
     ratelimit_free(api->rl);

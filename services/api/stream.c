@@ -16,6 +16,8 @@
 #define TICK_SECS 0.25
 #define RETRY_SECS 5.0 /* after a notification, keep polling this long for a blocked commit */
 #define DELTA_LIMIT 200
+#define LISTEN_PING_SECS 10.0 /* a quiet LISTEN connection is checked this often */
+#define LISTEN_PING_WAIT 5.0  /* and dropped if it does not answer within this */
 
 struct sse {
     struct sse *next;
@@ -85,12 +87,13 @@ static int stopping(struct stream_hub *h)
 
 static PGconn *listen_connect(struct stream_hub *h)
 {
-    PGconn *c = PQconnectdb(h->api->cfg->database_url);
-    PGresult *r = NULL;
+    static const struct pg_connopts o = {.application = "pixplane-api-listen"};
+    char err[ERR_MAX];
+    PGconn *c = pg_connect(h->api->cfg->database_url, &o, err);
+    PGresult *r = c ? PQexec(c, "LISTEN pixplane_changes") : NULL;
 
-    if (PQstatus(c) == CONNECTION_OK)
-        r = PQexec(c, "LISTEN pixplane_changes");
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        log_warn(NULL, "sse_listen_failed", c ? PQerrorMessage(c) : err);
         PQclear(r);
         PQfinish(c);
         return NULL;
@@ -100,21 +103,59 @@ static PGconn *listen_connect(struct stream_hub *h)
     return c;
 }
 
-/* Waits for notifications on c until it fails or the hub stops. */
+/* Reads what arrived: notifications are pushed, a ping's answer is consumed. 0, or -1 if
+ * the connection failed. */
+static int listen_read(struct stream_hub *h, PGconn *c, int *ping_out)
+{
+    PGnotify *n;
+    PGresult *r;
+
+    if (!PQconsumeInput(c))
+        return -1;
+    while ((n = PQnotifies(c))) {
+        push_user(h, n->extra);
+        PQfreemem(n);
+    }
+    while (*ping_out && !PQisBusy(c)) {
+        int ok;
+        if (!(r = PQgetResult(c))) {
+            *ping_out = 0; /* answered */
+            break;
+        }
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return PQstatus(c) == CONNECTION_OK ? 0 : -1;
+}
+
+/* Waits for notifications on c until it fails, stops answering, or the hub stops. A quiet
+ * connection is pinged (SELECT 1) every LISTEN_PING_SECS: a server that does not answer
+ * within LISTEN_PING_WAIT (a half-open connection, a hung backend) is left for a new one. */
 static void listen_run(struct stream_hub *h, PGconn *c)
 {
     struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
-    PGnotify *n;
+    double quiet_since = util_now_mono(), ping_sent = 0;
+    int ping_out = 0;
 
     while (!stopping(h)) {
-        if (poll(&pfd, 1, 200) < 0 || (pfd.revents && !PQconsumeInput(c)))
+        double now;
+        if (poll(&pfd, 1, 200) < 0 || (pfd.revents && listen_read(h, c, &ping_out) < 0))
             return;
-        while ((n = PQnotifies(c))) {
-            push_user(h, n->extra);
-            PQfreemem(n);
+        now = util_now_mono();
+        if (pfd.revents && !ping_out)
+            quiet_since = now;
+        if (ping_out && now - ping_sent > LISTEN_PING_WAIT) {
+            log_warn(NULL, "sse_listen_stalled", "the LISTEN connection stopped answering");
+            return;
         }
-        if (PQstatus(c) != CONNECTION_OK)
-            return;
+        if (!ping_out && now - quiet_since > LISTEN_PING_SECS) {
+            if (!PQsendQuery(c, "SELECT 1"))
+                return;
+            ping_out = 1;
+            ping_sent = quiet_since = now;
+        }
     }
 }
 
@@ -170,7 +211,7 @@ static void job_compute(struct job *j, struct api_tctx *t, struct result *res, i
 {
     struct api_call c = {.api = j->hub->api, .t = t, .rid = "sse"};
     struct sync_cursor cur;
-    char err[ERR_MAX];
+    char err[ERR_MAX] = "";
     cJSON *d = NULL;
     int rc;
 
@@ -251,7 +292,7 @@ static void apply_result(struct stream_hub *h, struct result *res)
         static const char ev[] = "event: error\ndata: {\"error\":{\"code\":"
                                  "\"full_resync_required\"}}\n\n";
         (void)http_stream_send(s->hs, ev, sizeof ev - 1); /* then the client resyncs */
-        http_stream_close(s->hs);
+        http_stream_close(s->hs); /* s stays valid: on_close runs in the loop's prepare */
         return;
     }
     if (res->cursor[0])
@@ -261,7 +302,7 @@ static void apply_result(struct stream_hub *h, struct result *res)
     if (res->event) {
         s->sent_any = 1;
         s->last_send = ev_now(h->api->loop);
-        (void)http_stream_send(s->hs, res->event, strlen(res->event)); /* may close s */
+        (void)http_stream_send(s->hs, res->event, strlen(res->event)); /* may close hs */
     }
 }
 
@@ -307,7 +348,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     struct sse *s, *next;
 
     for (s = h->streams; s; s = next) {
-        next = s->next; /* a send may close s */
+        next = s->next;
         if (!s->busy && (s->dirty || now < s->retry_until))
             schedule(h, s);
         else if (now - s->last_send >= beat) {
@@ -336,7 +377,7 @@ static void on_close(http_stream *hs, void *ud)
     struct sse *s = ud, **pp;
     struct stream_hub *h = s->hub;
 
-    for (pp = &h->streams; *pp && *pp != s; pp = &(*pp)->next)
+    for (pp = &h->streams; *pp && *pp != s; pp = &(*pp)->next) /* hs NULL: never opened */
         ;
     if (*pp) {
         *pp = s->next;
@@ -381,8 +422,8 @@ struct stream_hub *stream_hub_new(struct api *api)
 
 void stream_hub_close_all(struct stream_hub *h)
 {
-    while (h && h->streams)
-        http_stream_close(h->streams->hs); /* on_close unlinks it */
+    for (struct sse *s = h ? h->streams : NULL; s; s = s->next)
+        http_stream_close(s->hs); /* on_close unlinks it, from the loop's prepare */
 }
 
 long stream_hub_count(const struct stream_hub *h)
@@ -401,7 +442,8 @@ void stream_hub_free(struct stream_hub *h)
     pthread_mutex_unlock(&h->mu);
     if (h->listener_started)
         pthread_join(h->listener, NULL);
-    stream_hub_close_all(h);
+    if (h->streams)
+        fatal("stream_hub_free", "%ld streams still open: free the http server first", h->count);
     ev_async_stop(h->api->loop, &h->wake);
     ev_timer_stop(h->api->loop, &h->tick);
     for (res = h->results; res; res = next)

@@ -9,6 +9,7 @@ struct stream_hub *stream_hub_new(struct api *api);
 /* Closes every stream (drain); clients reconnect with Last-Event-ID. Loop thread. */
 void stream_hub_close_all(struct stream_hub *h);
 long stream_hub_count(const struct stream_hub *h);
-void stream_hub_free(struct stream_hub *h); /* NULL-safe; loop thread */
+/* NULL-safe; loop thread; after http_server_free, which runs every stream's on_close. */
+void stream_hub_free(struct stream_hub *h);
 
 #endif

@@ -110,9 +110,9 @@ static int classify(struct api_call *c, struct entry *e, int n, cJSON *out, char
 
     for (int i = 0; i < n; i++)
         if (buf_printf(&ids, "%s%s", i ? "," : "{", e[i].id) < 0)
-            goto done;
+            goto oom;
     if (buf_puts(&ids, "}") < 0)
-        goto done;
+        goto oom;
     p[0] = ids.data;
     if (!(r = pg_exec(c->db, "sync_states", 2, p, err)))
         goto done;
@@ -128,6 +128,9 @@ static int classify(struct api_call *c, struct entry *e, int n, cJSON *out, char
     }
     PQclear(r);
     rc = 0;
+    goto done;
+oom:
+    err_set(err, "out of memory");
 done:
     buf_free(&ids);
     return rc;
@@ -273,7 +276,10 @@ int sync_delta(struct api_call *c, struct sync_cursor *cur, int limit, cJSON **o
     o = delta_new();
     rc = cur->snapshot ? delta_snapshot(c, cur, limit, o, &more, err)
                        : delta_changes(c, cur, limit, o, &more, err);
-    if (rc < 0 || !(text = sync_cursor_encode(cur))) {
+    text = rc == 0 ? sync_cursor_encode(cur) : NULL;
+    if (rc == 0 && !text)
+        err_set(err, "out of memory");
+    if (!text) {
         cJSON_Delete(o);
         return -1;
     }

@@ -49,6 +49,11 @@ long rec_sweeps_parse(const char *list, char *err)
     return set;
 }
 
+/* A dry run's connections refuse writes: what it must not do, the database will not do.
+ * In the connection options, so every reconnect of the pool keeps it. */
+static const struct pg_connopts rec_dry_connopts = {.options =
+                                                        "-c default_transaction_read_only=on"};
+
 int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t *stop, char *err)
 {
     const struct s3_config s3 = {.endpoint = cfg->s3_endpoint,
@@ -67,7 +72,8 @@ int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t 
     if (r->only < 0)
         return -1;
     r->s3cfg = s3;
-    if (!(r->pg = pg_pool_new(cfg->database_url, 1, rec_stmts, rec_stmts_count)) ||
+    if (!(r->pg = pg_pool_new(cfg->database_url, cfg->dry_run ? &rec_dry_connopts : NULL, 1,
+                              rec_stmts, rec_stmts_count)) ||
         !(r->s3 = s3_client_new(&r->s3cfg)) || !(r->lister = s3_client_new(&r->s3cfg)))
         return err_set(err, "out of memory"), -1;
     s3_set_page_size(r->lister, (int)cfg->s3_page_size);
@@ -91,7 +97,9 @@ void rec_fini(struct rec *r)
 static PGconn *lock_connect(const char *url, char *err)
 {
     char why[ERR_MAX];
-    PGconn *c = pg_connect_session(url, "pixplane-reconciler", "10", why);
+    static const struct pg_connopts lock = {.application = "pixplane-reconciler",
+                                            .connect_timeout = "10"};
+    PGconn *c = pg_connect(url, &lock, why);
 
     if (!c)
         err_set(err, "lock connection: %s", why);
@@ -180,16 +188,6 @@ static void run_sweep(struct rec *r, int id)
         audit_done(r, id);
 }
 
-/* A dry run's connection refuses writes: what it must not do, the database will not do. */
-static int dry_guard(struct rec *r, char *err)
-{
-    if (pg_run(r->db, "SET default_transaction_read_only = on", err) == 0)
-        return 0;
-    pg_release(r->db);
-    r->db = NULL;
-    return -1;
-}
-
 void rec_run(struct rec *r)
 {
     double t0 = util_now_mono();
@@ -198,7 +196,7 @@ void rec_run(struct rec *r)
     memset(&r->rep, 0, sizeof r->rep);
     r->rep.dry_run = r->cfg->dry_run, r->rep.locked = 1, r->rep.started = time(NULL);
     r->ndry_zero = 0;
-    if (!(r->db = pg_acquire(r->pg, 10, err)) || (r->cfg->dry_run && dry_guard(r, err) < 0)) {
+    if (!(r->db = pg_acquire(r->pg, 10, err))) {
         log_error(NULL, "db_unavailable", err);
         for (int i = 0; i < REC_NSWEEPS; i++)
             r->rep.sweep[i].state = (r->only & (1L << i)) ? REC_FAILED : REC_SKIPPED;

@@ -39,10 +39,7 @@ static void wait_done(struct worker *w, double secs)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)(secs * 1e9);
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    util_deadline(&ts, secs);
     pthread_mutex_lock(&w->mu);
     if (!w->done_head)
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);

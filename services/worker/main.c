@@ -95,8 +95,11 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
         return -1;
     }
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    if (!(w->pg = pg_pool_new(c->database_url, (int)c->threads + 1, worker_stmts,
+    if (util_cond_init(&w->cv) != 0) {
+        err_set(err, "cannot make the worker's condition variable");
+        return -1;
+    }
+    if (!(w->pg = pg_pool_new(c->database_url, NULL, (int)c->threads + 1, worker_stmts,
                               worker_stmts_count))) {
         err_set(err, "cannot create the database pool");
         return -1;

@@ -37,11 +37,7 @@ static void relay_sleep(struct relay *r, double secs)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)secs;
-    ts.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    util_deadline(&ts, secs);
     pthread_mutex_lock(&r->mu);
     while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
         ;
@@ -57,12 +53,15 @@ static void relay_disconnect(struct relay *r, const char *why)
     r->db = NULL;
 }
 
+static const struct pg_connopts relay_connopts = {.application = "pixplane-relay",
+                                                  .connect_timeout = "5"};
+
 /* Connects (keepalives on: a dead server must not leave us "leader" for long). */
 static int relay_connect(struct relay *r)
 {
     char err[ERR_MAX];
 
-    r->db = pg_connect_session(r->w->cfg->database_url, "pixplane-relay", "5", err);
+    r->db = pg_connect(r->w->cfg->database_url, &relay_connopts, err);
     if (r->db)
         return 0;
     log_warn(NULL, "relay_db_unavailable", err);
@@ -124,7 +123,8 @@ static int relay_mark(struct relay *r, const struct row *rows, size_t n, const c
         res = relay_exec(r, "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", 1, p);
         rc = res ? 0 : -1;
         PQclear(res);
-        STAT_ADD(r->w, relay_sent, ns);
+        if (res) /* counted once the rows say so: a failed mark sends them again */
+            STAT_ADD(r->w, relay_sent, ns);
     }
     if (rc == 0 && nf > 0) {
         const char *p[] = {failed.data, error};
@@ -134,7 +134,8 @@ static int relay_mark(struct relay *r, const struct row *rows, size_t n, const c
                          2, p);
         rc = res ? 0 : -1;
         PQclear(res);
-        STAT_ADD(r->w, relay_failed, nf);
+        if (res)
+            STAT_ADD(r->w, relay_failed, nf);
     }
     buf_free(&sent);
     buf_free(&failed);
@@ -283,7 +284,13 @@ struct relay *relay_start(struct worker *w, char *err)
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    if (util_cond_init(&r->cv) != 0) {
+        err_set(err, "cannot make the relay's condition variable");
+        kafka_producer_free(r->producer, 0);
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+        return NULL;
+    }
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     rc = pthread_create(&r->thread, NULL, relay_main, r);

@@ -2,12 +2,16 @@
 # configuration bounds checked at start-up (#6 page size, #12 JWT secret length), names that
 # are not well-formed UTF-8 or carry control characters or U+0000 (#9, #10), and the MIME
 # allow-list of formats the worker reads (#13). Bad input is a 400/415 and stores nothing.
+import json
 import os
+import signal
 import subprocess
+import time
+import uuid
 
 import pytest
 
-from conftest import API_BIN, ApiProcess, Client, free_port, sql_value, user_id
+from conftest import API_BIN, ApiProcess, Client, free_port, sql_value, start_api, user_id
 
 
 def start_fails(**env):
@@ -138,4 +142,47 @@ def test_share_caps(stack):
         st, _ = share(cl, "00000000-0000-0000-0000-000000000000", friends[1])
         assert st == 404
     finally:
+        api.stop()
+
+
+def listen_backend(appname, other_than=0, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = sql_value("SELECT pid FROM pg_stat_activity WHERE application_name = '%s'"
+                        " AND query LIKE 'LISTEN%%' AND pid <> %d" % (appname, other_than))
+        if pid:
+            return int(pid)
+        time.sleep(0.2)
+    raise AssertionError("no LISTEN connection named %s" % appname)
+
+
+def test_sse_push_survives_a_hung_listen_connection(stack):
+    """#2: the LISTEN connection's backend stops answering (SIGSTOP: as a half-open
+    connection looks, keepalives still acknowledged). The API notices with its liveness
+    ping, reconnects, and pushes the change that arrived meanwhile."""
+    from test_sync import SSEReader, sse_connect
+    appname = "listen-test-%s" % uuid.uuid4().hex[:8]
+    url = os.environ["DATABASE_URL"]
+    api = start_api(DATABASE_URL=url + ("&" if "?" in url else "?") + "application_name="
+                    + appname)
+    pid = None
+    try:
+        pid = listen_backend(appname)
+        uid = user_id("hung")
+        c = Client(api.url, api.token(uid))
+        s = SSEReader(sse_connect(api.url, api.token(uid)))
+        assert " 200 " in s.headers().split("\r\n")[0]
+        assert s.event(5)  # the catch-up event
+        os.kill(pid, signal.SIGSTOP)
+        _, doc = c.upload(os.urandom(400), name="while-hung.jpg")
+        ev, deadline = None, time.monotonic() + 40
+        while ev is None and time.monotonic() < deadline:
+            ev = s.event(2)
+        assert ev is not None, "no push after the LISTEN connection hung"
+        assert [x["image_id"] for x in json.loads(ev["data"])["added"]] == [doc["image_id"]]
+        assert listen_backend(appname, other_than=pid)  # a new connection
+        s.sock.close()
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGCONT)
         api.stop()

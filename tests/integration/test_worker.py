@@ -534,6 +534,34 @@ def test_relay_retries_batches_kafka_refused(ws, workers, images):
     assert w.events("relay_delivery_failed")
 
 
+def test_relay_sent_counts_only_marked_rows(ws, workers, images):
+    """Kafka takes the batch but marking its rows sent fails: the rows are not counted as
+    sent (they go out again), and relay_sent counts only rows the database marked."""
+    ws.sql("CREATE OR REPLACE FUNCTION test_refuse_sent() RETURNS trigger LANGUAGE plpgsql AS"
+           " $$BEGIN IF NEW.sent_at IS NOT NULL THEN RAISE EXCEPTION 'refused by test'; END IF;"
+           " RETURN NEW; END$$;"
+           "CREATE TRIGGER test_refuse_sent BEFORE UPDATE ON outbox FOR EACH ROW"
+           " EXECUTE FUNCTION test_refuse_sent()")
+    try:
+        w = workers()
+        c = ws.client()
+        _, h = upload(c, jpeg_with_nonce(images["bases"]["640x480"]))
+        wait_until(lambda: [e for e in w.events("relay_sql_failed")
+                            if "refused by test" in e.get("msg", "")], 30, "marking refused")
+        w.stop()
+        stats = w.events("stopped")[-1]
+        assert int(stats["relay_sent"]) == 0, stats
+        assert ws.value("SELECT count(*) FROM outbox WHERE msg_key = '%s'"
+                        " AND sent_at IS NULL" % h) == "1"
+    finally:
+        ws.sql("DROP TRIGGER IF EXISTS test_refuse_sent ON outbox;"
+               " DROP FUNCTION IF EXISTS test_refuse_sent()")
+    w2 = workers()
+    wait_until(lambda: all_final(ws, [h]), 60, "variants once marking works again")
+    w2.stop()
+    assert int(w2.events("stopped")[-1]["relay_sent"]) >= 1
+
+
 def test_dead_letter_after_max_attempts(ws, workers, images, s3):
     """The original vanished from storage (a broken invariant): every attempt fails, so after
     max-attempts the variants are failed and the event is dead-lettered, offset committed."""

@@ -31,7 +31,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 {
     int i;
 
-    if (argc < 2) usage();
+    if (argc < 2)
+        usage();
     o->cmd = argv[1];
     for (i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--url") == 0)
@@ -43,7 +44,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
         else
             usage();
     }
-    if (i != argc || !o->url) usage();
+    if (i != argc || !o->url)
+        usage();
 }
 
 static void sleep_ms(long ms)
@@ -76,7 +78,7 @@ static int loop_once(pg_pool *p, double t0)
 
 static int cmd_loop(const struct opts *o)
 {
-    pg_pool *p = pg_pool_new(o->url, 2, check_stmts, ARRAY_LEN(check_stmts));
+    pg_pool *p = pg_pool_new(o->url, NULL, 2, check_stmts, ARRAY_LEN(check_stmts));
     double t0 = util_now_mono();
     long nok = 0, nerr = 0;
 
@@ -100,19 +102,22 @@ static int cmd_loop(const struct opts *o)
 static int cmd_migrate(const struct opts *o, int apply)
 {
     char err[ERR_MAX] = "";
-    pg_pool *p = pg_pool_new(o->url, 1, NULL, 0);
+    pg_pool *p = pg_pool_new(o->url, NULL, 1, NULL, 0);
     pg_conn *c = p ? pg_acquire(p, 10.0, err) : NULL;
     int rc = -1, n = 0;
 
-    if (!c) goto fail;
+    if (!c)
+        goto fail;
     rc = apply ? migrate_apply(pg_raw(c), &n, err) : migrate_current(pg_raw(c), err);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     if (apply)
         printf("applied %d\n", n);
     else
         printf("current %d\n", rc);
 fail:
-    if (rc < 0) fprintf(stderr, "pgcheck: %s\n", p ? err : "cannot create the pool");
+    if (rc < 0)
+        fprintf(stderr, "pgcheck: %s\n", p ? err : "cannot create the pool");
     pg_release(c);
     pg_pool_free(p);
     return rc < 0;
@@ -123,9 +128,12 @@ int main(int argc, char **argv)
     struct opts o = {.seconds = 10, .interval_ms = 100};
 
     parse_args(argc, argv, &o);
-    if (strcmp(o.cmd, "loop") == 0) return cmd_loop(&o);
-    if (strcmp(o.cmd, "migrate") == 0) return cmd_migrate(&o, 1);
-    if (strcmp(o.cmd, "current") == 0) return cmd_migrate(&o, 0);
+    if (strcmp(o.cmd, "loop") == 0)
+        return cmd_loop(&o);
+    if (strcmp(o.cmd, "migrate") == 0)
+        return cmd_migrate(&o, 1);
+    if (strcmp(o.cmd, "current") == 0)
+        return cmd_migrate(&o, 0);
     usage();
     return 2;
 }

@@ -42,8 +42,9 @@ static pg_pool *pool_or_skip(int size)
 {
     pg_pool *p;
 
-    if (!db_url()) skip();
-    p = pg_pool_new(db_url(), size, stmts, ARRAY_LEN(stmts));
+    if (!db_url())
+        skip();
+    p = pg_pool_new(db_url(), NULL, size, stmts, ARRAY_LEN(stmts));
     assert_non_null(p);
     return p;
 }
@@ -53,7 +54,8 @@ static pg_conn *get(pg_pool *p)
     char err[ERR_MAX] = "";
     pg_conn *c = pg_acquire(p, 5.0, err);
 
-    if (!c) fail_msg("pg_acquire: %s", err);
+    if (!c)
+        fail_msg("pg_acquire: %s", err);
     return c;
 }
 
@@ -61,7 +63,8 @@ static void run(pg_conn *c, const char *sql)
 {
     char err[ERR_MAX] = "";
 
-    if (pg_run(c, sql, err) < 0) fail_msg("%s: %s", sql, err);
+    if (pg_run(c, sql, err) < 0)
+        fail_msg("%s: %s", sql, err);
 }
 
 static long long count_rows(pg_conn *c, const char *where)
@@ -72,7 +75,8 @@ static long long count_rows(pg_conn *c, const char *where)
 
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s", scratch, where);
     r = pg_query(c, sql, 0, NULL, err);
-    if (!r) fail_msg("%s: %s", sql, err);
+    if (!r)
+        fail_msg("%s: %s", sql, err);
     n = pg_i64(r, 0, 0);
     PQclear(r);
     return n;
@@ -85,7 +89,8 @@ static long long backend_pid(pg_conn *c)
     PGresult *r = pg_exec(c, "echo", 1, p, err);
     long long pid;
 
-    if (!r) fail_msg("echo: %s", err);
+    if (!r)
+        fail_msg("echo: %s", err);
     pid = pg_i64(r, 0, 1);
     PQclear(r);
     return pid;
@@ -108,7 +113,8 @@ static void kill_backend(pg_pool *p, long long pid)
         r = pg_query(k, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", 1, params,
                      err);
         assert_non_null(r);
-        if (pg_i64(r, 0, 0) == 0) i = 1000;
+        if (pg_i64(r, 0, 0) == 0)
+            i = 1000;
         PQclear(r);
         usleep(20000);
     }
@@ -129,8 +135,9 @@ static int group_setup(void **state)
     pg_conn *c;
 
     snprintf(scratch, sizeof scratch, "pixtest_pg_%ld", (long)getpid());
-    if (!db_url()) return 0;
-    p = pg_pool_new(db_url(), 1, stmts, ARRAY_LEN(stmts));
+    if (!db_url())
+        return 0;
+    p = pg_pool_new(db_url(), NULL, 1, stmts, ARRAY_LEN(stmts));
     c = p ? pg_acquire(p, 10.0, NULL) : NULL;
     if (!c || pg_run(c, q("CREATE TABLE %s (id int PRIMARY KEY, v text)"), NULL) < 0) {
         fprintf(stderr, "test_pg: cannot create the scratch table\n");
@@ -148,8 +155,9 @@ static int group_teardown(void **state)
     pg_pool *p;
     pg_conn *c;
 
-    if (!db_url()) return 0;
-    p = pg_pool_new(db_url(), 1, stmts, ARRAY_LEN(stmts));
+    if (!db_url())
+        return 0;
+    p = pg_pool_new(db_url(), NULL, 1, stmts, ARRAY_LEN(stmts));
     c = p ? pg_acquire(p, 10.0, NULL) : NULL;
     if (c && pg_run(c, q("DROP TABLE IF EXISTS %s"), NULL) < 0)
         fprintf(stderr, "test_pg: cannot drop %s\n", scratch);
@@ -177,15 +185,15 @@ static void test_null_safety(void **state)
     assert_int_equal(pg_tx_begin(NULL, err), -1);
     assert_int_equal(pg_tx_commit(NULL, err), -1);
     assert_true(err[0] != '\0');
-    assert_null(pg_pool_new(NULL, 1, NULL, 0));
-    assert_null(pg_pool_new("dbname=x", 0, NULL, 0));
-    assert_null(pg_pool_new("dbname=x", 1, NULL, 3));
+    assert_null(pg_pool_new(NULL, NULL, 1, NULL, 0));
+    assert_null(pg_pool_new("dbname=x", NULL, 0, NULL, 0));
+    assert_null(pg_pool_new("dbname=x", NULL, 1, NULL, 3));
 }
 
 static void test_unreachable(void **state)
 {
     char err[ERR_MAX] = "";
-    pg_pool *p = pg_pool_new("postgresql://nobody@127.0.0.1:1/x", 1, NULL, 0);
+    pg_pool *p = pg_pool_new("postgresql://nobody@127.0.0.1:1/x", NULL, 1, NULL, 0);
     double t0 = now_mono();
 
     assert_non_null(p);
@@ -194,7 +202,7 @@ static void test_unreachable(void **state)
     assert_non_null(strstr(err, "connect"));
     pg_pool_free(p);
 
-    p = pg_pool_new("this is = not a conninfo '", 1, NULL, 0);
+    p = pg_pool_new("this is = not a conninfo '", NULL, 1, NULL, 0);
     assert_non_null(p);
     assert_null(pg_acquire(p, 1.0, err));
     assert_non_null(strstr(err, "pg: connect:"));
@@ -451,7 +459,8 @@ static void *worker_run(void *arg)
         snprintf(v, sizeof v, "%d-%d", w->id, i);
         c = pg_acquire(w->p, 10.0, err);
         r = c ? pg_exec(c, "echo", 1, params, err) : NULL;
-        if (r && strcmp(pg_val(r, 0, 0), v) == 0) w->ok++;
+        if (r && strcmp(pg_val(r, 0, 0), v) == 0)
+            w->ok++;
         PQclear(r);
         pg_release(c);
     }

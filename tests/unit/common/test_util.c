@@ -1,6 +1,8 @@
 /* test_util: buffers, hex and base64url round trips (including rejection of bad input),
  * UUID shape, RFC 3339 formatting and the UTF-8 name rules used by the API. */
 #include <setjmp.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,6 +128,37 @@ static void test_err_set(void **state)
     err_set(NULL, "ignored");
 }
 
+/* Timed waits run on the monotonic clock: a deadline from util_deadline on a condition
+ * variable from util_cond_init times out after the interval (a cond on the wall clock
+ * would see a deadline decades in the past and return at once). */
+static void test_cond_monotonic(void **state)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    struct timespec ts, now;
+    double t0, waited;
+    int rc;
+
+    assert_int_equal(util_cond_init(&cv), 0);
+    util_deadline(&ts, 0.2);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(ts.tv_sec - now.tv_sec <= 1 && ts.tv_nsec < 1000000000L);
+    t0 = util_now_mono();
+    pthread_mutex_lock(&mu);
+    do
+        rc = pthread_cond_timedwait(&cv, &mu, &ts);
+    while (rc == 0);
+    pthread_mutex_unlock(&mu);
+    waited = util_now_mono() - t0;
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(waited >= 0.19 && waited < 5.0);
+    util_deadline(&ts, 0); /* now: already passed */
+    pthread_mutex_lock(&mu);
+    assert_int_equal(pthread_cond_timedwait(&cv, &mu, &ts), ETIMEDOUT);
+    pthread_mutex_unlock(&mu);
+    pthread_cond_destroy(&cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_split_hostport),
+        cmocka_unit_test(test_cond_monotonic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

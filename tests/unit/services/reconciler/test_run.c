@@ -84,6 +84,58 @@ static void test_lost_lock_stops_the_run(void **state)
     rec_fini(&b);
 }
 
+static char *show_read_only(struct rec *r)
+{
+    char err[ERR_MAX] = "";
+    pg_conn *c = pg_acquire(r->pg, 5, err);
+    PGresult *res = c ? pg_query(c, "SHOW default_transaction_read_only", 0, NULL, err) : NULL;
+    char *v = res ? strdup(pg_val(res, 0, 0)) : NULL;
+
+    if (!v)
+        fail_msg("%s", err);
+    PQclear(res);
+    pg_release(c);
+    return v;
+}
+
+/* The dry run's read-only setting is in the connection options: a reconnect keeps it. */
+static void test_dry_run_read_only_survives_reconnect(void **state)
+{
+    struct rec_config cfg;
+    struct rec r;
+    char err[ERR_MAX] = "", *v;
+    PGconn *killer;
+    PGresult *res;
+    const char *params[1];
+    char pid[32];
+    pg_conn *c;
+
+    if (setup(&r, &cfg) < 0)
+        skip();
+    rec_fini(&r);
+    cfg.dry_run = 1;
+    assert_int_equal(rec_init(&r, &cfg, &no_stop, err), 0);
+    v = show_read_only(&r);
+    assert_string_equal(v, "on");
+    free(v);
+    c = pg_acquire(r.pg, 5, err); /* the pool's connection goes away under it */
+    assert_non_null(c);
+    snprintf(pid, sizeof pid, "%d", PQbackendPID(pg_raw(c)));
+    pg_release(c);
+    killer = pg_connect(cfg.database_url, NULL, err);
+    assert_non_null(killer);
+    params[0] = pid;
+    res = PQexecParams(killer, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, params, NULL,
+                       NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    PQfinish(killer);
+    v = show_read_only(&r); /* a new connection, made by the pool itself */
+    assert_string_equal(v, "on");
+    free(v);
+    rec_fini(&r);
+}
+
 static void test_stop_signal(void **state)
 {
     static volatile sig_atomic_t stop = 1;
@@ -101,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_one_lock_holder),
         cmocka_unit_test(test_lost_lock_stops_the_run),
         cmocka_unit_test(test_stop_signal),
+        cmocka_unit_test(test_dry_run_read_only_survives_reconnect),
     };
 
     log_init("test", "error");
