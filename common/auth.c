@@ -23,12 +23,14 @@ int auth_valid_sub(const char *sub)
 {
     size_t n;
 
-    if (sub == NULL) return 0;
+    if (sub == NULL)
+        return 0;
     for (n = 0; sub[n] != '\0'; n++) {
         char c = sub[n];
         int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '_' || c == '@' || c == '-';
-        if (!ok || n >= AUTH_SUB_MAX) return 0;
+        if (!ok || n >= AUTH_SUB_MAX)
+            return 0;
     }
     return n > 0;
 }
@@ -37,10 +39,12 @@ const char *auth_bearer(const char *header)
 {
     const char *p = header;
 
-    if (p == NULL) return NULL;
+    if (p == NULL)
+        return NULL;
     while (*p == ' ' || *p == '\t')
         p++;
-    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t')) return NULL;
+    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+        return NULL;
     p += 6;
     while (*p == ' ' || *p == '\t')
         p++;
@@ -54,7 +58,8 @@ static char *hmac_b64(const unsigned char *key, size_t keylen, const char *data,
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
 
-    if (key == NULL || keylen == 0 || keylen > INT_MAX) return NULL;
+    if (key == NULL || keylen == 0 || keylen > INT_MAX)
+        return NULL;
     if (HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)data, n, mac, &maclen) == NULL)
         return NULL;
     return util_b64url_encode(mac, maclen);
@@ -79,7 +84,8 @@ static cJSON *decode_object(const char *seg, size_t n)
     const char *jerr;
     cJSON *o;
 
-    if (util_b64url_decode(seg, n, &raw, &rawlen) < 0) return NULL;
+    if (util_b64url_decode(seg, n, &raw, &rawlen) < 0)
+        return NULL;
     o = json_parse_object((const char *)raw, rawlen, &jerr);
     free(raw);
     return o;
@@ -92,14 +98,17 @@ static int check_header(const char *seg, size_t n, const char **err)
     int rc = -1, r;
 
     *err = "malformed";
-    if (h == NULL) return -1;
+    if (h == NULL)
+        return -1;
     if (json_get_str(h, "alg", &alg, &jerr) != 1 || strcmp(alg, "HS256") != 0) {
         *err = "unsupported_alg";
         goto fail;
     }
     r = json_get_str(h, "typ", &typ, &jerr);
-    if (r < 0 || (r == 1 && strcasecmp(typ, "JWT") != 0)) goto fail;
-    if (cJSON_GetObjectItemCaseSensitive(h, "crit") != NULL) goto fail; /* none understood */
+    if (r < 0 || (r == 1 && strcasecmp(typ, "JWT") != 0))
+        goto fail;
+    if (cJSON_GetObjectItemCaseSensitive(h, "crit") != NULL)
+        goto fail; /* none understood */
     rc = 0;
 fail:
     cJSON_Delete(h);
@@ -113,9 +122,11 @@ static int check_sig(const unsigned char *key, size_t keylen, const char *input,
     char *mine;
     int ok;
 
-    if (siglen != AUTH_SIG_LEN) return -1;
+    if (siglen != AUTH_SIG_LEN)
+        return -1;
     mine = hmac_b64(key, keylen, input, n);
-    if (mine == NULL) return -1;
+    if (mine == NULL)
+        return -1;
     ok = strlen(mine) == AUTH_SIG_LEN && util_streq_ct(mine, sig, AUTH_SIG_LEN);
     free(mine);
     return ok ? 0 : -1;
@@ -128,8 +139,10 @@ static int check_time(const cJSON *p, const char *key, time_t now)
     const char *jerr;
     int r = json_get_i64(p, key, &t, &jerr);
 
-    if (r < 0) return -1;
-    if (r == 1 && t > (long long)now + AUTH_SKEW) return -2;
+    if (r < 0)
+        return -1;
+    if (r == 1 && t > (long long)now + AUTH_SKEW)
+        return -2;
     return 0;
 }
 
@@ -145,14 +158,18 @@ static int check_claims(const cJSON *p, time_t now, struct auth_claims *c, const
     }
     r = json_get_i64(p, "exp", &exp, &jerr);
     *err = r == 0 ? "missing_exp" : "malformed";
-    if (r != 1) return -1;
+    if (r != 1)
+        return -1;
     nbf = check_time(p, "nbf", now);
     iat = check_time(p, "iat", now);
-    if (nbf == -1 || iat == -1 || json_get_bool(p, "adm", &c->admin, &jerr) < 0) return -1;
+    if (nbf == -1 || iat == -1 || json_get_bool(p, "adm", &c->admin, &jerr) < 0)
+        return -1;
     *err = "not_yet_valid";
-    if (nbf == -2 || iat == -2) return -1;
+    if (nbf == -2 || iat == -2)
+        return -1;
     *err = "expired";
-    if (exp <= (long long)now) return -1;
+    if (exp <= (long long)now)
+        return -1;
     snprintf(c->sub, sizeof c->sub, "%s", sub);
     c->exp = (time_t)exp;
     return 0;
@@ -163,7 +180,8 @@ static size_t token_len(const char *t)
 {
     size_t n = strnlen(t, AUTH_TOKEN_MAX + 1);
 
-    if (n > AUTH_TOKEN_MAX) return 0;
+    if (n > AUTH_TOKEN_MAX)
+        return 0;
     while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
         n--;
     return n;
@@ -181,21 +199,27 @@ int auth_verify(const unsigned char *key, size_t keylen, const char *token, time
     memset(out, 0, sizeof *out);
     *err = "malformed";
     n = token ? token_len(token) : 0;
-    if (n == 0 || (d1 = memchr(token, '.', n)) == NULL) return -1;
+    if (n == 0 || (d1 = memchr(token, '.', n)) == NULL)
+        return -1;
     hl = (size_t)(d1 - token);
-    if ((d2 = memchr(d1 + 1, '.', n - hl - 1)) == NULL) return -1;
+    if ((d2 = memchr(d1 + 1, '.', n - hl - 1)) == NULL)
+        return -1;
     pl = (size_t)(d2 - d1 - 1);
     sl = n - hl - pl - 2;
-    if (hl == 0 || pl == 0 || memchr(d2 + 1, '.', sl) != NULL) return -1;
-    if (!is_b64url(token, hl) || !is_b64url(d1 + 1, pl) || !is_b64url(d2 + 1, sl)) return -1;
-    if (check_header(token, hl, err) < 0) return -1;
+    if (hl == 0 || pl == 0 || memchr(d2 + 1, '.', sl) != NULL)
+        return -1;
+    if (!is_b64url(token, hl) || !is_b64url(d1 + 1, pl) || !is_b64url(d2 + 1, sl))
+        return -1;
+    if (check_header(token, hl, err) < 0)
+        return -1;
     if (check_sig(key, keylen, token, hl + 1 + pl, d2 + 1, sl) < 0) {
         *err = "bad_signature";
         return -1;
     }
     *err = "malformed";
     payload = decode_object(d1 + 1, pl);
-    if (payload == NULL || check_claims(payload, now, &c, err) < 0) goto fail;
+    if (payload == NULL || check_claims(payload, now, &c, err) < 0)
+        goto fail;
     *out = c;
     cJSON_Delete(payload);
     return 0;
@@ -211,19 +235,24 @@ char *auth_sign(const unsigned char *key, size_t keylen, const char *sub, int ad
     char *pj = NULL, *h64 = NULL, *p64 = NULL, *sig = NULL, *tok = NULL;
     buf b = {0};
 
-    if (!auth_valid_sub(sub) || ttl <= 0 || (long long)now > AUTH_MAX_TIME - ttl) return NULL;
+    if (!auth_valid_sub(sub) || ttl <= 0 || (long long)now > AUTH_MAX_TIME - ttl)
+        return NULL;
     p = cJSON_CreateObject();
     if (p == NULL || !cJSON_AddStringToObject(p, "sub", sub) ||
         !cJSON_AddNumberToObject(p, "iat", (double)now) ||
         !cJSON_AddNumberToObject(p, "exp", (double)now + (double)ttl) ||
         (admin && !cJSON_AddTrueToObject(p, "adm")))
         goto fail;
-    if ((pj = cJSON_PrintUnformatted(p)) == NULL) goto fail;
+    if ((pj = cJSON_PrintUnformatted(p)) == NULL)
+        goto fail;
     h64 = util_b64url_encode((const unsigned char *)auth_header, sizeof auth_header - 1);
     p64 = util_b64url_encode((const unsigned char *)pj, strlen(pj));
-    if (h64 == NULL || p64 == NULL || buf_printf(&b, "%s.%s", h64, p64) < 0) goto fail;
-    if ((sig = hmac_b64(key, keylen, b.data, b.len)) == NULL) goto fail;
-    if (buf_printf(&b, ".%s", sig) < 0) goto fail;
+    if (h64 == NULL || p64 == NULL || buf_printf(&b, "%s.%s", h64, p64) < 0)
+        goto fail;
+    if ((sig = hmac_b64(key, keylen, b.data, b.len)) == NULL)
+        goto fail;
+    if (buf_printf(&b, ".%s", sig) < 0)
+        goto fail;
     tok = b.data;
     b.data = NULL;
 fail:

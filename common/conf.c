@@ -51,10 +51,12 @@ static int parse_int(const char *s, long *out)
     char *end;
     long v;
 
-    if (!isdigit((unsigned char)*d)) return -1;
+    if (!isdigit((unsigned char)*d))
+        return -1;
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0') return -1;
+    if (errno != 0 || *end != '\0')
+        return -1;
     *out = v;
     return 0;
 }
@@ -64,7 +66,8 @@ int conf_parse_bool(const char *s, int *out)
     static const char *const yes[] = {"true", "1", "yes", "on"};
     static const char *const no[] = {"false", "0", "no", "off"};
 
-    if (s == NULL) return -1;
+    if (s == NULL)
+        return -1;
     for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
         if (strcasecmp(s, yes[i]) == 0) {
             *out = 1;
@@ -88,7 +91,8 @@ static int size_shift(const char *suf)
              {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}, {"t", 40},   {"tb", 40}, {"tib", 40}};
 
     for (size_t i = 0; i < ARRAY_LEN(t); i++)
-        if (strcasecmp(suf, t[i].s) == 0) return t[i].shift;
+        if (strcasecmp(suf, t[i].s) == 0)
+            return t[i].shift;
     return -1;
 }
 
@@ -97,13 +101,16 @@ int conf_parse_size(const char *s, long long *out)
     long long v = 0;
     int shift;
 
-    if (s == NULL || !isdigit((unsigned char)*s)) return -1;
+    if (s == NULL || !isdigit((unsigned char)*s))
+        return -1;
     for (; isdigit((unsigned char)*s); s++) {
-        if (v > (LLONG_MAX - (*s - '0')) / 10) return -1;
+        if (v > (LLONG_MAX - (*s - '0')) / 10)
+            return -1;
         v = v * 10 + (*s - '0');
     }
     shift = size_shift(s);
-    if (shift < 0 || v > (LLONG_MAX >> shift)) return -1;
+    if (shift < 0 || v > (LLONG_MAX >> shift))
+        return -1;
     *out = v << shift;
     return 0;
 }
@@ -117,7 +124,8 @@ static double secs_unit(const char *suf)
     } t[] = {{"", 1}, {"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
 
     for (size_t i = 0; i < ARRAY_LEN(t); i++)
-        if (strcmp(suf, t[i].s) == 0) return t[i].mult;
+        if (strcmp(suf, t[i].s) == 0)
+            return t[i].mult;
     return -1;
 }
 
@@ -127,18 +135,22 @@ int conf_parse_secs(const char *s, double *out)
     size_t n = 0, digits = 0;
     double unit, v;
 
-    if (s == NULL) return -1;
+    if (s == NULL)
+        return -1;
     while (isdigit((unsigned char)s[n]) || (s[n] == '.' && !memchr(s, '.', n))) {
         digits += isdigit((unsigned char)s[n]) != 0;
         n++;
     }
-    if (digits == 0 || n >= sizeof num) return -1;
+    if (digits == 0 || n >= sizeof num)
+        return -1;
     memcpy(num, s, n);
     num[n] = '\0';
     unit = secs_unit(s + n);
-    if (unit < 0) return -1;
+    if (unit < 0)
+        return -1;
     v = strtod(num, NULL) * unit;
-    if (!isfinite(v)) return -1;
+    if (!isfinite(v))
+        return -1;
     *out = v;
     return 0;
 }
@@ -151,8 +163,10 @@ static int set_value(const struct conf_opt *o, const char *s, int fresh)
 
     switch (o->type) {
     case CONF_STR:
-        if ((copy = strdup(s)) == NULL) return -1;
-        if (!fresh) free(*(char **)o->target);
+        if ((copy = strdup(s)) == NULL)
+            return -1;
+        if (!fresh)
+            free(*(char **)o->target);
         *(char **)o->target = copy;
         return 0;
     case CONF_INT:
@@ -172,7 +186,8 @@ static int apply_defaults(const struct conf_opt *opts, size_t n, char *err)
     size_t i;
 
     for (i = 0; i < n; i++) /* so conf_free is safe whenever a later default fails */
-        if (opts[i].type == CONF_STR) *(char **)opts[i].target = NULL;
+        if (opts[i].type == CONF_STR)
+            *(char **)opts[i].target = NULL;
     for (i = 0; i < n; i++) {
         const struct conf_opt *o = &opts[i];
         const char *def = o->def && *o->def ? o->def : (o->type == CONF_STR ? "" : "0");
@@ -192,7 +207,8 @@ static int apply_env(const struct conf_opt *opts, size_t n, char *err)
         const struct conf_opt *o = &opts[i];
         const char *v = o->env ? getenv(o->env) : NULL;
 
-        if (v == NULL) continue;
+        if (v == NULL)
+            continue;
         if (set_value(o, v, 0) < 0) {
             err_set(err, "bad value '%.*s' for %s (environment, option --%s): expected %s",
                     CONF_ECHO_MAX, v, o->env, o->name, type_expect(o->type));
@@ -206,13 +222,15 @@ static const struct conf_opt *find_opt(const struct conf_opt *opts, size_t n, co
                                        size_t len)
 {
     for (size_t i = 0; i < n; i++)
-        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) return &opts[i];
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+            return &opts[i];
     return NULL;
 }
 
 static int set_flag(const struct conf_opt *o, const char *v, char *err)
 {
-    if (set_value(o, v, 0) == 0) return 0;
+    if (set_value(o, v, 0) == 0)
+        return 0;
     err_set(err, "bad value '%.*s' for --%s (command line): expected %s", CONF_ECHO_MAX, v, o->name,
             type_expect(o->type));
     return -1;
@@ -227,7 +245,8 @@ static int do_flag(const struct conf_opt *opts, size_t n, int argc, char **argv,
 
     if (o == NULL && len > 3 && strncmp(name, "no-", 3) == 0) {
         o = find_opt(opts, n, name + 3, len - 3);
-        if (o != NULL && o->type == CONF_BOOL && eq == NULL) return set_flag(o, "false", err);
+        if (o != NULL && o->type == CONF_BOOL && eq == NULL)
+            return set_flag(o, "false", err);
         if (o != NULL && o->type == CONF_BOOL) {
             err_set(err, "flag --%.*s takes no value", (int)len, name);
             return -1;
@@ -238,8 +257,10 @@ static int do_flag(const struct conf_opt *opts, size_t n, int argc, char **argv,
         err_set(err, "unknown flag --%.*s", (int)(len > 64 ? 64 : len), name);
         return -1;
     }
-    if (eq != NULL) return set_flag(o, eq + 1, err);
-    if (o->type == CONF_BOOL) return set_flag(o, "true", err);
+    if (eq != NULL)
+        return set_flag(o, eq + 1, err);
+    if (o->type == CONF_BOOL)
+        return set_flag(o, "true", err);
     if (*i + 1 >= argc) {
         err_set(err, "flag --%s requires a value", o->name);
         return -1;
@@ -260,7 +281,8 @@ static int apply_flags(const struct conf_opt *opts, size_t n, int argc, char **a
         if (!ended && strcmp(a, "--") == 0) {
             ended = 1;
         } else if (!ended && strncmp(a, "--", 2) == 0) {
-            if (do_flag(opts, n, argc, argv, &i, err) < 0) return -1;
+            if (do_flag(opts, n, argc, argv, &i, err) < 0)
+                return -1;
         } else if (!ended && a[0] == '-' && a[1] != '\0') {
             err_set(err, "unknown flag %.*s", CONF_ECHO_MAX, a);
             return -1;
@@ -274,7 +296,8 @@ static int apply_flags(const struct conf_opt *opts, size_t n, int argc, char **a
 static int wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
     return 0;
 }
 
@@ -287,16 +310,22 @@ int conf_load(const struct conf_opt *opts, size_t n, int argc, char **argv, char
 {
     int k = 1;
 
-    if (wants_help(argc, argv)) return 1;
-    if (apply_defaults(opts, n, err) < 0) goto fail;
-    if (apply_env(opts, n, err) < 0) goto fail;
-    if (argc > 1 && apply_flags(opts, n, argc, argv, &k, err) < 0) goto fail;
+    if (wants_help(argc, argv))
+        return 1;
+    if (apply_defaults(opts, n, err) < 0)
+        goto fail;
+    if (apply_env(opts, n, err) < 0)
+        goto fail;
+    if (argc > 1 && apply_flags(opts, n, argc, argv, &k, err) < 0)
+        goto fail;
     if (k > 1 && rest == NULL) {
         err_set(err, "unexpected argument '%.*s'", CONF_ECHO_MAX, argv[1]);
         goto fail;
     }
-    if (rest != NULL) *rest = argc > 0 ? argv + 1 : argv;
-    if (nrest != NULL) *nrest = k - 1;
+    if (rest != NULL)
+        *rest = argc > 0 ? argv + 1 : argv;
+    if (nrest != NULL)
+        *nrest = k - 1;
     return 0;
 fail:
     conf_free(opts, n);
@@ -306,7 +335,8 @@ fail:
 void conf_free(const struct conf_opt *opts, size_t n)
 {
     for (size_t i = 0; opts != NULL && i < n; i++) {
-        if (opts[i].type != CONF_STR) continue;
+        if (opts[i].type != CONF_STR)
+            continue;
         free(*(char **)opts[i].target);
         *(char **)opts[i].target = NULL;
     }
@@ -315,7 +345,8 @@ void conf_free(const struct conf_opt *opts, size_t n)
 /* The default as shown to users: an empty string is "" and an unset number is 0. */
 static const char *default_text(const struct conf_opt *o)
 {
-    if (o->def != NULL && *o->def != '\0') return o->def;
+    if (o->def != NULL && *o->def != '\0')
+        return o->def;
     switch (o->type) {
     case CONF_STR:
         return "\"\"";
@@ -372,7 +403,8 @@ static void md_cell(FILE *out, const char *s, int code)
 
     fputs(span ? " `" : " ", out);
     for (; *s; s++) {
-        if (*s == '|' || (!span && (*s == '`' || *s == '\\'))) fputc('\\', out);
+        if (*s == '|' || (!span && (*s == '`' || *s == '\\')))
+            fputc('\\', out);
         fputc(*s == '\n' || *s == '\r' ? ' ' : *s, out);
     }
     fputs(span ? "` |" : " |", out);
@@ -382,7 +414,8 @@ void conf_markdown(const struct conf_opt *opts, size_t n, const char *title, FIL
 {
     char flag[128];
 
-    if (title != NULL) fprintf(out, "# %s\n\n", title);
+    if (title != NULL)
+        fprintf(out, "# %s\n\n", title);
     fputs("| Flag | Environment | Type | Default | Description |\n"
           "| --- | --- | --- | --- | --- |\n",
           out);

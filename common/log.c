@@ -80,10 +80,14 @@ static size_t escape_one(const unsigned char *s, size_t n, char out[8], size_t *
     size_t l;
 
     *used = 1;
-    if (c == '"' || c == '\\') return (size_t)snprintf(out, 8, "\\%c", c);
-    if (c == '\n') return (size_t)snprintf(out, 8, "\\n");
-    if (c == '\r') return (size_t)snprintf(out, 8, "\\r");
-    if (c == '\t') return (size_t)snprintf(out, 8, "\\t");
+    if (c == '"' || c == '\\')
+        return (size_t)snprintf(out, 8, "\\%c", c);
+    if (c == '\n')
+        return (size_t)snprintf(out, 8, "\\n");
+    if (c == '\r')
+        return (size_t)snprintf(out, 8, "\\r");
+    if (c == '\t')
+        return (size_t)snprintf(out, 8, "\\t");
     if (c < 0x20 || c == 0x7f)
         return (size_t)snprintf(out, 8, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
     l = json_utf8_seqlen(s, n);
@@ -122,14 +126,16 @@ static int put_pair(struct line *l, const char *k, const char *v)
 {
     size_t mark = l->len;
 
-    if (mark > 1) put(l, ",", 1);
+    if (mark > 1)
+        put(l, ",", 1);
     put_str(l, k);
     put(l, ":", 1);
     if (v != NULL)
         put_str(l, v);
     else
         put(l, "null", 4);
-    if (!l->over) return 0;
+    if (!l->over)
+        return 0;
     l->len = mark;
     return -1;
 }
@@ -155,8 +161,10 @@ static void write_all(const char *p, size_t n)
     pthread_mutex_lock(&log_mu);
     while (n > 0) {
         w = write(STDERR_FILENO, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
         p += w;
         n -= (size_t)w;
     }
@@ -191,13 +199,15 @@ static void log_v(enum log_level lvl, const char *rid, const char *event, const 
     put_pair(&l, "level", level_names[lvl]);
     put_pair(&l, "service", log_service);
     put_pair(&l, "event", event ? event : "");
-    if (rid != NULL) put_pair(&l, "request_id", rid);
+    if (rid != NULL)
+        put_pair(&l, "request_id", rid);
     full = put_pair(&l, "msg", msg ? msg : "") < 0;
     /* A NULL value ends the list too, so an odd argument count never reads past the end. */
     while (!full && (k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
         full = put_pair(&l, k, v) < 0;
-        if (v == NULL) break;
+        if (v == NULL)
+            break;
     }
     finish(&l);
 }
@@ -206,8 +216,10 @@ void log_kv(enum log_level lvl, const char *rid, const char *event, const char *
 {
     va_list ap;
 
-    if ((unsigned)lvl > LOG_ERROR) lvl = LOG_ERROR;
-    if (!log_enabled(lvl)) return;
+    if ((unsigned)lvl > LOG_ERROR)
+        lvl = LOG_ERROR;
+    if (!log_enabled(lvl))
+        return;
     va_start(ap, msg);
     log_v(lvl, rid, event, msg, ap);
     va_end(ap);

@@ -21,9 +21,11 @@ static long sql_line(const char *sql, long pos)
     const unsigned char *s;
 
     for (s = (const unsigned char *)sql; *s && ch < pos - 1; s++) {
-        if ((*s & 0xC0) == 0x80) continue; /* continuation byte */
+        if ((*s & 0xC0) == 0x80)
+            continue; /* continuation byte */
         ch++;
-        if (*s == '\n') line++;
+        if (*s == '\n')
+            line++;
     }
     return line;
 }
@@ -35,10 +37,13 @@ static void err_result(char *err, const char *what, const char *sql, PGconn *c, 
     const char *pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
     size_t n;
 
-    if (!msg) msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
-    if (!msg || !*msg) msg = PQerrorMessage(c);
+    if (!msg)
+        msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+    if (!msg || !*msg)
+        msg = PQerrorMessage(c);
     n = strcspn(msg, "\n");
-    if (n > ERR_MAX) n = ERR_MAX;
+    if (n > ERR_MAX)
+        n = ERR_MAX;
     if (sql && pos)
         err_set(err, "migrate: %s: line %ld: %.*s", what, sql_line(sql, atol(pos)), (int)n, msg);
     else
@@ -66,11 +71,13 @@ static PGresult *recorded(PGconn *c, char *err)
     PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
     int exists;
 
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) goto fail;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        goto fail;
     exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     r = PQexec(c, exists ? "SELECT name FROM schema_migrations" : "SELECT ''::text WHERE false");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        return r;
 fail:
     err_result(err, "schema_migrations", NULL, c, r);
     PQclear(r);
@@ -82,7 +89,8 @@ static int is_recorded(const PGresult *r, const char *name)
     int i;
 
     for (i = 0; i < PQntuples(r); i++)
-        if (strcmp(PQgetvalue(r, i, 0), name) == 0) return 1;
+        if (strcmp(PQgetvalue(r, i, 0), name) == 0)
+            return 1;
     return 0;
 }
 
@@ -92,8 +100,10 @@ static int apply_one(PGconn *c, const struct migration *m, char *err)
     const char *params[1] = {m->name};
     PGresult *r = NULL;
 
-    if (exec_ok(c, "BEGIN", m->name, err) < 0) return -1;
-    if (exec_ok(c, m->sql, m->name, err) < 0) goto fail;
+    if (exec_ok(c, "BEGIN", m->name, err) < 0)
+        return -1;
+    if (exec_ok(c, m->sql, m->name, err) < 0)
+        goto fail;
     if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
         err_set(err, "migrate: %s: must not end the transaction itself", m->name);
         goto fail;
@@ -108,7 +118,8 @@ static int apply_one(PGconn *c, const struct migration *m, char *err)
     return exec_ok(c, "COMMIT", m->name, err);
 fail:
     PQclear(r);
-    if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
+    if (PQtransactionStatus(c) != PQTRANS_IDLE)
+        PQclear(PQexec(c, "ROLLBACK"));
     return -1;
 }
 
@@ -119,13 +130,17 @@ static int apply_locked(PGconn *c, int *applied, char *err)
     size_t i;
     int rc = 0;
 
-    if (exec_ok(c, MIGRATE_TABLE_SQL, "schema_migrations", err) < 0) return -1;
+    if (exec_ok(c, MIGRATE_TABLE_SQL, "schema_migrations", err) < 0)
+        return -1;
     done = recorded(c, err);
-    if (!done) return -1;
+    if (!done)
+        return -1;
     for (i = 0; i < pix_migrations_count && rc == 0; i++) {
-        if (is_recorded(done, pix_migrations[i].name)) continue;
+        if (is_recorded(done, pix_migrations[i].name))
+            continue;
         rc = apply_one(c, &pix_migrations[i], err);
-        if (rc == 0) (*applied)++;
+        if (rc == 0)
+            (*applied)++;
     }
     PQclear(done);
     return rc;
@@ -135,7 +150,8 @@ int migrate_apply(PGconn *c, int *applied, char *err)
 {
     int n = 0, rc;
 
-    if (applied) *applied = 0;
+    if (applied)
+        *applied = 0;
     if (PQstatus(c) != CONNECTION_OK) {
         err_set(err, "migrate: no database connection");
         return -1;
@@ -144,10 +160,13 @@ int migrate_apply(PGconn *c, int *applied, char *err)
         err_set(err, "migrate: the connection is inside a transaction");
         return -1;
     }
-    if (exec_ok(c, MIGRATE_LOCK_SQL, "advisory lock", err) < 0) return -1;
+    if (exec_ok(c, MIGRATE_LOCK_SQL, "advisory lock", err) < 0)
+        return -1;
     rc = apply_locked(c, &n, err);
-    if (PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, MIGRATE_UNLOCK_SQL));
-    if (applied) *applied = n;
+    if (PQstatus(c) == CONNECTION_OK)
+        PQclear(PQexec(c, MIGRATE_UNLOCK_SQL));
+    if (applied)
+        *applied = n;
     return rc;
 }
 
@@ -162,7 +181,8 @@ int migrate_current(PGconn *c, char *err)
         return -1;
     }
     r = recorded(c, err);
-    if (!r) return -1;
+    if (!r)
+        return -1;
     for (i = 0; i < pix_migrations_count && all; i++)
         all = is_recorded(r, pix_migrations[i].name);
     PQclear(r);

@@ -62,10 +62,13 @@ static char *s3_base_for(const char *endpoint, const char *bucket, int path_styl
 {
     buf b = {0}, n = {0};
     char err[ERR_MAX];
-    if (sigv4_normalize_base(&n, endpoint, err) < 0) goto fail;
-    if (path_style) return n.data;
+    if (sigv4_normalize_base(&n, endpoint, err) < 0)
+        goto fail;
+    if (path_style)
+        return n.data;
     const char *host = strstr(n.data, "://") + 3;
-    if (buf_printf(&b, "%.*s%s.%s", (int)(host - n.data), n.data, bucket, host) < 0) goto fail;
+    if (buf_printf(&b, "%.*s%s.%s", (int)(host - n.data), n.data, bucket, host) < 0)
+        goto fail;
     buf_free(&n);
     return b.data;
 fail:
@@ -93,7 +96,8 @@ s3_client *s3_client_new(const struct s3_config *cfg)
         !cfg->secret_key)
         return NULL;
     s3_client *c = calloc(1, sizeof(*c));
-    if (!c) return NULL;
+    if (!c)
+        return NULL;
     const char *pub =
         cfg->public_endpoint && *cfg->public_endpoint ? cfg->public_endpoint : cfg->endpoint;
     c->base = s3_base_for(cfg->endpoint, cfg->bucket, cfg->path_style);
@@ -118,8 +122,10 @@ fail:
 
 void s3_client_free(s3_client *c)
 {
-    if (!c) return;
-    if (c->curl) curl_easy_cleanup(c->curl);
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
     sigv4_signer_free(c->signer);
     free(c->base);
     free(c->pub_base);
@@ -156,7 +162,8 @@ static int s3_utf8_put(buf *out, unsigned long cp)
     static const unsigned char lead[] = {0, 0x00, 0xC0, 0xE0, 0xF0};
     unsigned char u[4];
     size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return -1;
     for (size_t i = n - 1; i > 0; i--, cp >>= 6)
         u[i] = (unsigned char)(0x80 | (cp & 0x3F));
     u[0] = (unsigned char)(lead[n] | cp);
@@ -171,19 +178,22 @@ static int s3_xml_entity(buf *out, const char *p, const char *end, size_t *len)
         char ch;
     } named[] = {{"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
     const char *semi = memchr(p, ';', (size_t)(end - p));
-    if (!semi || semi - p > 10) return -1;
+    if (!semi || semi - p > 10)
+        return -1;
     *len = (size_t)(semi - p) + 1;
     for (size_t i = 0; i < ARRAY_LEN(named); i++) {
         if ((size_t)(semi - p) == strlen(named[i].name) && !memcmp(p, named[i].name, *len - 1))
             return buf_append(out, &named[i].ch, 1);
     }
-    if (*p != '#' || semi - p < 2) return -1;
+    if (*p != '#' || semi - p < 2)
+        return -1;
     char num[12], *e;
     int hex = p[1] == 'x' || p[1] == 'X';
     size_t digits = (size_t)(semi - p) - 1 - (size_t)hex;
     memcpy(num, p + 1 + hex, digits);
     num[digits] = '\0';
-    if (!digits || strspn(num, hex ? "0123456789abcdefABCDEF" : "0123456789") != digits) return -1;
+    if (!digits || strspn(num, hex ? "0123456789abcdefABCDEF" : "0123456789") != digits)
+        return -1;
     unsigned long cp = strtoul(num, &e, hex ? 16 : 10);
     return s3_utf8_put(out, cp);
 }
@@ -195,9 +205,12 @@ static int s3_xml_text(buf *out, const char *p, const char *end)
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
         size_t len;
-        if (buf_append(out, p, (size_t)(stop - p)) < 0) return -1;
-        if (!amp) break;
-        if (s3_xml_entity(out, amp + 1, end, &len) < 0) return -1;
+        if (buf_append(out, p, (size_t)(stop - p)) < 0)
+            return -1;
+        if (!amp)
+            break;
+        if (s3_xml_entity(out, amp + 1, end, &len) < 0)
+            return -1;
         p = amp + 1 + len;
     }
     return 0;
@@ -218,14 +231,17 @@ static const char *s3_xml_find(const char *p, const char *end, const char *tag, 
         if ((size_t)(end - q) < n + 2 || memcmp(q + 1, tag, n) || !s3_xml_name_end(q[1 + n]))
             continue;
         const char *gt = memchr(q + 1 + n, '>', (size_t)(end - q - 1 - n));
-        if (!gt) return NULL;
+        if (!gt)
+            return NULL;
         *vs = gt + 1;
-        if (gt[-1] == '/') return *ve = gt + 1;
+        if (gt[-1] == '/')
+            return *ve = gt + 1;
         for (const char *c = gt + 1; (c = memmem(c, (size_t)(end - c), "</", 2)) != NULL; c += 2) {
             if ((size_t)(end - c) < n + 3 || memcmp(c + 2, tag, n) || !s3_xml_name_end(c[2 + n]))
                 continue;
             const char *cgt = memchr(c + 2 + n, '>', (size_t)(end - c - 2 - n));
-            if (!cgt) return NULL;
+            if (!cgt)
+                return NULL;
             *ve = c;
             return cgt + 1;
         }
@@ -240,9 +256,12 @@ static int s3_xml_get(const char *p, const char *end, const char *tag, buf *out)
 {
     const char *vs, *ve;
     buf_reset(out);
-    if (!s3_xml_find(p, end, tag, &vs, &ve)) return 0;
-    if (s3_xml_text(out, vs, ve) < 0) return -1;
-    if (!out->data && buf_puts(out, "") < 0) return -1;
+    if (!s3_xml_find(p, end, tag, &vs, &ve))
+        return 0;
+    if (s3_xml_text(out, vs, ve) < 0)
+        return -1;
+    if (!out->data && buf_puts(out, "") < 0)
+        return -1;
     return 1;
 }
 
@@ -252,8 +271,10 @@ static int s3_xml_copy(const char *p, const char *end, const char *tag, char *ou
     buf b = {0};
     int rc = s3_xml_get(p, end, tag, &b);
     out[0] = '\0';
-    if (rc == 1 && b.len >= size) rc = -1;
-    if (rc == 1) memcpy(out, b.data, b.len + 1);
+    if (rc == 1 && b.len >= size)
+        rc = -1;
+    if (rc == 1)
+        memcpy(out, b.data, b.len + 1);
     buf_free(&b);
     return rc;
 }
@@ -282,7 +303,8 @@ static time_t s3_parse_iso8601(const char *s)
 static int s3_parse_ll(const char *s, long long *out)
 {
     char *e;
-    if (!*s) return -1;
+    if (!*s)
+        return -1;
     *out = strtoll(s, &e, 10);
     return *e || *out < 0 ? -1 : 0;
 }
@@ -291,10 +313,12 @@ static int s3_parse_ll(const char *s, long long *out)
 static int s3_body_error(s3_client *c)
 {
     const char *vs, *ve, *p = c->body.data, *end = p + c->body.len;
-    if (!p || !s3_xml_find(p, end, "Error", &vs, &ve)) return 0;
+    if (!p || !s3_xml_find(p, end, "Error", &vs, &ve))
+        return 0;
     if (s3_xml_copy(vs, ve, "Code", c->code, sizeof(c->code)) != 1)
         snprintf(c->code, sizeof(c->code), "?");
-    if (s3_xml_copy(vs, ve, "Message", c->message, sizeof(c->message)) != 1) c->message[0] = '\0';
+    if (s3_xml_copy(vs, ve, "Message", c->message, sizeof(c->message)) != 1)
+        c->message[0] = '\0';
     return 1;
 }
 
@@ -304,7 +328,8 @@ static size_t s3_read_cb(char *dst, size_t size, size_t n, void *ud)
 {
     struct s3_xfer *x = ud;
     size_t left = x->r->body_len - x->sent, take = size * n < left ? size * n : left;
-    if (take) memcpy(dst, (const char *)x->r->body + x->sent, take);
+    if (take)
+        memcpy(dst, (const char *)x->r->body + x->sent, take);
     x->sent += take;
     return take;
 }
@@ -313,7 +338,8 @@ static size_t s3_read_cb(char *dst, size_t size, size_t n, void *ud)
 static int s3_seek_cb(void *ud, curl_off_t off, int origin)
 {
     struct s3_xfer *x = ud;
-    if (origin != SEEK_SET || off < 0 || (size_t)off > x->r->body_len) return CURL_SEEKFUNC_FAIL;
+    if (origin != SEEK_SET || off < 0 || (size_t)off > x->r->body_len)
+        return CURL_SEEKFUNC_FAIL;
     x->sent = (size_t)off;
     return CURL_SEEKFUNC_OK;
 }
@@ -345,13 +371,15 @@ static size_t s3_write_cb(char *p, size_t size, size_t n, void *ud)
 static void s3_header_take(const char *line, size_t len, const char *name, char *out, size_t size)
 {
     size_t n = strlen(name);
-    if (len <= n || strncasecmp(line, name, n) || line[n] != ':') return;
+    if (len <= n || strncasecmp(line, name, n) || line[n] != ':')
+        return;
     const char *v = line + n + 1, *e = line + len;
     while (v < e && (*v == ' ' || *v == '\t'))
         v++;
     while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
         e--;
-    if ((size_t)(e - v) >= size) e = v; /* too long to be real: keep none */
+    if ((size_t)(e - v) >= size)
+        e = v; /* too long to be real: keep none */
     memcpy(out, v, (size_t)(e - v));
     out[e - v] = '\0';
 }
@@ -364,7 +392,8 @@ static size_t s3_header_cb(char *line, size_t size, size_t n, void *ud)
     int status;
     if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
         /* A new response (after a 1xx too): forget what the previous one said. */
-        if (sscanf(line, "HTTP/%*s %d", &status) == 1) c->status = status;
+        if (sscanf(line, "HTTP/%*s %d", &status) == 1)
+            c->status = status;
         c->etag[0] = c->last_modified[0] = '\0';
         return len;
     }
@@ -393,9 +422,11 @@ static int s3_slist_add(struct curl_slist **h, const char *name, const char *val
 {
     buf line = {0};
     struct curl_slist *t = NULL;
-    if (buf_printf(&line, "%s: %s", name, value) == 0) t = curl_slist_append(*h, line.data);
+    if (buf_printf(&line, "%s: %s", name, value) == 0)
+        t = curl_slist_append(*h, line.data);
     buf_free(&line);
-    if (!t) return -1;
+    if (!t)
+        return -1;
     *h = t;
     return 0;
 }
@@ -418,7 +449,8 @@ static struct curl_slist *s3_req_headers(s3_client *c, const struct s3_req *r, c
         s3_slist_add(&h, "x-amz-content-sha256", sha) < 0 || !(h = curl_slist_append(h, "Expect:")))
         goto oom;
     for (size_t i = 0; i < r->nh; i++) {
-        if (s3_slist_add(&h, r->headers[i].key, r->headers[i].value) < 0) goto oom;
+        if (s3_slist_add(&h, r->headers[i].key, r->headers[i].value) < 0)
+            goto oom;
     }
     return h;
 oom:
@@ -470,10 +502,12 @@ static void s3_curl_setup(s3_client *c, struct s3_xfer *x, struct curl_slist *h)
  * a configuration error) or S3_ERR, with the S3 error Code and Message in err. */
 static int s3_http_fail(s3_client *c, const struct s3_req *r, char *err)
 {
-    if (!s3_body_error(c) && c->status == 404) snprintf(c->code, sizeof(c->code), "NotFound");
+    if (!s3_body_error(c) && c->status == 404)
+        snprintf(c->code, sizeof(c->code), "NotFound");
     err_set(err, "s3: %s %s: HTTP %d %s%s%s", r->method, c->path.data, c->status, c->code,
             c->message[0] ? ": " : "", c->message);
-    if (c->status == 404 && strcmp(c->code, "NoSuchBucket") != 0) return S3_NOTFOUND;
+    if (c->status == 404 && strcmp(c->code, "NoSuchBucket") != 0)
+        return S3_NOTFOUND;
     return S3_ERR;
 }
 
@@ -491,7 +525,8 @@ static int s3_perform(s3_client *c, const struct s3_req *r, char *err)
     struct curl_slist *h = NULL;
     long status = 0;
     s3_last_reset(c);
-    if (s3_req_url(c, r, err) < 0 || !(h = s3_req_headers(c, r, err))) goto fail;
+    if (s3_req_url(c, r, err) < 0 || !(h = s3_req_headers(c, r, err)))
+        goto fail;
     s3_curl_setup(c, &x, h);
     CURLcode rc = curl_easy_perform(c->curl);
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -523,7 +558,8 @@ int s3_head_object(s3_client *c, const char *key, struct s3_object *out, char *e
     struct s3_req r = {.method = "HEAD", .key = key};
     curl_off_t len = -1;
     int rc = s3_perform(c, &r, err);
-    if (rc != S3_OK || !out) return rc;
+    if (rc != S3_OK || !out)
+        return rc;
     curl_easy_getinfo(c->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
     out->size = (long long)len;
     snprintf(out->etag, sizeof(out->etag), "%s", c->etag);
@@ -542,18 +578,21 @@ int s3_get_object(s3_client *c, const char *key, long long offset, long long len
         err_set(err, "s3: bad range or no sink");
         return S3_ERR;
     }
-    if (len == 0) return s3_head_object(c, key, NULL, err); /* nothing to read, but it exists */
+    if (len == 0)
+        return s3_head_object(c, key, NULL, err); /* nothing to read, but it exists */
     if (len > 0)
         snprintf(range, sizeof(range), "bytes=%lld-%lld", offset, offset + len - 1);
     else
         snprintf(range, sizeof(range), "bytes=%lld-", offset);
-    if (offset > 0 || len > 0) r.headers = h, r.nh = 1, r.ranged = 1;
+    if (offset > 0 || len > 0)
+        r.headers = h, r.nh = 1, r.ranged = 1;
     return s3_perform(c, &r, err);
 }
 
 static int s3_content_type_hdr(struct sigv4_kv *h, const char *content_type)
 {
-    if (!content_type || !*content_type) return 0;
+    if (!content_type || !*content_type)
+        return 0;
     h->key = "Content-Type";
     h->value = content_type;
     return 1;
@@ -579,7 +618,8 @@ int s3_delete_object(s3_client *c, const char *key, char *err)
 /* A 2xx whose body is an <Error> (Complete, Copy) failed after all. */
 static int s3_check_body(s3_client *c, const struct s3_req *r, int rc, char *err)
 {
-    if (rc != S3_OK || !s3_body_error(c)) return rc;
+    if (rc != S3_OK || !s3_body_error(c))
+        return rc;
     err_set(err, "s3: %s %s: HTTP %d with error %s%s%s", r->method, c->path.data, c->status,
             c->code, c->message[0] ? ": " : "", c->message);
     return strcmp(c->code, "NoSuchUpload") == 0 ? S3_NOTFOUND : S3_ERR;
@@ -610,7 +650,8 @@ int s3_create_multipart(s3_client *c, const char *key, const char *content_type,
     struct sigv4_kv q[] = {{"uploads", ""}}, h[1];
     struct s3_req r = {.method = "POST", .key = key, .query = q, .nq = 1, .headers = h};
     r.nh = (size_t)s3_content_type_hdr(h, content_type);
-    if (s3_check_body(c, &r, s3_perform(c, &r, err), err) != S3_OK) return S3_ERR;
+    if (s3_check_body(c, &r, s3_perform(c, &r, err), err) != S3_OK)
+        return S3_ERR;
     const char *p = c->body.data ? c->body.data : "";
     if (s3_xml_copy(p, p + c->body.len, "UploadId", upload_id, upload_id_len) != 1 ||
         !upload_id[0]) {
@@ -642,7 +683,8 @@ static int s3_xml_escape(buf *out, const char *s)
 {
     for (; *s; s++) {
         const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
-        if (e ? buf_puts(out, e) < 0 : buf_append(out, s, 1) < 0) return -1;
+        if (e ? buf_puts(out, e) < 0 : buf_append(out, s, 1) < 0)
+            return -1;
     }
     return 0;
 }
@@ -669,7 +711,8 @@ static int s3_complete_gone(s3_client *c, const char *key, const char *upload_id
     struct sigv4_kv q[] = {{"max-parts", "1"}, {"uploadId", upload_id}};
     struct s3_req r = {.method = "GET", .key = key, .query = q, .nq = 2};
     snprintf(why, sizeof(why), "%s", err ? err : "");
-    if (s3_perform(c, &r, NULL) != S3_NOTFOUND) return rc;
+    if (s3_perform(c, &r, NULL) != S3_NOTFOUND)
+        return rc;
     err_set(err, "%s (the upload no longer exists)", why);
     return S3_NOTFOUND;
 }
@@ -681,7 +724,8 @@ int s3_complete_multipart(s3_client *c, const char *key, const char *upload_id,
     struct sigv4_kv q[] = {{"uploadId", upload_id}}, h[] = {{"Content-Type", "application/xml"}};
     struct s3_req r = {.method = "POST", .key = key, .query = q, .nq = 1, .headers = h, .nh = 1};
     int rc = S3_ERR;
-    if (s3_parts_check(parts, nparts, err) < 0) goto done;
+    if (s3_parts_check(parts, nparts, err) < 0)
+        goto done;
     if (s3_complete_body(&body, parts, nparts) < 0) {
         err_set(err, "s3: out of memory");
         goto done;
@@ -690,7 +734,8 @@ int s3_complete_multipart(s3_client *c, const char *key, const char *upload_id,
     r.body_len = body.len;
     /* S3 answers 200 at once and may report a failure in the body minutes later. */
     rc = s3_check_body(c, &r, s3_perform(c, &r, err), err);
-    if (rc == S3_ERR && c->status >= 500) rc = s3_complete_gone(c, key, upload_id, rc, err);
+    if (rc == S3_ERR && c->status >= 500)
+        rc = s3_complete_gone(c, key, upload_id, rc, err);
 done:
     buf_free(&body);
     return rc;
@@ -708,7 +753,8 @@ static int s3_parts_push(struct s3_part **parts, int *n, int *cap, const struct 
     if (*n == *cap) {
         int ncap = *cap ? *cap * 2 : 16;
         struct s3_part *np = realloc(*parts, (size_t)ncap * sizeof(*np));
-        if (!np) return -1;
+        if (!np)
+            return -1;
         *parts = np;
         *cap = ncap;
     }
@@ -736,7 +782,8 @@ static int s3_parts_page(s3_client *c, struct s3_part **parts, int *n, int *cap,
     const char *vs, *ve, *p = c->body.data ? c->body.data : "", *end = p + c->body.len;
     struct s3_part part;
     while ((p = s3_xml_find(p, end, "Part", &vs, &ve)) != NULL) {
-        if (s3_part_parse(vs, ve, &part) < 0 || s3_parts_push(parts, n, cap, &part) < 0) return -1;
+        if (s3_part_parse(vs, ve, &part) < 0 || s3_parts_push(parts, n, cap, &part) < 0)
+            return -1;
     }
     p = c->body.data ? c->body.data : "";
     next[0] = '\0';
@@ -757,15 +804,19 @@ int s3_list_parts(s3_client *c, const char *key, const char *upload_id, struct s
     snprintf(max, sizeof(max), "%d", c->page_size);
     for (;;) {
         r.nq = 1;
-        if (c->page_size > 0) q[r.nq++] = (struct sigv4_kv){"max-parts", max};
-        if (marker[0]) q[r.nq++] = (struct sigv4_kv){"part-number-marker", marker};
-        if ((rc = s3_perform(c, &r, err)) != S3_OK) goto fail;
+        if (c->page_size > 0)
+            q[r.nq++] = (struct sigv4_kv){"max-parts", max};
+        if (marker[0])
+            q[r.nq++] = (struct sigv4_kv){"part-number-marker", marker};
+        if ((rc = s3_perform(c, &r, err)) != S3_OK)
+            goto fail;
         rc = S3_ERR;
         if (s3_parts_page(c, parts, &n, &cap, next) < 0) {
             err_set(err, "s3: ListParts %s: malformed response", c->path.data);
             goto fail;
         }
-        if (!next[0]) break;
+        if (!next[0])
+            break;
         if (atoi(next) <= atoi(marker)) {
             err_set(err, "s3: ListParts %s: pagination does not advance", c->path.data);
             goto fail;
@@ -819,7 +870,8 @@ static int s3_next_markers(s3_client *c, buf *km, buf *um)
     if (rc == 1) {
         buf_reset(km);
         buf_reset(um);
-        if (buf_puts(km, nk.data) < 0 || buf_puts(um, nu.data ? nu.data : "") < 0) rc = -1;
+        if (buf_puts(km, nk.data) < 0 || buf_puts(um, nu.data ? nu.data : "") < 0)
+            rc = -1;
     }
     buf_free(&nk);
     buf_free(&nu);
@@ -837,10 +889,14 @@ int s3_list_multipart_uploads(s3_client *c, const char *prefix, s3_upload_cb cb,
     snprintf(max, sizeof(max), "%d", c->page_size);
     do {
         r.nq = 2;
-        if (c->page_size > 0) q[r.nq++] = (struct sigv4_kv){"max-uploads", max};
-        if (km.len) q[r.nq++] = (struct sigv4_kv){"key-marker", km.data};
-        if (km.len && um.len) q[r.nq++] = (struct sigv4_kv){"upload-id-marker", um.data};
-        if ((rc = s3_perform(c, &r, err)) != S3_OK) break;
+        if (c->page_size > 0)
+            q[r.nq++] = (struct sigv4_kv){"max-uploads", max};
+        if (km.len)
+            q[r.nq++] = (struct sigv4_kv){"key-marker", km.data};
+        if (km.len && um.len)
+            q[r.nq++] = (struct sigv4_kv){"upload-id-marker", um.data};
+        if ((rc = s3_perform(c, &r, err)) != S3_OK)
+            break;
         if ((more = s3_uploads_page(c, cb, ud)) == 0)
             more = s3_next_markers(c, &km, &um);
         else if (more == 1)
@@ -881,12 +937,14 @@ static int s3_next_token(s3_client *c, buf *tok)
     const char *p = c->body.data ? c->body.data : "", *end = p + c->body.len;
     buf next = {0};
     int rc = 1;
-    if (!s3_xml_true(p, end, "IsTruncated")) return 0;
+    if (!s3_xml_true(p, end, "IsTruncated"))
+        return 0;
     if (s3_xml_get(p, end, "NextContinuationToken", &next) != 1 || !next.len ||
         (tok->len && strcmp(next.data, tok->data) == 0))
         rc = -1;
     buf_reset(tok);
-    if (rc == 1 && buf_puts(tok, next.data) < 0) rc = -1;
+    if (rc == 1 && buf_puts(tok, next.data) < 0)
+        rc = -1;
     buf_free(&next);
     return rc;
 }
@@ -901,9 +959,12 @@ int s3_list_objects(s3_client *c, const char *prefix, s3_object_cb cb, void *ud,
     snprintf(max, sizeof(max), "%d", c->page_size);
     do {
         r.nq = 2;
-        if (c->page_size > 0) q[r.nq++] = (struct sigv4_kv){"max-keys", max};
-        if (tok.len) q[r.nq++] = (struct sigv4_kv){"continuation-token", tok.data};
-        if ((rc = s3_perform(c, &r, err)) != S3_OK) break;
+        if (c->page_size > 0)
+            q[r.nq++] = (struct sigv4_kv){"max-keys", max};
+        if (tok.len)
+            q[r.nq++] = (struct sigv4_kv){"continuation-token", tok.data};
+        if ((rc = s3_perform(c, &r, err)) != S3_OK)
+            break;
         if ((more = s3_objects_page(c, cb, ud)) == 0)
             more = s3_next_token(c, &tok);
         else if (more == 1)

@@ -57,7 +57,8 @@ static int sigv4_unreserved(unsigned char ch)
 
 int sigv4_uri_encode(buf *out, const char *s, size_t len, int keep_slash)
 {
-    if (len > (SIZE_MAX - 1) / 3 || buf_reserve(out, len * 3 + 1) < 0) return -1;
+    if (len > (SIZE_MAX - 1) / 3 || buf_reserve(out, len * 3 + 1) < 0)
+        return -1;
     char *p = out->data + out->len;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -78,7 +79,8 @@ static char *sigv4_strdup_prefixed(const char *prefix, const char *s)
 {
     size_t a = strlen(prefix), b = strlen(s);
     char *p = malloc(a + b + 1);
-    if (!p) return NULL;
+    if (!p)
+        return NULL;
     memcpy(p, prefix, a);
     memcpy(p + a, s, b + 1);
     return p;
@@ -92,27 +94,34 @@ static int sigv4_crypto_init(sigv4_signer *s)
     };
     s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!s->mac || !s->sha256) return -1;
+    if (!s->mac || !s->sha256)
+        return -1;
     s->hmac = EVP_MAC_CTX_new(s->mac);
     s->md = EVP_MD_CTX_new();
-    if (!s->hmac || !s->md) return -1;
+    if (!s->hmac || !s->md)
+        return -1;
     return EVP_MAC_CTX_set_params(s->hmac, params) ? 0 : -1;
 }
 
 sigv4_signer *sigv4_signer_new(const char *access_key, const char *secret_key, const char *region,
                                const char *service)
 {
-    if (!access_key || !secret_key || !region || !service) return NULL;
+    if (!access_key || !secret_key || !region || !service)
+        return NULL;
     /* The credential scope must fit in a fixed buffer; real values are far shorter. */
-    if (strlen(access_key) + strlen(region) + strlen(service) > SIGV4_SCOPE_MAX - 32) return NULL;
+    if (strlen(access_key) + strlen(region) + strlen(service) > SIGV4_SCOPE_MAX - 32)
+        return NULL;
     sigv4_signer *s = calloc(1, sizeof(*s));
-    if (!s) return NULL;
+    if (!s)
+        return NULL;
     s->access_key = strdup(access_key);
     s->secret = sigv4_strdup_prefixed("AWS4", secret_key);
     s->region = strdup(region);
     s->service = strdup(service);
-    if (!s->access_key || !s->secret || !s->region || !s->service) goto fail;
-    if (sigv4_crypto_init(s) < 0) goto fail;
+    if (!s->access_key || !s->secret || !s->region || !s->service)
+        goto fail;
+    if (sigv4_crypto_init(s) < 0)
+        goto fail;
     return s;
 fail:
     sigv4_signer_free(s);
@@ -121,8 +130,10 @@ fail:
 
 void sigv4_signer_free(sigv4_signer *s)
 {
-    if (!s) return;
-    if (s->secret) OPENSSL_cleanse(s->secret, strlen(s->secret));
+    if (!s)
+        return;
+    if (s->secret)
+        OPENSSL_cleanse(s->secret, strlen(s->secret));
     OPENSSL_cleanse(s->key, sizeof(s->key));
     free(s->access_key);
     free(s->secret);
@@ -161,7 +172,8 @@ int sigv4_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
     unsigned int n = 0;
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32) return -1;
+    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+        return -1;
     util_hex(md, sizeof(md), out);
     return 0;
 }
@@ -171,7 +183,8 @@ int sigv4_sha256_hex(const void *data, size_t len, char out[65])
 static int sigv4_signing_key(sigv4_signer *s, const char day[9])
 {
     unsigned char k[32];
-    if (strcmp(s->key_day, day) == 0) return 0;
+    if (strcmp(s->key_day, day) == 0)
+        return 0;
     s->key_day[0] = '\0';
     if (sigv4_hmac(s, (const unsigned char *)s->secret, strlen(s->secret), day, 8, k) < 0 ||
         sigv4_hmac(s, k, 32, s->region, strlen(s->region), k) < 0 ||
@@ -213,7 +226,8 @@ static __attribute__((sentinel)) int sigv4_join(char *dst, size_t cap, ...)
         }
     }
     va_end(ap);
-    if (n >= cap) return -1;
+    if (n >= cap)
+        return -1;
     dst[n] = '\0';
     return (int)n;
 }
@@ -275,7 +289,8 @@ static int sigv4_base_norm(const char *base, char out[SIGV4_BASE_MAX], const cha
         return -1;
     }
     n = strlen(base);
-    if (n > skip && base[n - 1] == '/') n--;
+    if (n > skip && base[n - 1] == '/')
+        n--;
     if (n == skip || n >= SIGV4_BASE_MAX || strcspn(base + skip, "/?#@ \t\r\n") < n - skip) {
         err_set(err, "sigv4: base URL must be scheme://host[:port]");
         return -1;
@@ -283,7 +298,8 @@ static int sigv4_base_norm(const char *base, char out[SIGV4_BASE_MAX], const cha
     for (size_t i = 0; i < n; i++)
         out[i] = (char)tolower((unsigned char)base[i]);
     size_t dl = strlen(defport);
-    if (n - skip > dl && memcmp(out + n - dl, defport, dl) == 0) n -= dl;
+    if (n - skip > dl && memcmp(out + n - dl, defport, dl) == 0)
+        n -= dl;
     out[n] = '\0';
     *host = out + skip;
     return 0;
@@ -293,7 +309,8 @@ int sigv4_normalize_base(buf *out, const char *base, char *err)
 {
     char nbase[SIGV4_BASE_MAX];
     const char *host;
-    if (sigv4_base_norm(base, nbase, &host, err) < 0) return -1;
+    if (sigv4_base_norm(base, nbase, &host, err) < 0)
+        return -1;
     if (buf_puts(out, nbase) < 0) {
         err_set(err, "sigv4: out of memory");
         return -1;
@@ -304,7 +321,8 @@ int sigv4_normalize_base(buf *out, const char *base, char *err)
 /* Appends the canonical URI of a raw path: each segment URI-encoded once, "/" if empty. */
 static int sigv4_canon_uri(buf *out, const char *path, char *err)
 {
-    if (!path || !*path) return buf_puts(out, "/");
+    if (!path || !*path)
+        return buf_puts(out, "/");
     if (path[0] != '/') {
         err_set(err, "sigv4: path must start with '/'");
         return -1;
@@ -316,10 +334,12 @@ static int sigv4_ent_cmp(const buf *sb, const struct sigv4_ent *a, const struct 
 {
     size_t n = a->kl < b->kl ? a->kl : b->kl;
     int c = memcmp(sb->data + a->k, sb->data + b->k, n);
-    if (c || a->kl != b->kl) return c ? c : (a->kl < b->kl ? -1 : 1);
+    if (c || a->kl != b->kl)
+        return c ? c : (a->kl < b->kl ? -1 : 1);
     n = a->vl < b->vl ? a->vl : b->vl;
     c = memcmp(sb->data + a->v, sb->data + b->v, n);
-    if (c || a->vl != b->vl) return c ? c : (a->vl < b->vl ? -1 : 1);
+    if (c || a->vl != b->vl)
+        return c ? c : (a->vl < b->vl ? -1 : 1);
     return 0;
 }
 
@@ -347,10 +367,12 @@ static int sigv4_query_add(buf *sb, struct sigv4_ent *e, size_t *n, const struct
             return -1;
         }
         x->k = sb->len;
-        if (sigv4_uri_encode(sb, k, strlen(k), 0) < 0) goto fail;
+        if (sigv4_uri_encode(sb, k, strlen(k), 0) < 0)
+            goto fail;
         x->kl = sb->len - x->k;
         x->v = sb->len;
-        if (sigv4_uri_encode(sb, v, strlen(v), 0) < 0) goto fail;
+        if (sigv4_uri_encode(sb, v, strlen(v), 0) < 0)
+            goto fail;
         x->vl = sb->len - x->v;
         (*n)++;
     }
@@ -377,7 +399,8 @@ int sigv4_canonical_query(buf *out, const struct sigv4_kv *query, size_t nq, cha
     struct sigv4_ent e[SIGV4_MAX_ENTS];
     buf sb = {0};
     size_t n = 0;
-    if (sigv4_query_add(&sb, e, &n, query, nq, err) < 0) goto fail;
+    if (sigv4_query_add(&sb, e, &n, query, nq, err) < 0)
+        goto fail;
     if (sigv4_query_write(out, &sb, e, n) < 0) {
         err_set(err, "sigv4: out of memory");
         goto fail;
@@ -394,11 +417,13 @@ static int sigv4_finish(sigv4_signer *s, const struct sigv4_time *t, char sig[65
 {
     unsigned char md[32];
     char hex[65], sts[256];
-    if (sigv4_sha256(s, s->canon.data, s->canon.len, md) < 0) goto fail;
+    if (sigv4_sha256(s, s->canon.data, s->canon.len, md) < 0)
+        goto fail;
     util_hex(md, sizeof(md), hex);
     int n = sigv4_join(sts, sizeof(sts), SIGV4_ALGO "\n", t->amz_date, "\n", t->day, "/", s->region,
                        "/", s->service, "/aws4_request\n", hex, (char *)NULL);
-    if (n < 0) goto fail;
+    if (n < 0)
+        goto fail;
     if (sigv4_signing_key(s, t->day) < 0 || sigv4_hmac(s, s->key, 32, sts, (size_t)n, md) < 0)
         goto fail;
     util_hex(md, sizeof(md), sig);
@@ -425,10 +450,13 @@ static int sigv4_presign_canon(sigv4_signer *s, const char *method, const char *
 {
     buf *c = &s->canon;
     buf_reset(c);
-    if (buf_puts(c, method) < 0 || buf_puts(c, "\n") < 0) goto oom;
+    if (buf_puts(c, method) < 0 || buf_puts(c, "\n") < 0)
+        goto oom;
     *uri = c->len;
-    if (sigv4_canon_uri(c, path, err) < 0) return -1;
-    if (buf_puts(c, "\n") < 0) goto oom;
+    if (sigv4_canon_uri(c, path, err) < 0)
+        return -1;
+    if (buf_puts(c, "\n") < 0)
+        goto oom;
     *qs = c->len;
     if (sigv4_query_write(c, &s->scratch, e, n) < 0 ||
         sigv4_cat(c, "\nhost:", host, "\n\nhost\n" SIGV4_UNSIGNED, (char *)NULL) < 0)
@@ -501,7 +529,8 @@ static int sigv4_header_value(buf *sb, const char *v)
             space = 1;
             continue;
         }
-        if ((space && buf_append(sb, " ", 1) < 0) || buf_append(sb, v, 1) < 0) return -1;
+        if ((space && buf_append(sb, " ", 1) < 0) || buf_append(sb, v, 1) < 0)
+            return -1;
         space = 0;
     }
     return 0;
@@ -520,12 +549,14 @@ static int sigv4_headers_add(buf *sb, struct sigv4_ent *e, size_t *n, const stru
             return -1;
         }
         x->k = sb->len;
-        if (buf_puts(sb, k) < 0) goto oom;
+        if (buf_puts(sb, k) < 0)
+            goto oom;
         x->kl = sb->len - x->k;
         for (size_t j = x->k; j < sb->len; j++)
             sb->data[j] = (char)tolower((unsigned char)sb->data[j]);
         x->v = sb->len;
-        if (sigv4_header_value(sb, h[i].value ? h[i].value : "") < 0) goto oom;
+        if (sigv4_header_value(sb, h[i].value ? h[i].value : "") < 0)
+            goto oom;
         x->vl = sb->len - x->v;
         (*n)++;
     }
@@ -551,7 +582,8 @@ static int sigv4_headers_write(buf *out, const buf *sb, struct sigv4_ent *e, siz
                        sb->data + e[i].v) < 0)
             goto oom;
     }
-    if (buf_puts(out, "\n") < 0) goto oom;
+    if (buf_puts(out, "\n") < 0)
+        goto oom;
     *sh = out->len;
     for (size_t i = 0; i < n; i++) {
         if ((i && buf_puts(out, ";") < 0) || buf_append(out, sb->data + e[i].k, e[i].kl) < 0)
@@ -571,13 +603,17 @@ static int sigv4_headers_canon(sigv4_signer *s, const char *method, const char *
 {
     buf *c = &s->canon;
     buf_reset(c);
-    if (buf_puts(c, method) < 0 || buf_puts(c, "\n") < 0) goto oom;
-    if (sigv4_canon_uri(c, path, err) < 0) return -1;
+    if (buf_puts(c, method) < 0 || buf_puts(c, "\n") < 0)
+        goto oom;
+    if (sigv4_canon_uri(c, path, err) < 0)
+        return -1;
     if (buf_puts(c, "\n") < 0 || sigv4_query_write(c, &s->scratch, qe, nqe) < 0 ||
         buf_puts(c, "\n") < 0)
         goto oom;
-    if (sigv4_headers_write(c, &s->scratch, he, nhe, sh, err) < 0) return -1;
-    if (buf_puts(c, "\n") < 0 || buf_puts(c, payload) < 0) goto oom;
+    if (sigv4_headers_write(c, &s->scratch, he, nhe, sh, err) < 0)
+        return -1;
+    if (buf_puts(c, "\n") < 0 || buf_puts(c, payload) < 0)
+        goto oom;
     return 0;
 oom:
     err_set(err, "sigv4: out of memory");

@@ -37,14 +37,16 @@ static long long num_arg(const char *s, long long lo, long long hi)
 {
     char *e;
     long long v = strtoll(s, &e, 10);
-    if (!*s || *e || v < lo || v > hi) usage();
+    if (!*s || *e || v < lo || v > hi)
+        usage();
     return v;
 }
 
 static void add_query(struct opts *o, char *kv)
 {
     char *eq = strchr(kv, '=');
-    if (o->nq == PRESIGN_MAX_QUERY || !eq || eq == kv) usage();
+    if (o->nq == PRESIGN_MAX_QUERY || !eq || eq == kv)
+        usage();
     *eq = '\0';
     o->query[o->nq++] = (struct sigv4_kv){kv, eq + 1};
 }
@@ -60,7 +62,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
     for (int i = 1; i < argc; i += 2) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         size_t j = 0;
-        if (!v) usage();
+        if (!v)
+            usage();
         while (j < ARRAY_LEN(strs) && strcmp(f, strs[j].flag) != 0)
             j++;
         if (j < ARRAY_LEN(strs))
@@ -78,7 +81,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
         else
             usage();
     }
-    if (!o->access || !o->secret || !o->base || !o->key) usage();
+    if (!o->access || !o->secret || !o->base || !o->key)
+        usage();
 }
 
 /* The signer behind one URL: an s3 client for a bucket, or a bare SigV4 signer. */
@@ -102,7 +106,8 @@ static int signer_open(struct signer *s, const struct opts *o)
     }
     s->raw = sigv4_signer_new(o->access, o->secret, o->region, "s3");
     s->path = malloc(strlen(o->key) + 2);
-    if (!s->raw || !s->path) return -1;
+    if (!s->raw || !s->path)
+        return -1;
     sprintf(s->path, "/%s", o->key);
     return 0;
 }
@@ -135,7 +140,8 @@ static int bench(struct signer *s, const struct opts *o, buf *out, char *err)
     double t0 = now_ns();
     for (long i = 0; i < o->bench; i++) {
         buf_reset(out);
-        if (sign_one(s, o, out, err) < 0) return -1;
+        if (sign_one(s, o, out, err) < 0)
+            return -1;
     }
     double ns = (now_ns() - t0) / (double)o->bench;
     fprintf(stderr, "presign: %ld URLs, %.0f ns per URL (%zu bytes each)\n", o->bench, ns,

@@ -48,7 +48,8 @@ static long long num(const char *s, long long lo, long long hi, const char *what
 static void emit(cJSON *o)
 {
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    if (s) printf("%s\n", s);
+    if (s)
+        printf("%s\n", s);
     free(s);
     cJSON_Delete(o);
 }
@@ -94,7 +95,8 @@ static int cmd_create(s3_client *c, const struct opts *o, char **a, int n, char 
 {
     char id[1024];
     int rc = s3_create_multipart(c, a[0], o->content_type, id, sizeof(id), err);
-    if (rc == S3_OK) printf("%s\n", id);
+    if (rc == S3_OK)
+        printf("%s\n", id);
     return rc;
 }
 
@@ -105,7 +107,8 @@ static int cmd_parts(s3_client *c, const struct opts *o, char **a, int n, char *
     int rc = s3_list_parts(c, a[0], a[1], &parts, &np, err);
     for (int i = 0; rc == S3_OK && i < np; i++)
         print_part(&parts[i]);
-    if (rc == S3_OK) free(parts);
+    if (rc == S3_OK)
+        free(parts);
     return rc;
 }
 
@@ -133,7 +136,8 @@ static int cmd_complete(s3_client *c, const struct opts *o, char **a, int n, cha
     int np = n - 2, rc = S3_ERR;
     if (np > 0) {
         parts = calloc((size_t)np, sizeof(*parts));
-        if (!parts || parse_parts(a + 2, np, parts, err) < 0) goto done;
+        if (!parts || parse_parts(a + 2, np, parts, err) < 0)
+            goto done;
     } else if ((rc = s3_list_parts(c, a[0], a[1], &parts, &np, err)) != S3_OK) {
         goto done;
     }
@@ -152,7 +156,8 @@ static int cmd_head(s3_client *c, const struct opts *o, char **a, int n, char *e
 {
     struct s3_object obj;
     int rc = s3_head_object(c, a[0], &obj, err);
-    if (rc != S3_OK) return rc;
+    if (rc != S3_OK)
+        return rc;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "size", (double)obj.size);
     cJSON_AddStringToObject(j, "etag", obj.etag);
@@ -232,7 +237,8 @@ static int cmd_put(s3_client *c, const struct opts *o, char **a, int n, char *er
     size_t got;
     int rc = S3_ERR;
     while ((got = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
-        if (buf_append(&body, chunk, got) < 0) goto done;
+        if (buf_append(&body, chunk, got) < 0)
+            goto done;
     }
     if (ferror(stdin)) {
         err_set(err, "reading stdin failed");
@@ -279,7 +285,8 @@ static int cmd_presign(s3_client *c, const struct opts *o, char **a, int n, char
                              o->expires, &url, err);
     else
         err_set(err, "usage: %s", find_cmd("presign")->usage);
-    if (rc == 0) printf("%s\n", url.data);
+    if (rc == 0)
+        printf("%s\n", url.data);
     buf_free(&url);
     return rc == 0 ? S3_OK : S3_ERR;
 }
@@ -307,7 +314,8 @@ static const struct cmd cmds[] = {
 static const struct cmd *find_cmd(const char *name)
 {
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
-        if (strcmp(cmds[i].name, name) == 0) return &cmds[i];
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
     }
     return NULL;
 }
@@ -348,7 +356,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         else
             usage();
     }
-    if (i >= argc || strncmp(argv[i], "--", 2) == 0) usage();
+    if (i >= argc || strncmp(argv[i], "--", 2) == 0)
+        usage();
     return i;
 }
 
@@ -384,7 +393,8 @@ int main(int argc, char **argv)
     char err[ERR_MAX] = "";
     int i = parse_opts(argc, argv, &o), n = argc - i - 1;
     const struct cmd *cmd = find_cmd(argv[i]);
-    if (!cmd || n < cmd->min || n > cmd->max) usage();
+    if (!cmd || n < cmd->min || n > cmd->max)
+        usage();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s3_client *c = client_from_env();
     if (!c) {
@@ -394,7 +404,8 @@ int main(int argc, char **argv)
     }
     s3_set_page_size(c, o.page_size);
     int rc = cmd->fn(c, &o, argv + i + 1, n, err);
-    if (rc != S3_OK) fprintf(stderr, "s3op: %s: %s\n", cmd->name, err[0] ? err : "failed");
+    if (rc != S3_OK)
+        fprintf(stderr, "s3op: %s: %s\n", cmd->name, err[0] ? err : "failed");
     s3_client_free(c);
     curl_global_cleanup();
     return rc == S3_OK ? 0 : rc == S3_NOTFOUND ? S3OP_NOTFOUND_EXIT : 1;

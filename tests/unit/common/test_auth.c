@@ -66,7 +66,8 @@ static void expect_err(const char *tok, time_t now, const char *want)
     const char *err = NULL;
 
     memset(&c, 'x', sizeof c);
-    if (auth_verify(key, KEYLEN, tok, now, &c, &err) != -1) fail_msg("accepted: %s", tok);
+    if (auth_verify(key, KEYLEN, tok, now, &c, &err) != -1)
+        fail_msg("accepted: %s", tok);
     if (err == NULL || strcmp(err, want) != 0)
         fail_msg("token %s: got %s, want %s", tok, err ? err : "(null)", want);
     assert_string_equal(c.sub, ""); /* out is cleared on failure */

@@ -199,7 +199,8 @@ static void test_parse_size(void **state)
     }
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         v = 77;
-        if (conf_parse_size(bad[i], &v) != -1) fail_msg("accepted size '%s'", bad[i]);
+        if (conf_parse_size(bad[i], &v) != -1)
+            fail_msg("accepted size '%s'", bad[i]);
         assert_int_equal(v, 77);
     }
 }
@@ -219,10 +220,12 @@ static void test_parse_secs(void **state)
     for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
         v = -1;
         assert_int_equal(conf_parse_secs(ok[i].s, &v), 0);
-        if (v != ok[i].v) fail_msg("'%s' gave %g", ok[i].s, v);
+        if (v != ok[i].v)
+            fail_msg("'%s' gave %g", ok[i].s, v);
     }
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
-        if (conf_parse_secs(bad[i], &v) != -1) fail_msg("accepted duration '%s'", bad[i]);
+        if (conf_parse_secs(bad[i], &v) != -1)
+            fail_msg("accepted duration '%s'", bad[i]);
 }
 
 static void test_parse_bool(void **state)
@@ -385,7 +388,8 @@ static void test_usage(void **state)
 
     assert_true(strncmp(u, "Usage: pixplane-api [options]\n", 30) == 0);
     for (line = strtok_r(u, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "  ", 2) != 0) continue;
+        if (strncmp(line, "  ", 2) != 0)
+            continue;
         if (at < 0) { /* header row: every row's description starts in the same column */
             col = strstr(line, "DESCRIPTION");
             assert_non_null(col);
@@ -424,7 +428,8 @@ static void test_markdown(void **state)
     char *a = render(1), *b = render(1);
 
     assert_string_equal(a, b);
-    if (strncmp(a, want, strlen(want)) != 0) fail_msg("markdown:\n%s", a);
+    if (strncmp(a, want, strlen(want)) != 0)
+        fail_msg("markdown:\n%s", a);
     free(a);
     free(b);
 }

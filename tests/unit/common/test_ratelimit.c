@@ -18,7 +18,7 @@ static void test_burst_then_refuse(void **state)
         assert_int_equal(ratelimit_take(rl, "alice", 100.0, &retry), 1);
     assert_int_equal(ratelimit_take(rl, "alice", 100.0, &retry), 0);
     assert_true(retry > 0.099 && retry < 0.101);
-    assert_int_equal(ratelimit_take(rl, "bob", 100.0, &retry), 1); /* others unaffected */
+    assert_int_equal(ratelimit_take(rl, "bob", 100.0, &retry), 1);    /* others unaffected */
     assert_int_equal(ratelimit_take(rl, "alice", 100.15, &retry), 1); /* refilled 1.5 */
     assert_int_equal(ratelimit_take(rl, "alice", 100.15, &retry), 0);
     assert_int_equal(ratelimit_take(rl, "alice", 200.0, &retry), 1); /* capped at burst */

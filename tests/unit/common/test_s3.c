@@ -73,12 +73,14 @@ static int mock_read(int fd, struct mock_req *r)
     }
     size_t hl = (size_t)(end - b) + 4, bl = 0;
     const char *cl = strcasestr(b, "\r\nContent-Length:");
-    if (cl && cl < end) bl = strtoul(cl + 17, NULL, 10);
+    if (cl && cl < end)
+        bl = strtoul(cl + 17, NULL, 10);
     r->head = strndup(b, hl);
     r->body = malloc(bl + 1);
     memcpy(r->body, b + hl, n - hl);
     for (size_t have = n - hl; have < bl; have += (size_t)got) {
-        if (mock_wait(fd) < 0 || (got = read(fd, r->body + have, bl - have)) <= 0) break;
+        if (mock_wait(fd) < 0 || (got = read(fd, r->body + have, bl - have)) <= 0)
+            break;
     }
     r->body[bl] = '\0';
     r->body_len = bl;
@@ -96,7 +98,8 @@ static void mock_answer(int fd, const struct mock_resp *s)
     assert_true(write(fd, head, (size_t)hl) == hl);
     for (size_t off = 0; off < bl && s->head_len <= 0;) {
         ssize_t w = write(fd, s->body + off, bl - off);
-        if (w <= 0) break;
+        if (w <= 0)
+            break;
         off += (size_t)w;
     }
 }
@@ -105,12 +108,14 @@ static void *mock_main(void *arg)
 {
     while (M.next < M.nresp && mock_wait(M.lfd) == 0) {
         int fd = accept(M.lfd, NULL, NULL);
-        if (fd < 0) break;
+        if (fd < 0)
+            break;
         M.accepts++;
         while (M.next < M.nresp && mock_read(fd, &M.req[M.next]) == 0) {
             const struct mock_resp *s = &M.resp[M.next++];
             mock_answer(fd, s);
-            if (s->close_after) break;
+            if (s->close_after)
+                break;
         }
         close(fd);
     }
