@@ -8,7 +8,8 @@ CC      ?= cc
 OPT     ?= -O2
 
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wmissing-prototypes -Wno-unused-parameter -D_GNU_SOURCE -fno-strict-aliasing \
+           -Wmissing-prototypes -Wno-unused-parameter -Wno-missing-field-initializers \
+           -D_GNU_SOURCE -fno-strict-aliasing \
            -Icommon -I$(BUILD)/gen -I/usr/include/postgresql $(EXTRA_CFLAGS)
 LDFLAGS := $(EXTRA_LDFLAGS)
 ifeq ($(SAN),1)
@@ -60,7 +61,7 @@ endif
 FORMAT_SRC = $(wildcard common/*.[ch] services/*/*.[ch] pixctl/*.[ch] tests/unit/*/*.c \
              tests/unit/services/*/*.c tests/tools/*.c minio-dev/*.c)
 
-.PHONY: all test unit integration asan clean format check-format docs
+.PHONY: all test unit integration asan clean format check-format docs tsan scan
 all: $(BINS) $(UNIT_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard common/*.h) $(wildcard services/*/*.h)
@@ -144,6 +145,35 @@ integration:
 	$(MAKE) BUILD=$(TEST_BUILD) SAN=1 OPT=-O1 all
 	BUILD=$(TEST_BUILD) ./tests/run-integration
 
+# ThreadSanitizer: a TSan build of everything (build-tsan) runs the integration tests whose
+# code paths are threaded (SSE hub and LISTEN thread, completes on the worker pool, the
+# database pool, the outbox relay, the HTTP hand-back queue). Findings fail the tests
+# (conftest.assert_sanitizer_clean, and TSan's exit code 66). tests/tsan/suppressions:
+# justified suppressions only.
+TSAN_BUILD ?= build-tsan
+TSAN_TESTS ?= test_sync.py test_upload.py test_pg_reconnect.py test_http.py test_dedup.py \
+              test_worker.py::test_upload_makes_all_variants \
+              test_worker.py::test_kafka_down_10s_50_uploads_nothing_lost \
+              test_worker.py::test_relay_retries_batches_kafka_refused \
+              test_worker.py::test_relay_sent_counts_only_marked_rows
+# tests/tsan/c11threads.c is linked into every TSan program: librdkafka's C11 threads.
+tsan:
+	@mkdir -p $(TSAN_BUILD)
+	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -fsanitize=thread -c tests/tsan/c11threads.c \
+	      -o $(TSAN_BUILD)/c11threads.o
+	$(MAKE) BUILD=$(TSAN_BUILD) OPT=-O1 TEST_HOOKS=1 EXTRA_CFLAGS=-fsanitize=thread \
+	        EXTRA_LDFLAGS="-fsanitize=thread $(CURDIR)/$(TSAN_BUILD)/c11threads.o" all
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan/suppressions halt_on_error=0 \
+	              ignore_noninstrumented_modules=1 \
+	              second_deadlock_stack=1" \
+	    INTEGRATION_TESTS="$(addprefix tests/integration/,$(TSAN_TESTS))" \
+	    BUILD=$(TSAN_BUILD) tests/run-integration $(TSAN_ARGS)
+
+# clang's static analyzer over a full build (build-scan); any report fails.
+scan:
+	rm -rf build-scan
+	scan-build -o build-scan/reports --status-bugs $(MAKE) -j2 BUILD=build-scan CC=clang all
+
 # docs/configuration.md is generated from the programs' configuration tables.
 docs: all
 	BUILD=$(BUILD) docs/gen-config.sh
@@ -155,4 +185,77 @@ check-format:
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-test build-asan
+	rm -rf build build-test build-asan build-fuzz build-tsan build-scan
+
+# ---- Fuzzing (issue 14): libFuzzer harnesses in tests/fuzz/fuzz_<name>.c, built with clang
+# into build-fuzz/ (ASan + UBSan, aborting on any report), apart from build/ and build-test/.
+# The code under test is compiled with -fsanitize=fuzzer-no-link; `make fuzz` builds and runs
+# every harness for FUZZ_TIME seconds each (tests/fuzz/run), `make fuzz-smoke` for 15 s each.
+FUZZ_BUILD  := build-fuzz
+FUZZ_CC     ?= clang
+FUZZ_TIME   ?= 60
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+               -D_GNU_SOURCE \
+               -fno-strict-aliasing -Icommon -I$(FUZZ_BUILD)/gen -I/usr/include/postgresql $(FUZZ_SAN)
+# A new harness tests/fuzz/fuzz_<name>.c is built and run once its name is listed here.
+FUZZ_NAMES  := http json_bodies jwt cursor s3_xml sigv4 conf worker_event pixctl
+FUZZ_BINS   := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIBCOMMON  := $(FUZZ_BUILD)/libpixcommon.a
+FUZZ_COMMON_OBJ := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/gen/migrations.o
+FUZZ_API_OBJ    := $(filter-out %/main.o,$(API_SRC:%.c=$(FUZZ_BUILD)/%.o))
+FUZZ_WORKER_OBJ := $(FUZZ_BUILD)/services/worker/event.o $(FUZZ_BUILD)/services/worker/config.o
+FUZZ_PIXCTL_OBJ := $(filter-out %/main.o,$(PIXCTL_SRC:%.c=$(FUZZ_BUILD)/%.o))
+FUZZ_HDRS   := $(wildcard common/*.h services/*/*.h pixctl/*.h)
+comma := ,
+# The handler-level harnesses replace the request, database and log edges (tests/fuzz/api_fakes.c).
+FUZZ_API_WRAP := $(addprefix -Wl$(comma)--wrap=,http_req_body http_req_header http_req_query_param \
+                 http_respond http_respond_error http_respond_json http_respond_stream \
+                 http_resp_header pg_acquire pg_release pg_exec pg_sqlstate pg_conn_lost log_kv \
+                 s3_create_multipart s3_abort_multipart s3_list_parts s3_head_object)
+
+.PHONY: fuzz fuzz-build fuzz-smoke
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	FUZZ_TIME=$(FUZZ_TIME) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run $(FUZZ_NAMES)
+
+fuzz-smoke: fuzz-build
+	FUZZ_TIME=15 FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run $(FUZZ_NAMES)
+
+$(FUZZ_BUILD)/%.o: %.c $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/gen/migrations.c: $(sort $(wildcard migrations/*.sql)) common/migrate.h
+	@mkdir -p $(dir $@)
+	./common/embed-migrations.sh $(sort $(wildcard migrations/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIBCOMMON): $(FUZZ_COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# A harness links the objects it tests (FUZZ_OBJ, before the common library) and libFuzzer.
+FUZZ_LINK = $(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
+            $(FUZZ_WRAP) $(FUZZ_LIBCOMMON) $(LIBS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*_fakes.c) $(FUZZ_LIBCOMMON) $(FUZZ_HDRS)
+	$(FUZZ_LINK)
+
+# fuzz_pixctl #includes pixctl/upload.c and pixctl/sync.c to reach their response handlers.
+FUZZ_PIXCTL_USED := $(filter-out %/upload.o %/sync.o,$(FUZZ_PIXCTL_OBJ))
+$(FUZZ_BUILD)/fuzz_json_bodies $(FUZZ_BUILD)/fuzz_cursor: $(FUZZ_API_OBJ)
+$(FUZZ_BUILD)/fuzz_json_bodies $(FUZZ_BUILD)/fuzz_cursor: private FUZZ_OBJ = $(FUZZ_API_OBJ)
+$(FUZZ_BUILD)/fuzz_json_bodies $(FUZZ_BUILD)/fuzz_cursor: private FUZZ_WRAP = $(FUZZ_API_WRAP)
+$(FUZZ_BUILD)/fuzz_json_bodies $(FUZZ_BUILD)/fuzz_cursor: private FUZZ_CFLAGS += -Iservices/api
+$(FUZZ_BUILD)/fuzz_worker_event: $(FUZZ_WORKER_OBJ)
+$(FUZZ_BUILD)/fuzz_worker_event: private FUZZ_OBJ = $(FUZZ_WORKER_OBJ)
+$(FUZZ_BUILD)/fuzz_worker_event: private FUZZ_CFLAGS += -Iservices/worker
+$(FUZZ_BUILD)/fuzz_conf: $(FUZZ_WORKER_OBJ) $(FUZZ_BUILD)/services/api/config.o
+$(FUZZ_BUILD)/fuzz_conf: private FUZZ_OBJ = $(FUZZ_WORKER_OBJ) $(FUZZ_BUILD)/services/api/config.o
+$(FUZZ_BUILD)/fuzz_conf: private FUZZ_CFLAGS += -Iservices/worker -Iservices/api
+$(FUZZ_BUILD)/fuzz_pixctl: $(FUZZ_PIXCTL_USED)
+$(FUZZ_BUILD)/fuzz_pixctl: private FUZZ_OBJ = $(FUZZ_PIXCTL_USED)
+$(FUZZ_BUILD)/fuzz_pixctl: private FUZZ_CFLAGS += -Ipixctl

@@ -293,6 +293,42 @@ static int apply_flags(const struct conf_opt *opts, size_t n, int argc, char **a
     return 0;
 }
 
+static double num_value(const struct conf_opt *o)
+{
+    switch (o->type) {
+    case CONF_INT:
+        return (double)*(long *)o->target;
+    case CONF_SIZE:
+        return (double)*(long long *)o->target;
+    case CONF_SECS:
+        return *(double *)o->target;
+    default:
+        return 0;
+    }
+}
+
+/* The table's ranges, on the values finally in effect. */
+static int check_bounds(const struct conf_opt *opts, size_t n, char *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct conf_opt *o = &opts[i];
+        double v = num_value(o);
+        int upper = o->max > o->min;
+        char range[64];
+
+        if (!(o->min || o->max) || (v >= o->min && (!upper || v <= o->max)))
+            continue;
+        if (upper)
+            snprintf(range, sizeof range, "%.15g..%.15g", o->min, o->max);
+        else
+            snprintf(range, sizeof range, "at least %.15g", o->min);
+        err_set(err, "--%s (%s) must be %s, not %.15g", o->name, o->env ? o->env : "flag only",
+                range, v);
+        return -1;
+    }
+    return 0;
+}
+
 static int wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
@@ -317,6 +353,8 @@ int conf_load(const struct conf_opt *opts, size_t n, int argc, char **argv, char
     if (apply_env(opts, n, err) < 0)
         goto fail;
     if (argc > 1 && apply_flags(opts, n, argc, argv, &k, err) < 0)
+        goto fail;
+    if (check_bounds(opts, n, err) < 0)
         goto fail;
     if (k > 1 && rest == NULL) {
         err_set(err, "unexpected argument '%.*s'", CONF_ECHO_MAX, argv[1]);

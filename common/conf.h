@@ -21,27 +21,46 @@ struct conf_opt {
     void *target;
     const char *def; /* default as text, or NULL (empty string / 0) */
     const char *help;
+    /* CONF_INT, CONF_SIZE, CONF_SECS: the accepted range, checked once everything is read:
+     * at least min, and at most max when max > min. Both 0 (omitted): any value. */
+    double min, max;
 };
 
-/* Options every service shares, for tables whose target macro is C(field) over a config
- * struct with fields database_url, s3_endpoint, s3_bucket, s3_region, s3_access_key,
- * s3_secret_key, s3_path_style and log_level. One definition keeps names and defaults equal. */
-#define CONF_OPT_DATABASE(C)                                                                       \
+/* Where every service keeps its data: PostgreSQL and S3, one struct embedded as `store` in
+ * each service's configuration and filled by CONF_OPTS_STORE, so names, defaults and
+ * checks are the same everywhere (s3_config_from_store builds the S3 client's settings). */
+struct conf_store {
+    char *database_url;
+    char *s3_endpoint;
+    char *s3_bucket;
+    char *s3_region;
+    char *s3_access_key;
+    char *s3_secret_key;
+    int s3_path_style;
+};
+
+/* The store's options, for tables whose target macro is C(field) over a config struct with
+ * a `store` member; and the log level, for one with a log_level field. */
+#define CONF_OPTS_STORE(C)                                                                         \
+    {"database-url",                                                                               \
+     "DATABASE_URL",                                                                               \
+     CONF_STR,                                                                                     \
+     C(store.database_url),                                                                        \
+     "postgresql://pixplane@127.0.0.1:5432/pixplane",                                              \
+     "PostgreSQL connection URI"},                                                                 \
+        {"s3-endpoint",        "S3_ENDPOINT",           CONF_STR,                                  \
+         C(store.s3_endpoint), "http://127.0.0.1:9000", "S3 endpoint the service talks to"},       \
+        {"s3-bucket",        "S3_BUCKET", CONF_STR,                                                \
+         C(store.s3_bucket), "pixplane",  "bucket holding all objects"},                           \
+        {"s3-region",        "S3_REGION", CONF_STR,                                                \
+         C(store.s3_region), "us-east-1", "SigV4 signing region"},                                 \
+        {"s3-access-key",   "S3_ACCESS_KEY", CONF_STR, C(store.s3_access_key), "",                 \
+         "S3 access key id"},                                                                      \
+        {"s3-secret-key",       "S3_SECRET_KEY", CONF_STR, C(store.s3_secret_key), "",             \
+         "S3 secret access key"},                                                                  \
     {                                                                                              \
-        "database-url", "DATABASE_URL", CONF_STR, C(database_url),                                 \
-            "postgresql://pixplane@127.0.0.1:5432/pixplane", "PostgreSQL connection URI"           \
-    }
-#define CONF_OPTS_S3(C)                                                                             \
-    {"s3-endpoint",  "S3_ENDPOINT",           CONF_STR,                                             \
-     C(s3_endpoint), "http://127.0.0.1:9000", "S3 endpoint the service talks to"},                  \
-        {"s3-bucket",  "S3_BUCKET", CONF_STR,                                                       \
-         C(s3_bucket), "pixplane",  "bucket holding all objects"},                                  \
-        {"s3-region", "S3_REGION", CONF_STR, C(s3_region), "us-east-1", "SigV4 signing region"},    \
-        {"s3-access-key", "S3_ACCESS_KEY", CONF_STR, C(s3_access_key), "", "S3 access key id"},     \
-        {"s3-secret-key", "S3_SECRET_KEY", CONF_STR, C(s3_secret_key), "", "S3 secret access key"}, \
-    {                                                                                               \
-        "s3-path-style", "S3_PATH_STYLE", CONF_BOOL, C(s3_path_style), "true",                      \
-            "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"                      \
+        "s3-path-style", "S3_PATH_STYLE", CONF_BOOL, C(store.s3_path_style), "true",               \
+            "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"                     \
     }
 #define CONF_OPT_LOG_LEVEL(C)                                                                      \
     {                                                                                              \

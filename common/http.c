@@ -1256,7 +1256,7 @@ static int listen_fd(const struct addrinfo *ai, char *err)
 
 static int local_port(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof ss;
 
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)

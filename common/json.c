@@ -45,16 +45,41 @@ static int is_json_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* True if a string escapes U+0000: C strings would silently end there ("abc\u0000.exe"
- * stored as "abc"). */
-static int has_nul_escape(const char *s, size_t n)
+static int is_hex(char c)
 {
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] != '\\')
-            continue;
-        if (s[i + 1] == 'u' && i + 6 <= n && memcmp(s + i + 2, "0000", 4) == 0)
-            return 1;
-        i++; /* the escaped character, so "\\\\u0000" is a backslash and text */
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A \u escape's four characters: 1 hex digits naming a code point other than U+0000, 0 the
+ * escape of U+0000, -1 not four hex digits (cJSON would read "\u.000" as U+0000 too). */
+static int u_escape(const char *h, size_t n)
+{
+    if (n < 4 || !is_hex(h[0]) || !is_hex(h[1]) || !is_hex(h[2]) || !is_hex(h[3]))
+        return -1;
+    return memcmp(h, "0000", 4) != 0;
+}
+
+/* What the parser must never see: bytes that are not UTF-8 (RFC 8259; PostgreSQL refuses
+ * them as text), NUL bytes, and \u escapes of U+0000 or not four hex digits (C strings
+ * would end there: "abc\u0000.exe" stored as "abc"). 0, or -1 with *err. */
+static int body_text_ok(const char *s, size_t n, const char **err)
+{
+    for (size_t i = 0; i < n;) {
+        size_t l = 2;
+        int u = 1;
+        if (s[i] == '\\' && i + 1 < n && s[i + 1] == 'u')
+            u = u_escape(s + i + 2, n - i - 2);
+        else if (s[i] == '\0')
+            u = -1; /* raw control characters are not JSON */
+        else if (s[i] != '\\' || i + 1 == n)
+            l = json_utf8_seqlen((const unsigned char *)s + i, n - i);
+        if (u <= 0 || l == 0) {
+            *err = u == 0  ? "strings must not contain U+0000"
+                   : u < 0 ? "malformed JSON"
+                           : "the body must be UTF-8 text";
+            return -1;
+        }
+        i += l; /* an escape's two characters, so "\\\\u0000" is a backslash and text */
     }
     return 0;
 }
@@ -68,10 +93,8 @@ cJSON *json_parse_object(const char *body, size_t len, const char **err)
         *err = "malformed JSON";
         return NULL;
     }
-    if (has_nul_escape(body, len)) {
-        *err = "strings must not contain U+0000";
+    if (body_text_ok(body, len, err) < 0)
         return NULL;
-    }
     o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (o == NULL) {
         *err = "malformed JSON";
@@ -90,6 +113,13 @@ cJSON *json_parse_object(const char *body, size_t len, const char **err)
         return NULL;
     }
     return o;
+}
+
+long long json_count(const cJSON *v)
+{
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+    return d >= 0 && d <= JSON_MAX_SAFE_INT && d == floor(d) ? (long long)d : -1;
 }
 
 /* The member for key, or NULL when o is not an object, key is absent, or its value is null. */

@@ -16,6 +16,10 @@ int json_get_str(const cJSON *o, const char *key, const char **out, const char *
 int json_get_i64(const cJSON *o, const char *key, long long *out, const char **err);
 int json_get_bool(const cJSON *o, const char *key, int *out, const char **err);
 
+/* v as a count: a whole number 0..2^53-1, else -1 (absent, not a number, negative,
+ * fractional, or too large to convert: a hostile peer's 1e300 stays out of C integers). */
+long long json_count(const cJSON *v);
+
 /* Renders compactly; malloc'd string (free with free()). */
 char *json_print(const cJSON *o);
 /* {"error":{"code":code,"message":msg}} as a malloc'd string. */

@@ -106,10 +106,11 @@ static const PQconninfoOption *opt_find(const PQconninfoOption *o, const char *k
 static int opt_is_set(const PQconninfoOption *opts, const char *key, const char *env)
 {
     const PQconninfoOption *o = opt_find(opts, key);
+    const char *e = env ? getenv(env) : NULL;
 
     if (o && o->val && *o->val)
         return 1;
-    return env && getenv(env) && *getenv(env);
+    return e && *e;
 }
 
 static void params_free(struct pg_params *pp)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 struct pop_entry {
     struct pop_challenge ch;
     EVP_MD_CTX *md;
@@ -82,11 +84,9 @@ static int load_range(const cJSON *it, long long *off, long long *len)
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(it, "offset");
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(it, "length");
 
-    if (!cJSON_IsNumber(o) || !cJSON_IsNumber(l) || o->valuedouble < 0 || l->valuedouble < 1)
-        return -1;
-    *off = (long long)o->valuedouble;
-    *len = (long long)l->valuedouble;
-    return 0;
+    *off = json_count(o);
+    *len = json_count(l);
+    return *off >= 0 && *len >= 1 ? 0 : -1;
 }
 
 int pop_challenge_load(const char *nonce, const char *ranges_json, struct pop_challenge *ch)

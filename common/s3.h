@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <time.h>
 #include "sigv4.h"
+#include "conf.h"
 #include "util.h"
 
 enum { S3_OK = 0, S3_ERR = -1, S3_NOTFOUND = 1 };
@@ -38,6 +39,10 @@ struct s3_object {
 };
 
 /* Copies the config strings. NULL on failure. */
+/* The S3 settings of a service's store (strings borrowed from it), with the request
+ * timeouts that service needs. */
+struct s3_config s3_config_from_store(const struct conf_store *st, double timeout,
+                                      double connect_timeout);
 s3_client *s3_client_new(const struct s3_config *cfg);
 void s3_client_free(s3_client *c); /* NULL-safe */
 /* HTTP status of the last request, and the S3 error Code (e.g. "NoSuchUpload") if any. */

@@ -291,7 +291,7 @@ static int sigv4_base_norm(const char *base, char out[SIGV4_BASE_MAX], const cha
     n = strlen(base);
     if (n > skip && base[n - 1] == '/')
         n--;
-    if (n == skip || n >= SIGV4_BASE_MAX || strcspn(base + skip, "/?#@ \t\r\n") < n - skip) {
+    if (n <= skip || n >= SIGV4_BASE_MAX || strcspn(base + skip, "/?#@ \t\r\n") < n - skip) {
         err_set(err, "sigv4: base URL must be scheme://host[:port]");
         return -1;
     }

@@ -13,6 +13,7 @@
 #include "client.h"
 #include "dl.h"
 #include "fsx.h"
+#include "json.h"
 #include "naming.h"
 #include "progress.h"
 
@@ -41,7 +42,7 @@ long long dl_jnum(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+    return json_count(v);
 }
 
 /* Starts the file over (the server ignored our Range). */

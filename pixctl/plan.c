@@ -28,10 +28,12 @@ long long plan_length(long long size, long long chunk_size, int n)
 
 int plan_missing(int count, const int *have, int nhave, int *out)
 {
-    unsigned char *seen = count > 0 ? calloc((size_t)count, 1) : NULL;
+    unsigned char *seen;
     int k = 0;
 
-    if (count > 0 && !seen)
+    if (count <= 0)
+        return 0;
+    if (!(seen = calloc((size_t)count, 1)))
         return -1;
     for (int i = 0; i < nhave; i++)
         if (have[i] >= 0 && have[i] < count)

@@ -18,12 +18,13 @@
 int progress_fmt_bytes(double b, char *out, size_t n)
 {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = -1;
+    int u = 0;
 
     if (!(b >= 0))
         b = 0;
     if (b < 1024)
         return snprintf(out, n, "%.0f B", b);
+    b /= 1024;
     while (b >= 1024 && u < 4)
         b /= 1024, u++;
     return snprintf(out, n, "%.1f %s", b, units[u]);

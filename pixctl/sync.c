@@ -438,8 +438,12 @@ static int upsert(struct syncer *s, const cJSON *it, char *err)
     const char *id = entry_id(it), *sha = dl_jstr(it, "sha256"), *name = dl_jstr(it, "name");
     struct sidx_entry *e;
 
-    if (!*id || strlen(sha) != 64 || dl_jnum(it, "size") < 0)
-        return err_set(err, "the sync feed has an entry without id, sha256 or size"), PIX_EAPI;
+    /* the index is line-based text: what goes in must be what the API promises (a UUID
+     * and 64 hex digits); fuzz_pixctl found an id with a newline breaking the index */
+    if (!util_is_uuid(id) || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64 ||
+        dl_jnum(it, "size") < 0)
+        return err_set(err, "the sync feed has an entry without a valid id, sha256 or size"),
+               PIX_EAPI;
     if (!(e = sidx_find(&s->idx, id)) && !(e = sidx_add(&s->idx, id)))
         return err_set(err, "out of memory (or a malformed id)"), PIX_EIO;
     if (strcmp(e->sha256, sha))

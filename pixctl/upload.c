@@ -205,7 +205,7 @@ static long long jnum(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+    return json_count(v);
 }
 
 /* Takes id, chunk layout from a session object into u->st. */
@@ -245,7 +245,7 @@ static void take_uploaded(struct up *u, const cJSON *s)
     memset(u->st.done, 0, (size_t)u->st.chunk_count);
     cJSON_ArrayForEach(it, a)
     {
-        int n = cJSON_IsNumber(it) ? (int)it->valuedouble : -1;
+        long long n = json_count(it);
         if (n >= 0 && n < u->st.chunk_count)
             u->st.done[n] = 1;
     }
@@ -512,7 +512,7 @@ static int take_missing(struct up *u, const cJSON *o)
 
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(e, "missing_chunks"))
     {
-        int n = cJSON_IsNumber(it) ? (int)it->valuedouble : -1;
+        long long n = json_count(it);
         if (n >= 0 && n < u->st.chunk_count)
             u->st.done[n] = 0, any = 1;
     }

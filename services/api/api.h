@@ -21,16 +21,10 @@
 struct api_config {
     char *listen;
     char *ops_listen;
-    char *database_url;
+    struct conf_store store;
     long db_pool;
     long workers;
-    char *s3_endpoint;
     char *s3_public_endpoint;
-    char *s3_bucket;
-    char *s3_region;
-    char *s3_access_key;
-    char *s3_secret_key;
-    int s3_path_style;
     char *jwt_secret;
     char *log_level;
     long long max_file_size;

@@ -122,7 +122,7 @@ static long url_ttl(struct api_call *c)
         return ttl;
     if (rc == 1)
         ttl = strtol(v, &end, 10);
-    if (rc < 0 || *end || ttl < 60 || ttl > 600)
+    if (rc < 0 || (rc == 1 && *end) || ttl < 60 || ttl > 600)
         return api_error(c, 400, "bad_request", "expires_in must be 60 to 600 seconds"), -1;
     return ttl;
 }

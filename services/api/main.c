@@ -62,7 +62,7 @@ static int cmd_migrate(void)
 {
     char err[ERR_MAX] = "";
     int applied = 0;
-    PGconn *c = pg_connect(api_cfg.database_url, NULL, err); /* notices dropped */
+    PGconn *c = pg_connect(api_cfg.store.database_url, NULL, err); /* notices dropped */
     int rc = -1;
 
     if (c)

@@ -228,31 +228,8 @@ static void s3cfg_fill(struct api *api)
 {
     const struct api_config *cfg = api->cfg;
 
-    api->s3cfg = (struct s3_config){
-        .endpoint = cfg->s3_endpoint,
-        .public_endpoint = cfg->s3_public_endpoint[0] ? cfg->s3_public_endpoint : NULL,
-        .bucket = cfg->s3_bucket,
-        .region = cfg->s3_region,
-        .access_key = cfg->s3_access_key,
-        .secret_key = cfg->s3_secret_key,
-        .path_style = cfg->s3_path_style,
-        .timeout = 0,
-        .connect_timeout = 5,
-    };
-}
-
-/* Bounds of the dedup-without-upload options (common/pop.h). */
-static int check_pop(const struct api_config *cfg, char *err)
-{
-    if (cfg->pop_bank < 0 || cfg->pop_bank > 64)
-        return err_set(err, "pop-bank must be 0 to 64"), -1;
-    if (cfg->pop_budget < 0 || cfg->pop_budget > 100)
-        return err_set(err, "pop-budget must be 0 to 100"), -1;
-    if (cfg->pop_budget_refill < 1)
-        return err_set(err, "pop-budget-refill must be at least 1 s"), -1;
-    if (cfg->dedup_threshold < 1 || cfg->dedup_threshold > 1000)
-        return err_set(err, "dedup-threshold must be 1 to 1000"), -1;
-    return 0;
+    api->s3cfg = s3_config_from_store(&cfg->store, 0, 5); /* 0: verification streams */
+    api->s3cfg.public_endpoint = cfg->s3_public_endpoint[0] ? cfg->s3_public_endpoint : NULL;
 }
 
 static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
@@ -271,12 +248,6 @@ int api_init(struct api *api, char *err)
         return err_set(err, "jwt-secret (PIXPLANE_JWT_SECRET) must be at least %d bytes",
                        AUTH_MIN_SECRET),
                -1;
-    if (cfg->page_size < 1 || cfg->page_size > 200)
-        return err_set(err, "page-size must be 1 to 200"), -1;
-    if (cfg->shares_per_image < 1 || cfg->shares_per_image > 10000 || cfg->shares_per_user < 1 ||
-        cfg->shares_per_user > 1000000)
-        return err_set(err, "shares-per-image must be 1 to 10000, shares-per-user 1 to 1000000"),
-               -1;
     if (util_split_hostport(cfg->listen, host, sizeof host, &port) < 0)
         return err_set(err, "bad listen address '%s'", cfg->listen), -1;
 #ifdef PIX_TEST_HOOKS
@@ -286,15 +257,14 @@ int api_init(struct api *api, char *err)
 #endif
     if (cfg->download_url_ttl < min_ttl || cfg->download_url_ttl > 600)
         return err_set(err, "download-url-ttl must be 60 to 600 seconds"), -1;
-    if (check_pop(cfg, err) < 0)
-        return -1;
     api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
     if (!api->rl)
         return err_set(err, "out of memory"), -1;
     api->jwt_key = (const unsigned char *)cfg->jwt_secret;
     api->jwt_keylen = strlen(cfg->jwt_secret);
     s3cfg_fill(api);
-    api->pg = pg_pool_new(cfg->database_url, NULL, (int)cfg->db_pool, api_stmts, api_stmts_count);
+    api->pg =
+        pg_pool_new(cfg->store.database_url, NULL, (int)cfg->db_pool, api_stmts, api_stmts_count);
     api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
     api->jobs = pool_new((int)cfg->verify_jobs, 1024, tctx_new, tctx_free, api);
     if (!api->pg || !api->workers || !api->jobs)

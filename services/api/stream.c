@@ -89,7 +89,7 @@ static PGconn *listen_connect(struct stream_hub *h)
 {
     static const struct pg_connopts o = {.application = "pixplane-api-listen"};
     char err[ERR_MAX];
-    PGconn *c = pg_connect(h->api->cfg->database_url, &o, err);
+    PGconn *c = pg_connect(h->api->cfg->store.database_url, &o, err);
     PGresult *r = c ? PQexec(c, "LISTEN pixplane_changes") : NULL;
 
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {

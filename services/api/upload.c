@@ -514,7 +514,7 @@ static int parse_chunk_numbers(struct api_call *c, const cJSON *body, const stru
         }
         (*out)[i++] = (int)v;
     }
-    *n = size;
+    *n = i;
     return 0;
 }
 
@@ -962,8 +962,9 @@ void upload_proof(struct api_call *c)
 
     if (!body)
         return;
-    if (json_get_str(body, "proof", &v, &jerr) != 1) {
-        api_error(c, 400, "bad_request", jerr ? jerr : "proof is required");
+    if (json_get_str(body, "proof", &v, &jerr) != 1 || strlen(v) != 64 ||
+        strspn(v, "0123456789abcdefABCDEF") != 64) {
+        api_error(c, 400, "bad_request", jerr ? jerr : "proof must be 64 hex digits");
         goto done;
     }
     for (size_t i = 0; strlen(v) == 64 && i < 64; i++)

@@ -9,8 +9,7 @@ struct rec_config rec_cfg;
 #define C(field) (&rec_cfg.field)
 
 const struct conf_opt rec_conf[] = {
-    CONF_OPT_DATABASE(C),
-    CONF_OPTS_S3(C),
+    CONF_OPTS_STORE(C),
     {"upload-topic", "PIXPLANE_UPLOAD_TOPIC", CONF_STR, C(upload_topic), "image-uploaded",
      "topic of the image.uploaded events written to the outbox (commits, variant requeues)"},
     CONF_OPT_LOG_LEVEL(C),
@@ -29,11 +28,11 @@ const struct conf_opt rec_conf[] = {
     {"listen", "PIXPLANE_RECONCILER_LISTEN", CONF_STR, C(listen), "127.0.0.1:9464",
      "daemon mode: address:port of /metrics, /healthz and /readyz (empty: none)"},
     {"batch", "PIXPLANE_RECONCILE_BATCH", CONF_INT, C(batch), "500",
-     "rows or objects per query and per batch of repairs"},
+     "rows or objects per query and per batch of repairs", 1, 10000},
     {"session-ttl", "PIXPLANE_SESSION_TTL", CONF_SECS, C(session_ttl), "24h",
      "the API's upload session lifetime (orphan-grace must cover it)"},
     {"complete-lease", "PIXPLANE_COMPLETE_LEASE", CONF_SECS, C(complete_lease), "15m",
-     "the API's completion lease; the reconciler takes leases this long"},
+     "the API's completion lease; the reconciler takes leases this long", 1, 0},
     {"retention", "PIXPLANE_RETENTION", CONF_SECS, C(retention), "30d",
      "soft-deleted images older than this are purged (the API's restore window)"},
     {"expired-grace", "PIXPLANE_RECONCILE_EXPIRED_GRACE", CONF_SECS, C(expired_grace), "10m",
@@ -52,9 +51,9 @@ const struct conf_opt rec_conf[] = {
     {"variant-stuck", "PIXPLANE_RECONCILE_VARIANT_STUCK", CONF_SECS, C(variant_stuck), "2h",
      "variants pending or failed this long are requeued (a fresh outbox event)"},
     {"s3-workers", "PIXPLANE_RECONCILE_S3_WORKERS", CONF_INT, C(s3_workers), "8",
-     "threads (each with its own connection) for a page's aborts and deletes"},
+     "threads (each with its own connection) for a page's aborts and deletes", 1, 64},
     {"s3-page-size", "PIXPLANE_RECONCILE_S3_PAGE_SIZE", CONF_INT, C(s3_page_size), "0",
-     "entries per listing page (1..1000; 0: the server's default, 1000)"},
+     "entries per listing page (1..1000; 0: the server's default, 1000)", 0, 1000},
     {"requeue-max", "PIXPLANE_RECONCILE_REQUEUE_MAX", CONF_INT, C(requeue_max), "3",
      "most resets of one outbox row and requeues of one variant"},
 };
@@ -64,18 +63,10 @@ int rec_config_check(const struct rec_config *c, char *err)
 {
     if (strcmp(c->report, "text") && strcmp(c->report, "json"))
         err_set(err, "report must be text or json");
-    else if (c->batch < 1 || c->batch > 10000)
-        err_set(err, "batch must be 1..10000");
     else if (!c->once && c->interval < 1)
         err_set(err, "interval must be at least 1s");
-    else if (c->s3_page_size < 0 || c->s3_page_size > 1000)
-        err_set(err, "s3-page-size must be 0..1000");
-    else if (c->s3_workers < 1 || c->s3_workers > 64)
-        err_set(err, "s3-workers must be 1..64");
     else if (c->requeue_max < 0)
         err_set(err, "requeue-max must not be negative");
-    else if (c->complete_lease < 1)
-        err_set(err, "complete-lease must be at least 1s");
     else if (c->orphan_grace < c->session_ttl + c->complete_lease)
         err_set(err,
                 "orphan-grace (%.0fs) must be at least session-ttl + complete-lease "

@@ -16,13 +16,7 @@
 /* ---- configuration (config.c) ---- */
 
 struct rec_config {
-    char *database_url;
-    char *s3_endpoint;
-    char *s3_bucket;
-    char *s3_region;
-    char *s3_access_key;
-    char *s3_secret_key;
-    int s3_path_style;
+    struct conf_store store;
     char *upload_topic;
     char *log_level;
     int once;

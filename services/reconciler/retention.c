@@ -58,7 +58,7 @@ static void purged(struct rec *r, const char *action, const char *target,
 
 static int trash_page(struct rec *r, const PGresult *page, void *ud, char *err)
 {
-    struct purge_result res;
+    struct purge_result res = {.npaths = 0};
     char perr[ERR_MAX];
     int rc;
 
@@ -92,7 +92,7 @@ static int dry_unused(struct rec *r, const char *hash, char *err)
 
 static void unreferenced_one(struct rec *r, const char *hash)
 {
-    struct purge_result res;
+    struct purge_result res = {.npaths = 0};
     char err[ERR_MAX];
     int drift = 0;
     int rc =

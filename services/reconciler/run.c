@@ -56,14 +56,7 @@ static const struct pg_connopts rec_dry_connopts = {.options =
 
 int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t *stop, char *err)
 {
-    const struct s3_config s3 = {.endpoint = cfg->s3_endpoint,
-                                 .bucket = cfg->s3_bucket,
-                                 .region = cfg->s3_region,
-                                 .access_key = cfg->s3_access_key,
-                                 .secret_key = cfg->s3_secret_key,
-                                 .path_style = cfg->s3_path_style,
-                                 .timeout = 0,
-                                 .connect_timeout = 5};
+    const struct s3_config s3 = s3_config_from_store(&cfg->store, 0, 5);
 
     memset(r, 0, sizeof *r);
     r->cfg = cfg, r->stop = stop;
@@ -72,7 +65,7 @@ int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t 
     if (r->only < 0)
         return -1;
     r->s3cfg = s3;
-    if (!(r->pg = pg_pool_new(cfg->database_url, cfg->dry_run ? &rec_dry_connopts : NULL, 1,
+    if (!(r->pg = pg_pool_new(cfg->store.database_url, cfg->dry_run ? &rec_dry_connopts : NULL, 1,
                               rec_stmts, rec_stmts_count)) ||
         !(r->s3 = s3_client_new(&r->s3cfg)) || !(r->lister = s3_client_new(&r->s3cfg)))
         return err_set(err, "out of memory"), -1;
@@ -111,7 +104,7 @@ int rec_lock_take(struct rec *r, char *err)
     PGresult *res;
     int got;
 
-    if (!r->lock && !(r->lock = lock_connect(r->cfg->database_url, err)))
+    if (!r->lock && !(r->lock = lock_connect(r->cfg->store.database_url, err)))
         return -1;
     res = PQexec(r->lock, "SELECT pg_try_advisory_lock(" REC_LOCK_KEY ")");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

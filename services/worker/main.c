@@ -48,19 +48,7 @@ static void tctx_fini(void *p)
 
 static int check_config(const struct worker_config *c, char *err)
 {
-    if (c->threads < 1 || c->threads > 256)
-        err_set(err, "threads must be 1..256");
-    else if (c->max_attempts < 1)
-        err_set(err, "max-attempts must be at least 1");
-    else if (c->read_block < 64 * 1024 || c->read_block > 256LL * 1024 * 1024)
-        err_set(err, "read-block must be 64KiB..256MiB");
-    else if (c->webp_effort < 0 || c->webp_effort > 6)
-        err_set(err, "webp-effort must be 0..6");
-    else if (c->max_pixels < 1 || c->max_input_size < 1)
-        err_set(err, "max-pixels and max-input-size must be positive");
-    else if (c->relay_batch < 1 || c->relay_batch > 100000)
-        err_set(err, "relay-batch must be 1..100000");
-    else if (c->max_buffered < c->threads)
+    if (c->max_buffered < c->threads) /* ranges: in the configuration table */
         err_set(err, "max-buffered must be at least threads");
     else
         return 0;
@@ -80,14 +68,7 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
     w->nvariants = (size_t)n;
     for (size_t i = 0; i < w->nvariants; i++)
         w->variants[i].effort = (int)c->webp_effort;
-    w->s3cfg = (struct s3_config){.endpoint = c->s3_endpoint,
-                                  .bucket = c->s3_bucket,
-                                  .region = c->s3_region,
-                                  .access_key = c->s3_access_key,
-                                  .secret_key = c->s3_secret_key,
-                                  .path_style = c->s3_path_style,
-                                  .timeout = 120,
-                                  .connect_timeout = 5};
+    w->s3cfg = s3_config_from_store(&c->store, 120, 5);
     w->kopts = (struct kafka_opts){
         .bootstrap = c->kafka_bootstrap, .client_id = "pixplane-worker", .extra = c->kafka_options};
     if (thumb_init(argv0, (int)c->vips_concurrency) < 0) {
@@ -99,7 +80,7 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
         err_set(err, "cannot make the worker's condition variable");
         return -1;
     }
-    if (!(w->pg = pg_pool_new(c->database_url, NULL, (int)c->threads + 1, worker_stmts,
+    if (!(w->pg = pg_pool_new(c->store.database_url, NULL, (int)c->threads + 1, worker_stmts,
                               worker_stmts_count))) {
         err_set(err, "cannot create the database pool");
         return -1;
@@ -153,6 +134,7 @@ static int run(const char *argv0)
          * committed, so it runs again elsewhere; do not wait for it */
         log_error(NULL, "stop_abandoned", "exiting with images still in progress");
         relay_stop(w.relay);
+        w.relay = NULL; /* freed: the stats below must not ask it (found by TSan) */
         worker_log_stats(&w, "stopped");
         _exit(0);
     }

@@ -22,7 +22,7 @@ struct relay {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     volatile int stop;
-    volatile int leader;
+    int leader; /* written by the relay thread only; read elsewhere with __atomic */
     double backoff;
 };
 
@@ -48,7 +48,7 @@ static void relay_disconnect(struct relay *r, const char *why)
 {
     if (r->leader)
         log_warn(NULL, "relay_standby", why);
-    r->leader = 0;
+    __atomic_store_n(&r->leader, 0, __ATOMIC_RELAXED);
     PQfinish(r->db);
     r->db = NULL;
 }
@@ -61,7 +61,7 @@ static int relay_connect(struct relay *r)
 {
     char err[ERR_MAX];
 
-    r->db = pg_connect(r->w->cfg->database_url, &relay_connopts, err);
+    r->db = pg_connect(r->w->cfg->store.database_url, &relay_connopts, err);
     if (r->db)
         return 0;
     log_warn(NULL, "relay_db_unavailable", err);
@@ -88,7 +88,7 @@ static int relay_try_lead(struct relay *r)
 
     if (!res)
         return 0;
-    r->leader = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    __atomic_store_n(&r->leader, strcmp(PQgetvalue(res, 0, 0), "t") == 0, __ATOMIC_RELAXED);
     PQclear(res);
     if (r->leader)
         log_info(NULL, "relay_active", "this process is the active outbox relay");
@@ -323,5 +323,5 @@ void relay_stop(struct relay *r)
 
 int relay_is_leader(const struct relay *r)
 {
-    return r && r->leader;
+    return r && __atomic_load_n(&r->leader, __ATOMIC_RELAXED);
 }

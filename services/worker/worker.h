@@ -19,13 +19,7 @@
 
 struct worker_config {
     char *listen; /* /healthz, /readyz, /metrics; "" = none */
-    char *database_url;
-    char *s3_endpoint;
-    char *s3_bucket;
-    char *s3_region;
-    char *s3_access_key;
-    char *s3_secret_key;
-    int s3_path_style;
+    struct conf_store store;
     char *kafka_bootstrap;
     char *kafka_options;
     char *upload_topic;

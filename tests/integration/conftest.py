@@ -45,6 +45,15 @@ def wait_http(url, timeout=20.0, want=200):
     raise AssertionError("%s did not answer %d in %.0fs (last: %s)" % (url, want, timeout, last))
 
 
+# What a sanitized build (ASan + UBSan in build-test, TSan in build-tsan) prints on a finding.
+SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+               "WARNING: ThreadSanitizer")
+
+
+def assert_sanitizer_clean(text):
+    assert not any(m in text for m in SAN_MARKERS), text[-6000:]
+
+
 class ApiProcess:
     """A pixplane-api process on a free port; stopped with SIGTERM, must exit 0."""
 
@@ -81,7 +90,7 @@ class ApiProcess:
         assert rc == 0, "pixplane-api exited %s; log %s" % (rc, self.log_path)
         with open(self.log_path, "rb") as f:
             text = f.read().decode("utf-8", "replace")
-        assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
+        assert_sanitizer_clean(text)
 
 
 def make_token(user, admin=False, ttl=3600, secret=None):

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import invariants
-from conftest import API_BIN, BUILD, ApiProcess, Client, sql, user_id
+from conftest import API_BIN, BUILD, ApiProcess, Client, assert_sanitizer_clean, sql, user_id
 
 REC_BIN = os.path.join(BUILD, "pixplane-reconciler")
 GRACE = 3  # --orphan-grace and --multipart-grace in these tests
@@ -106,8 +106,7 @@ def client(api):
 
 class Run:
     def __init__(self, rc, stdout, stderr):
-        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            assert bad not in stderr, stderr[-4000:]
+        assert_sanitizer_clean(stderr)
         self.rc = rc
         self.stderr = stderr
         self.report = json.loads(stdout) if stdout.strip() else None

@@ -20,7 +20,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import BUILD, ROOT, ApiProcess, Client, object_exists, sql, user_id
+from conftest import (BUILD, ROOT, ApiProcess, Client, assert_sanitizer_clean, object_exists, sql,
+                      user_id)
 
 WORKER_BIN = os.path.join(BUILD, "pixplane-worker")
 BROKER_BIN = os.path.join(BUILD, "pixplane-mock-kafka")
@@ -151,7 +152,7 @@ class Worker:
         self.log.close()
         text = self.text()
         assert rc == 0, "worker exited %s; log %s\n%s" % (rc, self.log_path, text[-3000:])
-        assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
+        assert_sanitizer_clean(text)
         return time.monotonic() - t0
 
     def kill(self):

@@ -266,6 +266,40 @@ static void test_int_values(void **state)
     assert_int_equal(LOAD(err, "--port= 1"), -1);
 }
 
+/* The table's ranges hold for every source; the message names the option and the range. */
+static const struct conf_opt bounded[] = {
+    {"port", "PIXT_PORT", CONF_INT, &cfg.port, "8080", "TCP port", 1, 65535},
+    {"timeout", NULL, CONF_SECS, &cfg.timeout, "30s", "request timeout", 0.5, 0},
+    {"max-body", NULL, CONF_SIZE, &cfg.max_body, "1MiB", "body limit", 1024, 1 << 30},
+};
+
+static int load_bounded(char *err, const char *a, const char *b)
+{
+    char *argv[] = {"prog", (char *)a, (char *)b, NULL};
+    int argc = b ? 3 : a ? 2 : 1;
+
+    return conf_load(bounded, ARRAY_LEN(bounded), argc, argv, NULL, NULL, err);
+}
+
+static void test_bounds(void **state)
+{
+    char err[ERR_MAX];
+
+    assert_int_equal(load_bounded(err, "--port=65535", "--timeout=500ms"), 0);
+    assert_int_equal(cfg.port, 65535);
+    assert_int_equal(load_bounded(err, "--port=0", NULL), -1);
+    assert_string_equal(err, "--port (PIXT_PORT) must be 1..65535, not 0");
+    setenv("PIXT_PORT", "65536", 1);
+    assert_int_equal(load_bounded(err, NULL, NULL), -1);
+    assert_string_equal(err, "--port (PIXT_PORT) must be 1..65535, not 65536");
+    unsetenv("PIXT_PORT");
+    assert_int_equal(load_bounded(err, "--timeout=100ms", NULL), -1);
+    assert_string_equal(err, "--timeout (flag only) must be at least 0.5, not 0.1");
+    assert_int_equal(load_bounded(err, "--timeout=1d", NULL), 0); /* no upper bound */
+    assert_int_equal(load_bounded(err, "--max-body=2GiB", NULL), -1);
+    assert_non_null(strstr(err, "--max-body (flag only) must be 1024..1073741824, not 2147483648"));
+}
+
 static void test_errors(void **state)
 {
     char err[ERR_MAX];
@@ -447,6 +481,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parse_bool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest, setup, teardown),

@@ -54,6 +54,38 @@ static void test_nul_escape_refused(void **state)
     }
 }
 
+/* Found by fuzzing (fuzz_json_bodies): "\u.000" was read by cJSON as U+0000, and bytes
+ * that are not UTF-8 reached PostgreSQL (a 500). Both are refused before parsing. */
+static void test_body_text_refused(void **state)
+{
+    static const struct {
+        const char *body;
+        size_t len;
+        const char *err;
+    } bad[] = {
+        {"{\"n\":\"abc\\u.000.exe\"}", 0, "malformed JSON"},
+        {"{\"n\":\"\\u12\"}", 0, "malformed JSON"},
+        {"{\"n\":\"\\u\"}", 0, "malformed JSON"},
+        {"{\"proof\":\"\xff\xfe\"}", 0, "the body must be UTF-8 text"},
+        {"{\"n\":\"\xc0\xaf\"}", 0, "the body must be UTF-8 text"},
+        {"{\"n\":\"\xed\xa0\x80\"}", 0, "the body must be UTF-8 text"},
+        {"{\"n\":\"a\0b\"}", 10, "malformed JSON"},
+    };
+    const char *err;
+    cJSON *o;
+
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        size_t len = bad[i].len ? bad[i].len : strlen(bad[i].body);
+        assert_null(json_parse_object(bad[i].body, len, &err));
+        assert_string_equal(err, bad[i].err);
+    }
+    o = parse("{\"n\":\"\\uD83D\\uDCF7 \xf0\x9f\x93\xb7 \\u00E9\"}", &err);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "n")->valuestring,
+                        "\xf0\x9f\x93\xb7 \xf0\x9f\x93\xb7 \xc3\xa9");
+    cJSON_Delete(o);
+}
+
 static void test_parse_errors(void **state)
 {
     static const char *const malformed[] = {"",     "{",    "{\"a\":}", "{} x",
@@ -260,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_parse_object),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_nul_escape_refused),
+        cmocka_unit_test(test_body_text_refused),
         cmocka_unit_test(test_get_str),
         cmocka_unit_test(test_get_i64),
         cmocka_unit_test(test_get_bool),

@@ -23,12 +23,12 @@ static int setup(struct rec *r, struct rec_config *cfg)
 
     if (!url)
         return -1;
-    *cfg = (struct rec_config){.database_url = (char *)url,
-                               .s3_endpoint = "http://127.0.0.1:1",
-                               .s3_bucket = "b",
-                               .s3_region = "us-east-1",
-                               .s3_access_key = "",
-                               .s3_secret_key = "",
+    *cfg = (struct rec_config){.store.database_url = (char *)url,
+                               .store.s3_endpoint = "http://127.0.0.1:1",
+                               .store.s3_bucket = "b",
+                               .store.s3_region = "us-east-1",
+                               .store.s3_access_key = "",
+                               .store.s3_secret_key = "",
                                .only = "",
                                .batch = 10};
     assert_int_equal(rec_init(r, cfg, &no_stop, err), 0);
@@ -101,7 +101,7 @@ static char *show_read_only(struct rec *r)
 /* The dry run's read-only setting is in the connection options: a reconnect keeps it. */
 static void test_dry_run_read_only_survives_reconnect(void **state)
 {
-    struct rec_config cfg;
+    struct rec_config cfg = {0};
     struct rec r;
     char err[ERR_MAX] = "", *v;
     PGconn *killer;
@@ -122,7 +122,7 @@ static void test_dry_run_read_only_survives_reconnect(void **state)
     assert_non_null(c);
     snprintf(pid, sizeof pid, "%d", PQbackendPID(pg_raw(c)));
     pg_release(c);
-    killer = pg_connect(cfg.database_url, NULL, err);
+    killer = pg_connect(cfg.store.database_url, NULL, err);
     assert_non_null(killer);
     params[0] = pid;
     res = PQexecParams(killer, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, params, NULL,

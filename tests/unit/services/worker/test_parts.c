@@ -68,6 +68,7 @@ static void test_order_and_commits(void **state)
     parts_committed(&ps, tps, 1);
     assert_int_equal(parts_pending_commits(&ps, tps, 8), 0);
     p = take(&ps, &off);
+    assert_non_null(p);
     assert_int_equal(off, 11);
     assert_int_equal(ps.buffered, 3);
     parts_free(&ps);
