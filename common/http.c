@@ -1256,14 +1256,18 @@ static int listen_fd(const struct addrinfo *ai, char *err)
 
 static int local_port(int fd)
 {
-    struct sockaddr_storage ss = {0};
-    socklen_t sl = sizeof ss;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } u;
+    socklen_t sl = sizeof u;
 
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+    memset(&u, 0, sizeof u);
+    if (getsockname(fd, &u.sa, &sl) < 0)
         return -1;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(u.sa.sa_family == AF_INET6 ? u.in6.sin6_port : u.in.sin_port);
 }
 
 /* ---- server API ---- */
