@@ -241,7 +241,8 @@ $(FUZZ_LIBCOMMON): $(FUZZ_COMMON_OBJ)
 # A harness links the objects it tests (FUZZ_OBJ, before the common library) and libFuzzer.
 FUZZ_LINK = $(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
             $(FUZZ_WRAP) $(FUZZ_LIBCOMMON) $(LIBS)
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*_fakes.c) $(FUZZ_LIBCOMMON) $(FUZZ_HDRS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*_fakes.c tests/fuzz/*.h) $(FUZZ_LIBCOMMON) \
+                    $(FUZZ_HDRS)
 	$(FUZZ_LINK)
 
 # fuzz_pixctl #includes pixctl/upload.c and pixctl/sync.c to reach their response handlers.

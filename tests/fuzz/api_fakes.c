@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "api.h"
 #include "finalize.h"
 #include "json.h"
@@ -32,14 +33,6 @@ static const char *fake_sqlstate = "";
  * generic error). Set by the harness; NULL means every statement fails. */
 static PGresult *(*fake_db)(const char *stmt, int n, const char *const *p);
 static char fake_conn[16];
-
-#define FAKE_CHECK(cond, what)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "api fakes: invariant broken: %s (%s)\n", what, #cond);                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void fake_request(const uint8_t *body, size_t n)
 {
@@ -129,15 +122,15 @@ int __wrap_http_req_query_param(const http_req *r, const char *name, char *out, 
 
 int __wrap_http_resp_header(http_req *r, const char *name, const char *value)
 {
-    FAKE_CHECK(freq.answers == 0, "headers before the answer");
-    FAKE_CHECK(!strpbrk(name, "\r\n:") && !strpbrk(value, "\r\n"), "a header is one line");
+    CHECK(freq.answers == 0, "headers before the answer");
+    CHECK(!strpbrk(name, "\r\n:") && !strpbrk(value, "\r\n"), "a header is one line");
     return 0;
 }
 
 static void answered(int status)
 {
-    FAKE_CHECK(freq.answers == 0, "a request is answered exactly once (never twice)");
-    FAKE_CHECK(status >= 200 && status <= 599, "an HTTP status");
+    CHECK(freq.answers == 0, "a request is answered exactly once (never twice)");
+    CHECK(status >= 200 && status <= 599, "an HTTP status");
     freq.answers++;
     freq.status = status;
 }
@@ -150,9 +143,9 @@ void __wrap_http_respond(http_req *r, int status, const char *ct, const char *bo
 void __wrap_http_respond_json(http_req *r, int status, cJSON *body)
 {
     answered(status);
-    FAKE_CHECK(body != NULL, "a JSON answer has a body");
+    CHECK(body != NULL, "a JSON answer has a body");
     char *text = cJSON_PrintUnformatted(body);
-    FAKE_CHECK(text != NULL, "the body prints");
+    CHECK(text != NULL, "the body prints");
     free(text);
     cJSON_Delete(body);
 }
@@ -160,7 +153,7 @@ void __wrap_http_respond_json(http_req *r, int status, cJSON *body)
 void __wrap_http_respond_error(http_req *r, int status, const char *code, const char *msg)
 {
     answered(status);
-    FAKE_CHECK(status >= 400 && code && *code && msg, "an error has a code and a message");
+    CHECK(status >= 400 && code && *code && msg, "an error has a code and a message");
 }
 
 /* The stream is never opened: on_close is what the server runs when it goes. */
@@ -202,10 +195,10 @@ PGresult *__wrap_pg_exec(pg_conn *c, const char *stmt, int n, const char *const 
 {
     int known = 0;
 
-    FAKE_CHECK(c == (pg_conn *)fake_conn, "a statement runs on an acquired connection");
+    CHECK(c == (pg_conn *)fake_conn, "a statement runs on an acquired connection");
     for (size_t i = 0; i < api_stmts_count; i++)
         known |= !strcmp(api_stmts[i].name, stmt);
-    FAKE_CHECK(known, "the statement is in the table");
+    CHECK(known, "the statement is in the table");
     fake_sqlstate = "";
     for (int i = 0; i < n; i++) {
         if (p[i] && !fake_utf8(p[i])) { /* as PostgreSQL answers it */
@@ -295,13 +288,13 @@ static int fake_call(const char *method, const char *path)
     const struct route *rt =
         router_match(api_routes, api_routes_count, method, path, &c.params, NULL, 0, &status);
 
-    FAKE_CHECK(rt != NULL, "the harness's routes exist");
+    CHECK(rt != NULL, "the harness's routes exist");
     snprintf(c.user.sub, sizeof c.user.sub, "alice");
     c.user.exp = 2000000000;
     ((api_handler)rt->handler)(&c);
-    FAKE_CHECK(freq.answers == 1, "a request is answered exactly once (never zero times)");
+    CHECK(freq.answers == 1, "a request is answered exactly once (never zero times)");
     /* tests/fuzz/regressions/json_bodies-proof-utf8 */
-    FAKE_CHECK(!(freq.bad_text && freq.status >= 500),
-               "input PostgreSQL refuses as text (invalid UTF-8) is a 4xx, not a 500");
+    CHECK(!(freq.bad_text && freq.status >= 500),
+          "input PostgreSQL refuses as text (invalid UTF-8) is a 4xx, not a 500");
     return freq.status;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "api.h"
 #include "conf.h"
 #include "worker.h"
@@ -20,27 +21,7 @@
  *   5 variants_parse (services/worker/config.c), then a round trip through its text form */
 enum { M_SIZE, M_SECS, M_BOOL, M_LOAD, M_DOCS, M_VARIANTS, M_COUNT };
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_conf: invariant broken: %s (%s)\n", what, #cond);                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static char *cstr(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    if (!s)
-        abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
 
 /* ---- single values against references written from the documented grammar ---- */
 

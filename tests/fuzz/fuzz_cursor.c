@@ -11,9 +11,6 @@
  *   6 util_b64url_decode / util_b64url_encode against a reference */
 enum { T_SYNC, T_SINCE, T_LAST_EVENT_ID, T_IMAGES, T_SHARED, T_KEYSET, T_B64, T_COUNT };
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what) FAKE_CHECK(cond, what)
 
 static const char *text(void)
 {

@@ -12,9 +12,6 @@ enum { T_CREATE, T_URLS, T_PROOF, T_PATCH, T_SHARE, T_JSON, T_UTF8, T_COUNT };
 
 #define ID "5b0c9d4e-2f3a-4b5c-8d6e-7f8091a2b3c4"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what) FAKE_CHECK(cond, what)
 
 /* ---- the session row GET /uploads/{id}'s statement finds ---- */
 

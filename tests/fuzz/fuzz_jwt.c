@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "auth.h"
 #include "json.h"
 
@@ -24,28 +25,6 @@ enum { M_RAW, M_CLAIMS, M_BOTH, M_OTHER_KEY, M_SIGN, M_COUNT };
 static const unsigned char key[] = "pixplane-fuzz-jwt-secret-0123456789abcdef";
 static const unsigned char other_key[] = "another-fuzz-jwt-secret-0123456789abcdefg";
 #define KEYLEN (sizeof key - 1)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_jwt: invariant broken: %s (%s)\n", what, #cond);                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-/* NUL-terminated copy of n bytes (malloc'd, never NULL). */
-static char *cstr(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    if (!s)
-        abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
 
 /* b64url(header) "." b64url(payload) "." b64url(HMAC-SHA256(key, first two)), malloc'd. */
 static char *sign_token(const uint8_t *hdr, size_t hl, const uint8_t *pl, size_t pll)

@@ -1,5 +1,6 @@
 /* fuzz_pixctl: pixctl's parsing of what it did not write: API answers (client.c, upload.c and
  * sync.c's handlers), the /sync/stream event stream, its resume state and sync index files. */
+#include "fuzz.h"
 #include "curl_fakes.c"          /* first: libcurl's transfer calls answered from the input */
 #include "../../pixctl/upload.c" /* h2o-style: the answer handlers are static */
 #include "../../pixctl/sync.c"
@@ -16,16 +17,6 @@
  *   3 resume state file   4 sync index file   5 event stream, whole and in pieces */
 enum { T_CLIENT, T_UPLOAD, T_SYNC, T_STATE, T_SIDX, T_SSE, T_COUNT };
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_pixctl: invariant broken: %s (%s)\n", what, #cond);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 static struct pixctl_config cfg = {.api_url = (char *)"http://127.0.0.1:8080",
                                    .token = (char *)"tok",
                                    .quiet = 1,
@@ -34,22 +25,6 @@ static struct pixctl_config cfg = {.api_url = (char *)"http://127.0.0.1:8080",
                                    .retries = 1, /* no retries: they would sleep */
                                    .verify_timeout = 0};
 static struct pix px = {.cfg = &cfg};
-
-static int terminated(const char *s, size_t n)
-{
-    return memchr(s, '\0', n) != NULL;
-}
-
-static char *cstr(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    if (!s)
-        abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
 
 /* ---- 0: the client ---- */
 

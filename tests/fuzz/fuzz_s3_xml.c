@@ -1,5 +1,6 @@
 /* fuzz_s3_xml: the S3 client's response handling (common/s3.c) against a hostile server: the XML
  * extractor and page parsers on raw bodies, and whole calls (pagination, errors) on scripts. */
+#include "fuzz.h"
 #include "curl_fakes.c" /* first: libcurl's transfer calls answered from the input */
 #include "s3.c"         /* h2o-style: the XML helpers and page parsers are static */
 
@@ -32,22 +33,7 @@ enum {
     M_COUNT
 };
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_s3_xml: invariant broken: %s (%s)\n", what, #cond);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 static s3_client *clients[2]; /* path-style, virtual-hosted */
-
-static int terminated(const char *s, size_t n)
-{
-    return memchr(s, '\0', n) != NULL;
-}
 
 /* Valid UTF-8 with no NUL (what every decoded XML value must be when its source was). */
 static int utf8_ok(const char *s, size_t n)

@@ -6,22 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "worker.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_worker_event: invariant broken: %s (%s)\n", what, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static int terminated(const char *s, size_t n)
-{
-    return memchr(s, '\0', n) != NULL;
-}
 
 static void check_event(const struct upload_event *ev)
 {

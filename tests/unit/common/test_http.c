@@ -152,10 +152,19 @@ static char *read_until(int fd, const char *until)
     return b;
 }
 
-static void wait_closes(int n)
+/* Sends req whole, then reads as read_until does. */
+static char *exchange(struct srv *s, const char *req, const char *until)
 {
-    for (int i = 0; i < 500 && __atomic_load_n(&closes, __ATOMIC_SEQ_CST) < n; i++)
+    assert_int_equal(write(s->client, req, strlen(req)), (ssize_t)strlen(req));
+    return read_until(s->client, until);
+}
+
+/* Waits (bounded) until on_close ran once. */
+static void expect_one_close(void)
+{
+    for (int i = 0; i < 500 && __atomic_load_n(&closes, __ATOMIC_SEQ_CST) < 1; i++)
         usleep(10000);
+    assert_int_equal(__atomic_load_n(&closes, __ATOMIC_SEQ_CST), 1);
 }
 
 static void test_pipelining_answers_in_order(void **state)
@@ -209,14 +218,12 @@ static void test_stream_closed_by_client(void **state)
     char *out;
 
     srv_start(&s);
-    assert_int_equal(write(s.client, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    out = read_until(s.client, "data: hello\n\n");
+    out = exchange(&s, req, "data: hello\n\n");
     assert_non_null(strstr(out, "text/event-stream"));
     assert_non_null(strstr(out, "data: hello"));
     free(out);
     shutdown(s.client, SHUT_WR);
-    wait_closes(1);
-    assert_int_equal(__atomic_load_n(&closes, __ATOMIC_SEQ_CST), 1);
+    expect_one_close();
     srv_stop(&s);
 }
 
@@ -228,12 +235,10 @@ static void test_stream_close_during_send(void **state)
     char *out;
 
     srv_start(&s);
-    assert_int_equal(write(s.client, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    out = read_until(s.client, NULL); /* EOF: the server closed it */
+    out = exchange(&s, req, NULL); /* EOF: the server closed it */
     assert_null(strstr(out, "xxxx"));
     free(out);
-    wait_closes(1);
-    assert_int_equal(__atomic_load_n(&closes, __ATOMIC_SEQ_CST), 1);
+    expect_one_close();
     srv_stop(&s);
 }
 
@@ -242,12 +247,9 @@ static void test_stream_open_at_free(void **state)
 {
     static const char req[] = "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n";
     struct srv s;
-    char *out;
 
     srv_start(&s);
-    assert_int_equal(write(s.client, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    out = read_until(s.client, "data: hello\n\n");
-    free(out);
+    free(exchange(&s, req, "data: hello\n\n"));
     srv_stop(&s); /* asserts opens == closes */
 }
 
