@@ -264,3 +264,73 @@ fail:
     cJSON_Delete(p);
     return tok;
 }
+
+/* ---- verified-token cache ---- */
+
+#define AUTH_CACHE_TOKEN_MAX 2048 /* longer tokens are verified every time */
+
+struct auth_cache_ent {
+    uint64_t hash;
+    size_t len;
+    char *token;
+    struct auth_claims claims;
+};
+
+struct auth_cache {
+    size_t n;
+    struct auth_cache_ent *e;
+};
+
+auth_cache *auth_cache_new(size_t slots)
+{
+    auth_cache *c = calloc(1, sizeof *c);
+
+    if (!c || !slots || !(c->e = calloc(slots, sizeof *c->e))) {
+        free(c);
+        return NULL;
+    }
+    c->n = slots;
+    return c;
+}
+
+void auth_cache_free(auth_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->e[i].token);
+    free(c->e);
+    free(c);
+}
+
+static uint64_t auth_hash(const char *s, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+int auth_cache_verify(auth_cache *c, const unsigned char *key, size_t keylen, const char *token,
+                      time_t now, struct auth_claims *out, const char **err)
+{
+    size_t len = strlen(token);
+    uint64_t h = auth_hash(token, len);
+    struct auth_cache_ent *e = c ? &c->e[h % c->n] : NULL;
+    char *copy;
+
+    if (e && e->token && e->hash == h && e->len == len && now < e->claims.exp &&
+        util_streq_ct(e->token, token, len)) {
+        *out = e->claims;
+        return 0;
+    }
+    if (auth_verify(key, keylen, token, now, out, err) < 0)
+        return -1;
+    if (e && len <= AUTH_CACHE_TOKEN_MAX && (copy = malloc(len + 1))) {
+        memcpy(copy, token, len + 1);
+        free(e->token);
+        *e = (struct auth_cache_ent){.hash = h, .len = len, .token = copy, .claims = *out};
+    }
+    return 0;
+}

@@ -22,6 +22,15 @@ struct auth_claims {
  * ("malformed", "bad_signature", "expired", "unsupported_alg", ...). */
 int auth_verify(const unsigned char *key, size_t keylen, const char *token, time_t now,
                 struct auth_claims *out, const char **err) PIX_WUR;
+/* A small cache of verified tokens, for one thread (no locking): a token seen before is
+ * answered from its verified claims until its exp, without the HMAC and JSON work. An entry
+ * matches only the same token, compared in constant time; collisions just evict. */
+typedef struct auth_cache auth_cache;
+auth_cache *auth_cache_new(size_t slots);
+void auth_cache_free(auth_cache *c); /* NULL-safe */
+/* auth_verify through the cache (c may be NULL: no cache). */
+int auth_cache_verify(auth_cache *c, const unsigned char *key, size_t keylen, const char *token,
+                      time_t now, struct auth_claims *out, const char **err) PIX_WUR;
 /* Extracts the token from an Authorization header value ("Bearer X"); NULL if absent. */
 const char *auth_bearer(const char *header);
 /* Signs a token; malloc'd string or NULL. */

@@ -37,6 +37,9 @@ struct conf_store {
     char *s3_access_key;
     char *s3_secret_key;
     int s3_path_style;
+    double s3_timeout;           /* one S3 request, streamed reads and completions aside */
+    double s3_stall_timeout;     /* any S3 transfer below 1 KiB/s this long is aborted */
+    double db_statement_timeout; /* statement_timeout of the pooled connections */
 };
 
 /* The store's options, for tables whose target macro is C(field) over a config struct with
@@ -58,9 +61,30 @@ struct conf_store {
          "S3 access key id"},                                                                      \
         {"s3-secret-key",       "S3_SECRET_KEY", CONF_STR, C(store.s3_secret_key), "",             \
          "S3 secret access key"},                                                                  \
+        {"s3-path-style", "S3_PATH_STYLE",                                                         \
+         CONF_BOOL,       C(store.s3_path_style),                                                  \
+         "true",          "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"},     \
+        {"s3-timeout",                                                                             \
+         "S3_TIMEOUT",                                                                             \
+         CONF_SECS,                                                                                \
+         C(store.s3_timeout),                                                                      \
+         "30s",                                                                                    \
+         "longest S3 request (streamed reads and multipart completion are bounded by the stall "   \
+         "timeout instead)",                                                                       \
+         1,                                                                                        \
+         3600},                                                                                    \
+        {"s3-stall-timeout",                                                                       \
+         "S3_STALL_TIMEOUT",                                                                       \
+         CONF_SECS,                                                                                \
+         C(store.s3_stall_timeout),                                                                \
+         "15s",                                                                                    \
+         "an S3 transfer moving under 1 KiB/s for this long is aborted",                           \
+         1,                                                                                        \
+         3600},                                                                                    \
     {                                                                                              \
-        "s3-path-style", "S3_PATH_STYLE", CONF_BOOL, C(store.s3_path_style), "true",               \
-            "path-style URLs (MinIO, radosgw); false for virtual-hosted (AWS)"                     \
+        "db-statement-timeout", "PIXPLANE_DB_STATEMENT_TIMEOUT", CONF_SECS,                        \
+            C(store.db_statement_timeout), "30s",                                                  \
+            "statement_timeout of the pooled PostgreSQL connections (0: none)", 0, 86400           \
     }
 #define CONF_OPT_LOG_LEVEL(C)                                                                      \
     {                                                                                              \

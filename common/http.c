@@ -29,6 +29,7 @@
 #define HTTP_LINGER_MAX (1u << 20)
 #define HTTP_ACCEPT_BATCH 64
 #define HTTP_BACKLOG 4096
+#define HTTP_ADDR_BUCKETS 1024       /* client-address count table */
 #define HTTP_BATCH 64                /* requests handed to the pool per lock round */
 #define HTTP_STREAM_MAX (256u << 10) /* default unsent bytes a stream may hold */
 
@@ -114,8 +115,17 @@ struct http_conn {
     size_t cont_left; /* bytes of "100 Continue" still to write */
     size_t wpos;      /* response bytes written, head then body */
     size_t lingered;
+    double body_due;         /* monotonic (loop) time the body must be in by */
+    struct addr_count *peer; /* the client address's count; NULL if not counted */
     size_t in_len;
     char in[HTTP_IN_CAP];
+};
+
+/* Open connections per client address (IPv4 as v4-mapped IPv6), for max_conns_per_addr. */
+struct addr_count {
+    struct addr_count *next;
+    unsigned char addr[16];
+    int n;
 };
 
 struct http_server {
@@ -132,6 +142,7 @@ struct http_server {
     ev_prepare prep;              /* hands the batch over before the loop blocks */
     http_bodyless_fn bodyless;
     uint64_t rng;
+    struct addr_count *addrs[HTTP_ADDR_BUCKETS];
 };
 
 static int conn_parse(struct http_conn *c);
@@ -155,6 +166,8 @@ static void limits_fill(struct http_limits *l, const struct http_limits *in)
         l->idle_timeout = 60;
     if (l->max_connections <= 0)
         l->max_connections = 10000;
+    if (l->min_body_rate <= 0)
+        l->min_body_rate = 4096;
 }
 
 static uint64_t rng_next(uint64_t *x)
@@ -522,6 +535,17 @@ static void timer_set(struct http_conn *c, double secs)
     ev_timer_again(c->s->loop, &c->tmr);
 }
 
+/* While a body is read: body_timeout without progress, and never past the body's due time
+ * (a body trickled a byte at a time cannot hold the connection for ever). */
+static void body_timer(struct http_conn *c)
+{
+    double left = c->body_due - ev_now(c->s->loop);
+
+    if (left > c->s->lim.body_timeout)
+        left = c->s->lim.body_timeout;
+    timer_set(c, left > 0.001 ? left : 0.001);
+}
+
 static void read_off(struct http_conn *c)
 {
     if (!c->rd_off) {
@@ -585,6 +609,66 @@ static void conn_close(struct http_conn *c)
     ev_prepare_start(s->loop, &s->prep);
 }
 
+/* ---- connections per client address ---- */
+
+/* The client address of an accepted socket as 16 bytes (IPv4 v4-mapped); 0 if it has none. */
+static int addr_key(const struct sockaddr_storage *sa, unsigned char key[16])
+{
+    if (sa->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 1;
+    }
+    if (sa->ss_family != AF_INET)
+        return 0;
+    memset(key, 0, 10);
+    key[10] = key[11] = 0xff;
+    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return 1;
+}
+
+static unsigned addr_bucket(const unsigned char key[16])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % HTTP_ADDR_BUCKETS;
+}
+
+/* Counts one more connection from key: its entry, or NULL when the address is at its cap
+ * (*full set) or out of memory. */
+static struct addr_count *addr_take(http_server *s, const unsigned char key[16], int *full)
+{
+    struct addr_count **b = &s->addrs[addr_bucket(key)], *e = *b;
+
+    while (e && memcmp(e->addr, key, 16))
+        e = e->next;
+    *full = e && e->n >= s->lim.max_conns_per_addr;
+    if (*full)
+        return NULL;
+    if (!e) {
+        if (!(e = calloc(1, sizeof *e)))
+            return NULL;
+        memcpy(e->addr, key, 16);
+        e->next = *b;
+        *b = e;
+    }
+    e->n++;
+    return e;
+}
+
+static void addr_release(http_server *s, struct addr_count *e)
+{
+    struct addr_count **b;
+
+    if (!e || --e->n > 0)
+        return;
+    for (b = &s->addrs[addr_bucket(e->addr)]; *b != e; b = &(*b)->next)
+        ;
+    *b = e->next;
+    free(e);
+}
+
 /* Frees a closed connection; its stream owner's on_close runs first. */
 static void conn_reap(struct http_conn *c)
 {
@@ -592,6 +676,7 @@ static void conn_reap(struct http_conn *c)
 
     if (c->opened)
         req_stream_release(c->req, c);
+    addr_release(s, c->peer);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -992,8 +1077,10 @@ static int head_checks(struct http_conn *c, http_parser *p)
     if (expect && has_body && p->http_major == 1 && p->http_minor >= 1)
         c->cont_left = sizeof continue_line - 1;
     if (has_body) {
+        double len = has_len ? (double)p->content_length : (double)c->s->lim.max_body_bytes;
         conn_state_set(c, CS_BODY);
-        timer_set(c, c->s->lim.body_timeout);
+        c->body_due = ev_now(c->s->loop) + c->s->lim.body_timeout + len / c->s->lim.min_body_rate;
+        body_timer(c);
     }
     return 0;
 }
@@ -1125,7 +1212,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     }
     c->in_len += (size_t)n;
     if (c->state == CS_BODY)
-        timer_set(c, c->s->lim.body_timeout); /* progress */
+        body_timer(c); /* progress, up to the body's deadline */
     if (c->state == CS_WORKER || c->state == CS_WRITING) {
         if (c->in_len == sizeof c->in)
             read_off(c); /* pipelined input waits; resumed by conn_done */
@@ -1181,27 +1268,50 @@ static int conn_new(http_server *s, int fd)
 
 /* ---- listener ---- */
 
-/* Over max_connections: a best-effort 503 without allocating anything, then close. */
-static void reject_busy(http_server *s, int fd)
+/* Over max_connections (503) or the address's cap (429): a best-effort answer without
+ * allocating anything, then close. */
+static void reject_busy(http_server *s, int fd, int per_addr)
 {
     char id[17], msg[512];
     unsigned char b[8];
     uint64_t v = rng_next(&s->rng);
-    static const char body[] =
+    static const char all[] =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections\"}}";
+    static const char mine[] = "{\"error\":{\"code\":\"too_many_connections\",\"message\":"
+                               "\"too many connections from this address\"}}";
     int n;
 
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(v >> (8 * i));
     util_hex(b, sizeof b, id);
     n = snprintf(msg, sizeof msg,
-                 "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nX-Request-Id: %s\r\n"
+                 "HTTP/1.1 %s\r\nDate: %s\r\nX-Request-Id: %s\r\n"
                  "Connection: close\r\nContent-Length: %zu\r\nContent-Type: application/json"
                  "\r\n\r\n%s",
-                 http_date(), id, sizeof body - 1, body);
+                 per_addr ? "429 Too Many Requests" : "503 Service Unavailable", http_date(), id,
+                 per_addr ? sizeof mine - 1 : sizeof all - 1, per_addr ? mine : all);
     if (n > 0 && (size_t)n < sizeof msg)
         (void)send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
+}
+
+/* A new connection from sa: served, or refused over a cap. */
+static void accepted(http_server *s, int fd, const struct sockaddr_storage *sa)
+{
+    struct addr_count *peer = NULL;
+    unsigned char key[16];
+    int full = 0;
+
+    if (s->nconns >= s->lim.max_connections)
+        return reject_busy(s, fd, 0);
+    if (s->lim.max_conns_per_addr > 0 && addr_key(sa, key) && !(peer = addr_take(s, key, &full)))
+        return full ? reject_busy(s, fd, 1) : (void)close(fd);
+    if (conn_new(s, fd) < 0) {
+        addr_release(s, peer);
+        close(fd);
+        return;
+    }
+    s->conns->peer = peer; /* conn_new put it first */
 }
 
 static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1217,7 +1327,9 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     http_server *s = w->data;
 
     for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(s->lfd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 log_warn(NULL, "http_accept", strerror(errno));
@@ -1229,10 +1341,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
                 continue;
             return;
         }
-        if (s->nconns >= s->lim.max_connections)
-            reject_busy(s, fd);
-        else if (conn_new(s, fd) < 0)
-            close(fd);
+        accepted(s, fd, &sa);
     }
 }
 

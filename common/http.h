@@ -19,8 +19,11 @@ struct http_limits {
     size_t max_body_bytes;   /* over it 413 (default 1 MiB) */
     double header_timeout;   /* seconds to receive the whole head (default 10) */
     double body_timeout;     /* seconds without progress while reading a body (default 30) */
+    double min_body_rate;    /* bytes/s: a body is due, whole, body_timeout + its length /
+                                this after the head (default 4096); late: 408 */
     double idle_timeout;     /* keep-alive idle close (default 60) */
     int max_connections;     /* over it: 503 and close (default 10000) */
+    int max_conns_per_addr;  /* per client address; over it: 429 and close (0: no cap) */
 };
 
 /* Runs on a pool thread with that thread's context; must end in exactly one http_respond*

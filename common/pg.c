@@ -2,6 +2,7 @@
  * on first use, transactions, and one transparent retry after a connection lost outside one. */
 #include <errno.h>
 #include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,15 +129,21 @@ static void params_add(struct pg_params *pp, size_t *k, const char *key, const c
     pp->vals[(*k)++] = val;
 }
 
-/* Server options: the conninfo's (if any) then o->options, e.g. "-c x=y". 0 or -1. */
+/* Server options: the statement timeout, the conninfo's (if any, so they win over it), then
+ * o->options, e.g. "-c x=y". 0 or -1. */
 static int params_options(struct pg_params *pp, size_t *k, const struct pg_connopts *o)
 {
     const PQconninfoOption *c = opt_find(pp->opts, "options");
-    const char *mine = c && c->val && *c->val ? c->val : NULL;
+    const char *mine = c && c->val && *c->val ? c->val : "";
+    const char *theirs = o && o->options ? o->options : "";
+    char st[48] = "";
 
-    if (!o || !o->options || !*o->options)
+    if (o && o->statement_timeout > 0)
+        snprintf(st, sizeof st, "-c statement_timeout=%.0f", ceil(o->statement_timeout * 1000));
+    if (!st[0] && !theirs[0])
         return 0;
-    if (asprintf(&pp->options, "%s%s%s", mine ? mine : "", mine ? " " : "", o->options) < 0) {
+    if (asprintf(&pp->options, "%s%s%s%s%s", st, st[0] && (mine[0] || theirs[0]) ? " " : "", mine,
+                 mine[0] && theirs[0] ? " " : "", theirs) < 0) {
         pp->options = NULL;
         return -1;
     }

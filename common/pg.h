@@ -25,6 +25,7 @@ struct pg_connopts {
     const char *application;     /* NULL: the default */
     const char *connect_timeout; /* seconds, as text; NULL: the default */
     const char *options;         /* e.g. "-c default_transaction_read_only=on"; NULL: none */
+    double statement_timeout;    /* seconds; 0: the server's (a conninfo setting wins) */
 };
 
 /* A standalone connection (session-level advisory locks, LISTEN, migrations). o may be

@@ -3,6 +3,7 @@
 #include "s3.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #define S3_BUFFERSIZE (512L * 1024)     /* libcurl receive and send buffers */
 #define S3_BODY_MAX (64u * 1024 * 1024) /* cap on a buffered (not streamed) response */
 #define S3_MAX_PART 10000
+#define S3_CONNECT_TIMEOUT 5.0 /* seconds */
 
 struct s3_client {
     char *base;        /* request base: "scheme://host[:port]" or "scheme://bucket.host..." */
@@ -18,6 +20,7 @@ struct s3_client {
     char *bucket_path; /* "/bucket" path-style, "" virtual-hosted */
     char *bucket;
     long timeout_ms;
+    long stall_secs;
     long connect_timeout_ms;
     int page_size; /* max-keys / max-parts / max-uploads, 0 = server default */
     sigv4_signer *signer;
@@ -47,7 +50,8 @@ struct s3_req {
     size_t body_len;
     s3_sink sink; /* 2xx body goes here instead of the buffer */
     void *ud;
-    int ranged; /* Range was sent: only 206 may reach the sink */
+    int ranged;  /* Range was sent: only 206 may reach the sink */
+    int long_op; /* may take long with little traffic: no total timeout, the stall limit */
 };
 
 /* Per-transfer state handed to the libcurl callbacks. */
@@ -90,8 +94,7 @@ static int s3_bucket_ok(const char *b)
            strspn(b, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
 }
 
-struct s3_config s3_config_from_store(const struct conf_store *st, double timeout,
-                                      double connect_timeout)
+struct s3_config s3_config_from_store(const struct conf_store *st)
 {
     return (struct s3_config){.endpoint = st->s3_endpoint,
                               .bucket = st->s3_bucket,
@@ -99,8 +102,9 @@ struct s3_config s3_config_from_store(const struct conf_store *st, double timeou
                               .access_key = st->s3_access_key,
                               .secret_key = st->s3_secret_key,
                               .path_style = st->s3_path_style,
-                              .timeout = timeout,
-                              .connect_timeout = connect_timeout};
+                              .timeout = st->s3_timeout,
+                              .stall_timeout = st->s3_stall_timeout,
+                              .connect_timeout = S3_CONNECT_TIMEOUT};
 }
 
 s3_client *s3_client_new(const struct s3_config *cfg)
@@ -127,6 +131,7 @@ s3_client *s3_client_new(const struct s3_config *cfg)
         c->bucket_path[0] = '\0';
     c->timeout_ms = s3_ms(cfg->timeout);
     c->connect_timeout_ms = s3_ms(cfg->connect_timeout);
+    c->stall_secs = cfg->stall_timeout > 0 ? (long)ceil(cfg->stall_timeout) : 0;
     return c;
 fail:
     s3_client_free(c);
@@ -329,7 +334,7 @@ static int s3_body_error(s3_client *c)
     const char *vs, *ve, *p = c->body.data, *end = p ? p + c->body.len : NULL;
     if (!p || !s3_xml_find(p, end, "Error", &vs, &ve))
         return 0;
-    if (s3_xml_copy(vs, ve, "Code", c->code, sizeof(c->code)) != 1)
+    if (s3_xml_copy(vs, ve, "Code", c->code, sizeof(c->code)) != 1 || !c->code[0])
         snprintf(c->code, sizeof(c->code), "?");
     if (s3_xml_copy(vs, ve, "Message", c->message, sizeof(c->message)) != 1)
         c->message[0] = '\0';
@@ -499,7 +504,11 @@ static void s3_curl_setup(s3_client *c, struct s3_xfer *x, struct curl_slist *h)
     curl_easy_setopt(k, CURLOPT_BUFFERSIZE, S3_BUFFERSIZE);
     curl_easy_setopt(k, CURLOPT_UPLOAD_BUFFERSIZE, S3_BUFFERSIZE);
     curl_easy_setopt(k, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(k, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    /* a hung server or connection cannot hold the caller: streamed reads and completions
+     * (long, but moving or kept alive) by the stall limit, everything else by both */
+    curl_easy_setopt(k, CURLOPT_TIMEOUT_MS, x->r->sink || x->r->long_op ? 0L : c->timeout_ms);
+    curl_easy_setopt(k, CURLOPT_LOW_SPEED_LIMIT, c->stall_secs ? 1024L : 0L);
+    curl_easy_setopt(k, CURLOPT_LOW_SPEED_TIME, c->stall_secs);
     curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(k, CURLOPT_HEADERFUNCTION, s3_header_cb);
     curl_easy_setopt(k, CURLOPT_HEADERDATA, x);
@@ -736,7 +745,8 @@ int s3_complete_multipart(s3_client *c, const char *key, const char *upload_id,
 {
     buf body = {0};
     struct sigv4_kv q[] = {{"uploadId", upload_id}}, h[] = {{"Content-Type", "application/xml"}};
-    struct s3_req r = {.method = "POST", .key = key, .query = q, .nq = 1, .headers = h, .nh = 1};
+    struct s3_req r = {
+        .method = "POST", .key = key, .query = q, .nq = 1, .headers = h, .nh = 1, .long_op = 1};
     int rc = S3_ERR;
     if (s3_parts_check(parts, nparts, err) < 0)
         goto done;
@@ -994,8 +1004,8 @@ int s3_list_objects(s3_client *c, const char *prefix, s3_object_cb cb, void *ud,
 
 /* ---- presigned URLs */
 
-int s3_presign(s3_client *c, const char *method, const char *key, const struct sigv4_kv *query,
-               size_t nq, time_t now, long expires, buf *out, char *err)
+/* The presigned request's path, /bucket/key or /key, into c->ppath. */
+static int s3_presign_path(s3_client *c, const char *key, char *err)
 {
     if (!key || !*key) {
         err_set(err, "s3: presign needs a key");
@@ -1007,21 +1017,34 @@ int s3_presign(s3_client *c, const char *method, const char *key, const struct s
         err_set(err, "s3: out of memory");
         return -1;
     }
+    return 0;
+}
+
+int s3_presign(s3_client *c, const char *method, const char *key, const struct sigv4_kv *query,
+               size_t nq, time_t now, long expires, buf *out, char *err)
+{
+    if (s3_presign_path(c, key, err) < 0)
+        return -1;
     return sigv4_presign(c->signer, method, c->pub_base, c->ppath.data, query, nq, now, expires,
                          out, err);
 }
 
 int s3_presign_part(s3_client *c, const char *key, const char *upload_id, int part_number,
-                    time_t now, long expires, buf *out, char *err)
+                    long long length, time_t now, long expires, buf *out, char *err)
 {
-    char num[16];
+    char num[16], len[24];
     const struct sigv4_kv q[] = {{"partNumber", num}, {"uploadId", upload_id}};
-    if (part_number < 1 || part_number > S3_MAX_PART || !upload_id || !*upload_id) {
-        err_set(err, "s3: part number must be 1..%d with an upload id", S3_MAX_PART);
+    const struct sigv4_kv h[] = {{"content-length", len}};
+    if (part_number < 1 || part_number > S3_MAX_PART || !upload_id || !*upload_id || length < 0) {
+        err_set(err, "s3: part number must be 1..%d with an upload id and a length", S3_MAX_PART);
         return -1;
     }
     snprintf(num, sizeof(num), "%d", part_number);
-    return s3_presign(c, "PUT", key, q, 2, now, expires, out, err);
+    snprintf(len, sizeof(len), "%lld", length);
+    if (s3_presign_path(c, key, err) < 0)
+        return -1;
+    return sigv4_presign_headers(c->signer, "PUT", c->pub_base, c->ppath.data, q, 2, h, 1, now,
+                                 expires, out, err);
 }
 
 int s3_presign_get(s3_client *c, const char *key, const char *response_content_type,

@@ -19,8 +19,10 @@ struct s3_config {
     const char *region;
     const char *access_key;
     const char *secret_key;
-    int path_style; /* 1: base/bucket/key; 0: bucket.host/key */
-    double timeout; /* seconds for one whole request, 0 = none (streaming GETs) */
+    int path_style;       /* 1: base/bucket/key; 0: bucket.host/key */
+    double timeout;       /* seconds for one request other than a streamed read or a multipart
+                             completion; 0 = none */
+    double stall_timeout; /* seconds a transfer may move under 1 KiB/s; 0 = forever */
     double connect_timeout;
 };
 
@@ -41,8 +43,7 @@ struct s3_object {
 /* Copies the config strings. NULL on failure. */
 /* The S3 settings of a service's store (strings borrowed from it), with the request
  * timeouts that service needs. */
-struct s3_config s3_config_from_store(const struct conf_store *st, double timeout,
-                                      double connect_timeout);
+struct s3_config s3_config_from_store(const struct conf_store *st);
 s3_client *s3_client_new(const struct s3_config *cfg);
 void s3_client_free(s3_client *c); /* NULL-safe */
 /* HTTP status of the last request, and the S3 error Code (e.g. "NoSuchUpload") if any. */
@@ -86,8 +87,9 @@ int s3_copy_object(s3_client *c, const char *src_key, const char *dst_key, char 
  * s3_presign: any method on key with extra signed query parameters (the others use it). */
 int s3_presign(s3_client *c, const char *method, const char *key, const struct sigv4_kv *query,
                size_t nq, time_t now, long expires, buf *out, char *err) PIX_WUR;
+/* A part URL signs the part's exact length: a PUT of any other length is refused (403). */
 int s3_presign_part(s3_client *c, const char *key, const char *upload_id, int part_number,
-                    time_t now, long expires, buf *out, char *err) PIX_WUR;
+                    long long length, time_t now, long expires, buf *out, char *err) PIX_WUR;
 int s3_presign_get(s3_client *c, const char *key, const char *response_content_type,
                    const char *response_content_disposition, time_t now, long expires, buf *out,
                    char *err) PIX_WUR;

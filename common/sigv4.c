@@ -444,7 +444,7 @@ static int sigv4_scope(const sigv4_signer *s, const struct sigv4_time *t,
 
 /* Canonical request of a presigned URL into s->canon; *uri and *qs are its offsets of the
  * canonical URI and query string (both reused in the URL). */
-static int sigv4_presign_canon(sigv4_signer *s, const char *method, const char *host,
+static int sigv4_presign_canon(sigv4_signer *s, const char *method, const char *hdrs,
                                const char *path, struct sigv4_ent *e, size_t n, size_t *uri,
                                size_t *qs, char *err)
 {
@@ -459,7 +459,7 @@ static int sigv4_presign_canon(sigv4_signer *s, const char *method, const char *
         goto oom;
     *qs = c->len;
     if (sigv4_query_write(c, &s->scratch, e, n) < 0 ||
-        sigv4_cat(c, "\nhost:", host, "\n\nhost\n" SIGV4_UNSIGNED, (char *)NULL) < 0)
+        sigv4_cat(c, "\n", hdrs, "\n" SIGV4_UNSIGNED, (char *)NULL) < 0)
         goto oom;
     return 0;
 oom:
@@ -473,49 +473,6 @@ static int sigv4_method_ok(const char *method, char *err)
         return 0;
     err_set(err, "sigv4: bad HTTP method");
     return -1;
-}
-
-int sigv4_presign(sigv4_signer *s, const char *method, const char *base, const char *path,
-                  const struct sigv4_kv *query, size_t nq, time_t now, long expires, buf *out,
-                  char *err)
-{
-    char nbase[SIGV4_BASE_MAX], cred[SIGV4_SCOPE_MAX], exp[11], sig[65];
-    const char *host;
-    struct sigv4_time t;
-    struct sigv4_ent e[SIGV4_MAX_ENTS];
-    size_t n = 0, uri, qs;
-    if (expires < 1 || expires > SIGV4_MAX_EXPIRES) {
-        err_set(err, "sigv4: expires must be 1..%ld seconds", SIGV4_MAX_EXPIRES);
-        return -1;
-    }
-    if (sigv4_method_ok(method, err) < 0 || sigv4_base_norm(base, nbase, &host, err) < 0 ||
-        sigv4_time_fmt(now, &t, err) < 0)
-        return -1;
-    if (sigv4_scope(s, &t, cred) < 0) {
-        err_set(err, "sigv4: credential scope too long");
-        return -1;
-    }
-    sigv4_utoa(exp, (unsigned)expires);
-    const struct sigv4_kv amz[] = {
-        {"X-Amz-Algorithm", SIGV4_ALGO}, {"X-Amz-Credential", cred},
-        {"X-Amz-Date", t.amz_date},      {"X-Amz-Expires", exp},
-        {"X-Amz-SignedHeaders", "host"},
-    };
-    buf_reset(&s->scratch);
-    if (sigv4_query_add(&s->scratch, e, &n, query, nq, err) < 0 ||
-        sigv4_query_add(&s->scratch, e, &n, amz, ARRAY_LEN(amz), err) < 0 ||
-        sigv4_presign_canon(s, method, host, path, e, n, &uri, &qs, err) < 0 ||
-        sigv4_finish(s, &t, sig, err) < 0)
-        return -1;
-    const char *c = s->canon.data;
-    if (buf_puts(out, nbase) < 0 || buf_append(out, c + uri, qs - 1 - uri) < 0 ||
-        buf_append(out, "?", 1) < 0 ||
-        buf_append(out, c + qs, (size_t)(strchr(c + qs, '\n') - (c + qs))) < 0 ||
-        sigv4_cat(out, "&X-Amz-Signature=", sig, (char *)NULL) < 0) {
-        err_set(err, "sigv4: out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 /* Appends a header value trimmed, with runs of spaces and tabs collapsed to one space. */
@@ -627,6 +584,83 @@ static int sigv4_payload_ok(const char *p, char *err)
         return 0;
     err_set(err, "sigv4: payload hash must be 64 lower-case hex digits or " SIGV4_UNSIGNED);
     return -1;
+}
+
+/* The signed headers of a presigned URL (host and the caller's): their canonical block
+ * ("name:value" lines, a blank line, "a;b") into hb; *sh the offset of the name list. */
+static int sigv4_presign_headers_block(sigv4_signer *s, const char *host,
+                                       const struct sigv4_kv *headers, size_t nh, buf *hb,
+                                       size_t *sh, char *err)
+{
+    const struct sigv4_kv hk = {"host", host};
+    struct sigv4_ent he[SIGV4_MAX_ENTS];
+    size_t nhe = 0;
+
+    buf_reset(&s->scratch);
+    if (sigv4_headers_add(&s->scratch, he, &nhe, headers, nh, err) < 0 ||
+        sigv4_headers_add(&s->scratch, he, &nhe, &hk, 1, err) < 0)
+        return -1;
+    return sigv4_headers_write(hb, &s->scratch, he, nhe, sh, err);
+}
+
+int sigv4_presign(sigv4_signer *s, const char *method, const char *base, const char *path,
+                  const struct sigv4_kv *query, size_t nq, time_t now, long expires, buf *out,
+                  char *err)
+{
+    return sigv4_presign_headers(s, method, base, path, query, nq, NULL, 0, now, expires, out, err);
+}
+
+int sigv4_presign_headers(sigv4_signer *s, const char *method, const char *base, const char *path,
+                          const struct sigv4_kv *query, size_t nq, const struct sigv4_kv *headers,
+                          size_t nh, time_t now, long expires, buf *out, char *err)
+{
+    char nbase[SIGV4_BASE_MAX], cred[SIGV4_SCOPE_MAX], exp[11], sig[65];
+    const char *host;
+    struct sigv4_time t;
+    struct sigv4_ent e[SIGV4_MAX_ENTS];
+    size_t n = 0, uri, qs, sh;
+    buf hb = {0};
+    int rc = -1;
+
+    if (expires < 1 || expires > SIGV4_MAX_EXPIRES) {
+        err_set(err, "sigv4: expires must be 1..%ld seconds", SIGV4_MAX_EXPIRES);
+        return -1;
+    }
+    if (sigv4_method_ok(method, err) < 0 || sigv4_base_norm(base, nbase, &host, err) < 0 ||
+        sigv4_time_fmt(now, &t, err) < 0)
+        return -1;
+    if (sigv4_scope(s, &t, cred) < 0) {
+        err_set(err, "sigv4: credential scope too long");
+        return -1;
+    }
+    sigv4_utoa(exp, (unsigned)expires);
+    if (sigv4_presign_headers_block(s, host, headers, nh, &hb, &sh, err) < 0)
+        goto done;
+    const struct sigv4_kv amz[] = {
+        {"X-Amz-Algorithm", SIGV4_ALGO},
+        {"X-Amz-Credential", cred},
+        {"X-Amz-Date", t.amz_date},
+        {"X-Amz-Expires", exp},
+        {"X-Amz-SignedHeaders", hb.data + sh},
+    };
+    buf_reset(&s->scratch);
+    if (sigv4_query_add(&s->scratch, e, &n, query, nq, err) < 0 ||
+        sigv4_query_add(&s->scratch, e, &n, amz, ARRAY_LEN(amz), err) < 0 ||
+        sigv4_presign_canon(s, method, hb.data, path, e, n, &uri, &qs, err) < 0 ||
+        sigv4_finish(s, &t, sig, err) < 0)
+        goto done;
+    const char *c = s->canon.data;
+    if (buf_puts(out, nbase) < 0 || buf_append(out, c + uri, qs - 1 - uri) < 0 ||
+        buf_append(out, "?", 1) < 0 ||
+        buf_append(out, c + qs, (size_t)(strchr(c + qs, '\n') - (c + qs))) < 0 ||
+        sigv4_cat(out, "&X-Amz-Signature=", sig, (char *)NULL) < 0) {
+        err_set(err, "sigv4: out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    buf_free(&hb);
+    return rc;
 }
 
 int sigv4_sign_headers(sigv4_signer *s, const char *method, const char *base, const char *path,

@@ -26,6 +26,11 @@ void sigv4_signer_free(sigv4_signer *s);
 int sigv4_presign(sigv4_signer *s, const char *method, const char *base, const char *path,
                   const struct sigv4_kv *query, size_t nq, time_t now, long expires, buf *out,
                   char *err) PIX_WUR;
+/* The same with headers the request must carry with exactly these values (host is always
+ * signed), e.g. content-length: storage refuses a request whose header differs. */
+int sigv4_presign_headers(sigv4_signer *s, const char *method, const char *base, const char *path,
+                          const struct sigv4_kv *query, size_t nq, const struct sigv4_kv *headers,
+                          size_t nh, time_t now, long expires, buf *out, char *err) PIX_WUR;
 
 /* Header signing: headers are the extra headers to sign (name, value); host, x-amz-date and
  * x-amz-content-sha256 are added by the signer. payload_sha256 is hex or "UNSIGNED-PAYLOAD".

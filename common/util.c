@@ -304,6 +304,13 @@ void util_fault_point(const char *name)
         _exit(137);
     }
 }
+
+int util_fail_point(const char *name)
+{
+    const char *want = getenv("PIXPLANE_FAIL");
+
+    return want && strcmp(want, name) == 0;
+}
 #endif
 
 int util_streq_ct(const char *a, const char *b, size_t n)

@@ -66,11 +66,17 @@ int util_cond_init(pthread_cond_t *cv) PIX_WUR;
 void util_deadline(struct timespec *ts, double secs);
 /* Fault points for crash tests: in builds with -DPIX_TEST_HOOKS, FAULT_POINT("name") ends
  * the process at once (as SIGKILL would) when the environment has PIXPLANE_FAULT=name. */
+/* Fail points reach error paths no real run can be made to take (an allocation failing):
+ * in those builds FAIL_POINT("name") is true when the environment has PIXPLANE_FAIL=name,
+ * and the code takes its failure branch. Elsewhere it is a constant 0. */
 #ifdef PIX_TEST_HOOKS
 void util_fault_point(const char *name);
+int util_fail_point(const char *name);
 #define FAULT_POINT(name) util_fault_point(name)
+#define FAIL_POINT(name) util_fail_point(name)
 #else
 #define FAULT_POINT(name) ((void)0)
+#define FAIL_POINT(name) 0
 #endif
 
 /* Constant-time comparison of n bytes; 1 if equal. */

@@ -24,6 +24,8 @@
 #define COMPLETE_ROUNDS 3 /* complete answered chunks_missing: resend and retry this often */
 #define POLL_MIN 0.5
 #define POLL_MAX 1.0
+#define REASK_AFTER 30.0    /* a session this long in 'completing': ask complete again */
+#define COMPLETE_ASKS 500   /* bounds the complete calls of one upload (about 4 h of re-asks) */
 #define URL_MARGIN_MAX 60.0 /* stop using a URL this long before it expires */
 
 struct up {
@@ -529,50 +531,54 @@ static int verify_failed(struct up *u, const char *code, const char *msg, char *
     return PIX_EVERIFY;
 }
 
-/* Polls GET /uploads/{id} while the server verifies in the background. */
-static int poll_verify(struct up *u, char *err)
+/* Polls GET /uploads/{id} while the server completes or verifies the upload: PIX_OK with the
+ * image, or with *again set when complete must be asked again (the session is back to
+ * 'uploading', or has sat in 'completing' for a while: its completer may have died, and a
+ * new complete takes the lease over once it runs out). */
+static int poll_verify(struct up *u, double deadline, int *again, char *err)
 {
-    double deadline = util_now_mono() + u->px->cfg->verify_timeout, wait = POLL_MIN;
+    double wait = POLL_MIN, reask = util_now_mono() + REASK_AFTER;
     char path[96];
-    int rc;
+    int rc = PIX_OK;
 
     snprintf(path, sizeof path, "/uploads/%s", u->st.session_id);
-    if (u->px->tty && !u->px->cfg->quiet)
-        fprintf(stderr, "\r\033[K");
     pix_note(u->px, "%s: the server is verifying the upload", u->arg);
-    while (util_now_mono() < deadline) {
+    while (rc == PIX_OK && !u->image_id[0] && !*again && util_now_mono() < deadline) {
         cJSON *s = NULL;
-        const char *status;
         if (backoff_sleep(wait) < 0)
             return err_set(err, "interrupted"), PIX_EINTR;
         wait = wait * 1.5 < POLL_MAX ? wait * 1.5 : POLL_MAX;
         rc = client_json(u->px->api, "GET", path, NULL, CLIENT_RETRY, &s, NULL, err);
         if (rc != PIX_OK)
             return rc;
-        status = jstr(s, "status");
+        const char *status = jstr(s, "status");
         if (!strcmp(status, "completed"))
             take_image(u, s);
-        if (!strcmp(status, "failed")) {
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(s, "error");
-            rc = verify_failed(u, jstr(e, "code"), jstr(e, "message"), err);
-        }
+        else if (!strcmp(status, "failed"))
+            rc = verify_failed(u, jstr(cJSON_GetObjectItemCaseSensitive(s, "error"), "code"),
+                               jstr(cJSON_GetObjectItemCaseSensitive(s, "error"), "message"), err);
+        else if (!strcmp(status, "uploading") ||
+                 (!strcmp(status, "completing") && util_now_mono() >= reask))
+            *again = 1;
         cJSON_Delete(s);
-        if (u->image_id[0] || rc != PIX_OK)
-            return rc;
     }
-    return err_set(err, "the server did not finish verifying in --verify-timeout; run again "
-                        "to keep waiting"),
-           PIX_EAPI;
+    if (rc == PIX_OK && !u->image_id[0] && !*again) {
+        err_set(err, "the server did not finish verifying in --verify-timeout; run again to "
+                     "keep waiting");
+        rc = PIX_EAPI;
+    }
+    return rc;
 }
 
-/* POST complete once: PIX_OK with image_id, or *again set when chunks must be resent. */
-static int complete_once(struct up *u, int *again, char *err)
+/* POST complete once: PIX_OK with image_id, or *again set when chunks must be resent
+ * (*resend) or complete asked again. */
+static int complete_once(struct up *u, double deadline, int *again, int *resend, char *err)
 {
     struct client_resp r;
     char path[96];
     int rc;
 
-    *again = 0;
+    *again = *resend = 0;
     snprintf(path, sizeof path, "/uploads/%s/complete", u->st.session_id);
     rc = client_call(u->px->api, "POST", path, NULL, NULL, CLIENT_RETRY | CLIENT_SLOW, &r, err);
     if (rc != PIX_OK)
@@ -580,9 +586,9 @@ static int complete_once(struct up *u, int *again, char *err)
     if (r.status == 200)
         take_image(u, r.json);
     else if (r.status == 202)
-        rc = poll_verify(u, err);
+        rc = poll_verify(u, deadline, again, err);
     else if (r.status == 409 && !strcmp(r.code, "chunks_missing") && take_missing(u, r.json))
-        *again = 1;
+        *again = *resend = 1;
     else if (r.status == 422)
         rc = verify_failed(u, r.code, r.message, err);
     else
@@ -593,24 +599,29 @@ static int complete_once(struct up *u, int *again, char *err)
 
 static int complete(struct up *u, char *err)
 {
-    for (int round = 0; round <= COMPLETE_ROUNDS; round++) {
-        int again, rc;
+    double deadline = util_now_mono() + u->px->cfg->verify_timeout;
+    int rounds = 0;
+
+    for (int asks = 0; asks < COMPLETE_ASKS; asks++) {
+        int again, resend, rc;
         if (u->px->tty && !u->px->cfg->quiet)
             fprintf(stderr, "\rcompleting %s (the server checks its SHA-256)\033[K",
                     fsx_basename(u->arg));
-        rc = complete_once(u, &again, err);
+        rc = complete_once(u, deadline, &again, &resend, err);
         if (u->px->tty && !u->px->cfg->quiet)
             fprintf(stderr, "\r\033[K");
         if (rc != PIX_OK || !again)
             return rc;
-        if (round == COMPLETE_ROUNDS)
-            break;
+        if (!resend)
+            continue;
+        if (rounds++ == COMPLETE_ROUNDS)
+            return err_set(err, "chunks keep going missing on the server"), PIX_EAPI;
         pix_note(u->px, "%s: the server is missing chunks; sending them again", u->arg);
         save_state(u, 1);
         if ((rc = send_missing(u, err)) != PIX_OK)
             return rc;
     }
-    return err_set(err, "chunks keep going missing on the server"), PIX_EAPI;
+    return err_set(err, "the server did not complete the upload; run again to resume"), PIX_EAPI;
 }
 
 /* ---- one file ---- */

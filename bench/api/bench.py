@@ -28,7 +28,8 @@ def free_port():
 def start_api(extra=None):
     port = free_port()
     env = dict(os.environ, PIXPLANE_LISTEN="127.0.0.1:%d" % port, PIXPLANE_RATE_LIMIT="0",
-               PIXPLANE_ACCESS_LOG="false", PIXPLANE_WORKERS="8", PIXPLANE_DB_POOL="8")
+               PIXPLANE_ACCESS_LOG="false", PIXPLANE_WORKERS="8", PIXPLANE_DB_POOL="8",
+               PIXPLANE_MAX_CONNS_PER_ADDR="0")  # every client here is 127.0.0.1
     env.update(extra or {})
     log = open("/tmp/pixplane-bench-api.log", "wb")
     p = subprocess.Popen([os.path.join(BUILD, "pixplane-api")], env=env, stdout=log, stderr=log)

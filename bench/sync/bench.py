@@ -30,7 +30,8 @@ def sql(q):
 def start_api():
     port = free_port()
     env = dict(os.environ, PIXPLANE_LISTEN="127.0.0.1:%d" % port, PIXPLANE_RATE_LIMIT="0",
-               PIXPLANE_ACCESS_LOG="false")
+               PIXPLANE_ACCESS_LOG="false", PIXPLANE_MAX_CONNS_PER_ADDR="0",  # all 127.0.0.1
+               PIXPLANE_SSE_MAX_STREAMS="100000", PIXPLANE_SSE_STREAMS_PER_USER="1000")
     p = subprocess.Popen([os.path.join(BUILD, "pixplane-api")], env=env,
                          stdout=subprocess.DEVNULL, stderr=open("/tmp/pixplane-bench-sync.log", "wb"))
     url = "http://127.0.0.1:%d" % port

@@ -34,7 +34,6 @@ struct api_config {
     double session_ttl;
     double part_url_ttl;
     double complete_lease;
-    double complete_wait;
     long long verify_async_threshold;
     long verify_jobs;
     long pop_bank;
@@ -50,10 +49,18 @@ struct api_config {
     long page_size;
     long shares_per_image;
     long shares_per_user;
+    long sessions_per_user;
+    long long inflight_bytes_per_user;
     double sync_retention;
     double sse_heartbeat;
+    long sse_streams_per_user;
+    long sse_max_streams;
+    long sse_workers;
     int access_log;
     long long max_body;
+    double body_timeout;
+    long long min_body_rate;
+    long max_conns_per_addr;
     double drain_timeout;
 };
 
@@ -67,7 +74,8 @@ struct api {
     struct s3_config s3cfg;
     pg_pool *pg;
     pool *workers;
-    pool *jobs; /* background work that outlives its request (large verifications) */
+    pool *jobs;        /* background work that outlives its request (large verifications) */
+    pool *stream_pool; /* SSE deltas: a budget of their own, never the request workers' */
     http_server *http;
     ratelimit *rl;
     struct stream_hub *streams;
@@ -84,6 +92,7 @@ struct api {
 struct api_tctx {
     struct api *api;
     s3_client *s3;
+    auth_cache *auth; /* verified tokens this thread has seen */
 };
 
 /* One request being handled on a worker thread. */

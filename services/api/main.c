@@ -33,7 +33,8 @@ static void usage(FILE *out)
                  "       pixplane-api config-doc        print the configuration reference\n\n");
     conf_usage(api_conf, api_conf_count, "pixplane-api", out);
 #ifdef PIX_TEST_HOOKS
-    fprintf(out, "\nbuilt with test hooks (PIXPLANE_FAULT fault points)\n");
+    fprintf(out,
+            "\nbuilt with test hooks (PIXPLANE_FAULT fault points, PIXPLANE_FAIL fail points)\n");
 #endif
 }
 

@@ -25,6 +25,9 @@ static const struct {
     {"pixplane_s3_errors_total", METRIC_COUNTER, "failed S3 operations, by operation"},
     {"pixplane_outbox_backlog", METRIC_GAUGE, "outbox events not yet delivered to Kafka"},
     {"pixplane_sse_streams", METRIC_GAUGE, "open /sync/stream connections"},
+    {"pixplane_sse_deltas_total", METRIC_COUNTER,
+     "stream deltas computed (one per user and distinct cursor, shared by its streams)"},
+    {"pixplane_sse_refused_total", METRIC_COUNTER, "streams refused by a cap, by reason"},
     {"pixplane_ratelimited_total", METRIC_COUNTER, "requests refused by the rate limit"},
 };
 

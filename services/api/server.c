@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #define DB_ACQUIRE_TIMEOUT 2.0
+#define AUTH_CACHE_SLOTS 512 /* per worker thread */
 
 #define R(m, p, h, f)                                                                              \
     {                                                                                              \
@@ -135,8 +136,8 @@ static int authenticate(struct api_call *c, int query_token)
     if (!tok && query_token && http_req_query_param(c->req, "token", qtok, sizeof qtok) == 1)
         tok = qtok;
 
-    if (tok &&
-        auth_verify(c->api->jwt_key, c->api->jwt_keylen, tok, time(NULL), &c->user, &why) == 0)
+    if (tok && auth_cache_verify(c->t->auth, c->api->jwt_key, c->api->jwt_keylen, tok, time(NULL),
+                                 &c->user, &why) == 0)
         return 0;
     if (http_resp_header(c->req, "WWW-Authenticate", "Bearer") < 0)
         log_warn(c->rid, "http", "could not add WWW-Authenticate");
@@ -209,8 +210,9 @@ static void *tctx_new(void *ud)
         fatal("startup", "out of memory");
     t->api = api;
     t->s3 = s3_client_new(&api->s3cfg);
-    if (!t->s3)
-        fatal("startup", "cannot create S3 client");
+    t->auth = auth_cache_new(AUTH_CACHE_SLOTS);
+    if (!t->s3 || !t->auth)
+        fatal("startup", "cannot create the S3 client or token cache");
     return t;
 }
 
@@ -221,6 +223,7 @@ static void tctx_free(void *p)
     if (!t)
         return;
     s3_client_free(t->s3);
+    auth_cache_free(t->auth);
     free(t);
 }
 
@@ -228,7 +231,7 @@ static void s3cfg_fill(struct api *api)
 {
     const struct api_config *cfg = api->cfg;
 
-    api->s3cfg = s3_config_from_store(&cfg->store, 0, 5); /* 0: verification streams */
+    api->s3cfg = s3_config_from_store(&cfg->store);
     api->s3cfg.public_endpoint = cfg->s3_public_endpoint[0] ? cfg->s3_public_endpoint : NULL;
 }
 
@@ -240,7 +243,10 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
 int api_init(struct api *api, char *err)
 {
     const struct api_config *cfg = api->cfg;
-    struct http_limits lim = {.max_body_bytes = (size_t)cfg->max_body};
+    struct http_limits lim = {.max_body_bytes = (size_t)cfg->max_body,
+                              .body_timeout = cfg->body_timeout,
+                              .min_body_rate = (double)cfg->min_body_rate,
+                              .max_conns_per_addr = (int)cfg->max_conns_per_addr};
     char host[128];
     int port;
 
@@ -263,11 +269,13 @@ int api_init(struct api *api, char *err)
     api->jwt_key = (const unsigned char *)cfg->jwt_secret;
     api->jwt_keylen = strlen(cfg->jwt_secret);
     s3cfg_fill(api);
+    const struct pg_connopts po = {.statement_timeout = cfg->store.db_statement_timeout};
     api->pg =
-        pg_pool_new(cfg->store.database_url, NULL, (int)cfg->db_pool, api_stmts, api_stmts_count);
+        pg_pool_new(cfg->store.database_url, &po, (int)cfg->db_pool, api_stmts, api_stmts_count);
     api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
     api->jobs = pool_new((int)cfg->verify_jobs, 1024, tctx_new, tctx_free, api);
-    if (!api->pg || !api->workers || !api->jobs)
+    api->stream_pool = pool_new((int)cfg->sse_workers, 4096, tctx_new, tctx_free, api);
+    if (!api->pg || !api->workers || !api->jobs || !api->stream_pool)
         return err_set(err, "cannot create pools"), -1;
     api->http = http_server_new(api->loop, &lim, api->workers, dispatch, api);
     if (!api->http || !(api->streams = stream_hub_new(api)) || api_metrics_init(api) < 0)
@@ -289,7 +297,8 @@ void api_fini(struct api *api)
     ev_timer_stop(api->loop, &api->housekeeping);
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);
-    api->workers = api->jobs = NULL;
+    pool_free(api->stream_pool); /* its last results wait in the hub, freed with it */
+    api->workers = api->jobs = api->stream_pool = NULL;
     http_server_free(api->http); /* first: closing its streams calls the hub back */
     api->http = NULL;
     stream_hub_free(api->streams);

@@ -62,6 +62,13 @@ const struct pg_stmt api_stmts[] = {
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS ")"
      " SELECT *, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c) FROM s"},
+    /* The caller's open sessions and the bytes they declare (the caps of POST /uploads),
+     * and whether an Idempotency-Key $2 names one of theirs (a replay is never refused). */
+    {"sessions_open",
+     "SELECT count(*), coalesce(sum(file_size), 0), EXISTS (SELECT 1 FROM upload_sessions"
+     " WHERE owner_id = $1 AND idempotency_key = nullif($2, ''))"
+     " FROM upload_sessions WHERE owner_id = $1"
+     " AND status IN ('uploading', 'completing', 'verifying') AND expires_at > now()"},
     {"session_by_idem",
      "SELECT " SESSION_COLS " FROM upload_sessions WHERE owner_id = $1 AND idempotency_key = $2"},
     {"session_get",

@@ -1,11 +1,13 @@
 /* stream: GET /sync/stream, Server-Sent Events on the API's event loop. A listener thread
- * LISTENs for change-log notifications; the loop marks that user's streams dirty and a
- * worker computes each stream's delta from its own cursor, so no change is ever skipped. */
+ * LISTENs for change-log notifications; the loop marks that user dirty and one job on the
+ * stream pool computes the delta of each distinct cursor among that user's streams, shared
+ * by all of them, so no change is ever skipped and a user's N streams cost one query. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -14,46 +16,86 @@
 #include "sync.h"
 
 #define TICK_SECS 0.25
-#define RETRY_SECS 5.0 /* after a notification, keep polling this long for a blocked commit */
+#define RETRY_SECS 5.0     /* after a notification, keep polling this long for a blocked commit */
+#define RETRY_WAIT_MAX 2.0 /* those polls back off from TICK_SECS, doubling, up to this */
 #define DELTA_LIMIT 200
 #define LISTEN_PING_SECS 10.0 /* a quiet LISTEN connection is checked this often */
 #define LISTEN_PING_WAIT 5.0  /* and dropped if it does not answer within this */
+#define USER_BUCKETS 1024
 
+/* One stream. Loop thread, except user and exp (set before it is shared). */
 struct sse {
-    struct sse *next;
+    struct sse *next; /* in its user's list */
+    struct sse_user *u;
     struct stream_hub *hub;
     http_stream *hs;
-    unsigned long id;
     char user[AUTH_SUB_MAX + 1];
     char cursor[128];
-    int dirty, busy, sent_any;
-    double retry_until, last_send;
+    time_t exp; /* the token's expiry: the stream ends then */
+    int sent_any;
+    double last_send;
 };
 
-/* Worker → loop: a computed delta for stream `id`. */
+/* A user's open streams and their shared polling. Loop thread. */
+struct sse_user {
+    struct sse_user *next; /* in its hash bucket */
+    unsigned long id;      /* this incarnation: results of an older one are dropped */
+    char user[AUTH_SUB_MAX + 1];
+    struct sse *streams;
+    int busy, dirty;
+    double retry_until, next_poll, wait;
+};
+
+/* A user's open-stream count for the caps, taken on a request worker (under the hub's mu)
+ * before the stream is answered, given back by on_close. */
+struct quota {
+    struct quota *next;
+    int n;
+    char user[AUTH_SUB_MAX + 1];
+};
+
+/* The delta from one cursor, computed on the stream pool. */
+struct delta {
+    char in[128], out[128];
+    char *event; /* "id/event/data" text, also when the delta is empty */
+    int empty, more, expired, failed;
+};
+
+/* Pool → loop: a user's deltas. */
 struct result {
     struct result *next;
-    unsigned long id;
-    char cursor[128];
-    char *event; /* NULL: nothing to send */
-    int more, expired;
+    unsigned long uid;
+    char user[AUTH_SUB_MAX + 1];
+    int n;
+    struct delta d[];
 };
 
 struct stream_hub {
     struct api *api;
-    struct sse *streams;
+    struct sse_user *users[USER_BUCKETS];
     unsigned long next_id;
-    long count;
+    long count; /* open streams (loop thread) */
     ev_async wake;
     ev_timer tick;
-    pthread_mutex_t mu; /* guards the two queues below and stop */
+    pthread_mutex_t mu; /* guards the queues, the quotas and stop */
     struct result *results;
-    char **users; /* notified user ids ("*" = everyone) */
-    size_t nusers, capusers;
+    char **notified; /* notified user ids ("*" = everyone) */
+    size_t nnotified, capnotified;
+    struct quota *quotas[USER_BUCKETS];
+    long reserved; /* streams counted in quotas */
     int stop;
     pthread_t listener;
     int listener_started;
 };
+
+static unsigned user_bucket(const char *user)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (; *user; user++)
+        h = (h ^ (unsigned char)*user) * 16777619u;
+    return h % USER_BUCKETS;
+}
 
 /* ---- listener thread ---- */
 
@@ -62,14 +104,14 @@ static void push_user(struct stream_hub *h, const char *user)
     char *u = strdup(user);
 
     pthread_mutex_lock(&h->mu);
-    if (u && h->nusers == h->capusers) {
-        size_t cap = h->capusers ? h->capusers * 2 : 64;
-        char **n = realloc(h->users, cap * sizeof *n);
+    if (u && h->nnotified == h->capnotified) {
+        size_t cap = h->capnotified ? h->capnotified * 2 : 64;
+        char **n = realloc(h->notified, cap * sizeof *n);
         if (n)
-            h->users = n, h->capusers = cap;
+            h->notified = n, h->capnotified = cap;
     }
-    if (u && h->nusers < h->capusers)
-        h->users[h->nusers++] = u, u = NULL;
+    if (u && h->nnotified < h->capnotified)
+        h->notified[h->nnotified++] = u, u = NULL;
     pthread_mutex_unlock(&h->mu);
     free(u);
     ev_async_send(h->api->loop, &h->wake);
@@ -179,14 +221,58 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-/* ---- deltas on worker threads ---- */
+/* ---- the caps, on request workers ---- */
+
+/* Counts one more stream for user: 0, or 429/503 when a cap is reached. */
+static int quota_take(struct stream_hub *h, const char *user)
+{
+    const struct api_config *cfg = h->api->cfg;
+    struct quota **b = &h->quotas[user_bucket(user)], *q;
+    int rc = 0;
+
+    pthread_mutex_lock(&h->mu);
+    for (q = *b; q && strcmp(q->user, user); q = q->next)
+        ;
+    if (h->reserved >= cfg->sse_max_streams)
+        rc = 503;
+    else if (q && q->n >= cfg->sse_streams_per_user)
+        rc = 429;
+    else if (!q && !(q = calloc(1, sizeof *q)))
+        rc = 503;
+    else if (!q->user[0]) {
+        util_strlcpy(q->user, sizeof q->user, user);
+        q->next = *b;
+        *b = q;
+    }
+    if (rc == 0)
+        q->n++, h->reserved++;
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+static void quota_give(struct stream_hub *h, const char *user)
+{
+    struct quota **pp = &h->quotas[user_bucket(user)], *q;
+
+    pthread_mutex_lock(&h->mu);
+    while (*pp && strcmp((*pp)->user, user))
+        pp = &(*pp)->next;
+    if ((q = *pp)) {
+        h->reserved--;
+        if (--q->n == 0)
+            *pp = q->next, free(q);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- deltas on the stream pool ---- */
 
 struct job {
     struct stream_hub *hub;
-    unsigned long id;
-    int first;
+    unsigned long uid;
     char user[AUTH_SUB_MAX + 1];
-    char cursor[128];
+    int n;
+    char cursors[][128]; /* distinct, "" = fresh (from now on) */
 };
 
 static char *format_event(const char *cursor, cJSON *delta)
@@ -207,41 +293,52 @@ static int delta_empty(cJSON *d)
            !cJSON_GetArraySize(cJSON_GetObjectItem(d, "deleted"));
 }
 
-static void job_compute(struct job *j, struct api_tctx *t, struct result *res, int first)
+/* One cursor's delta on the call's connection into d. */
+static void delta_compute(struct api_call *c, const char *cursor, struct delta *d)
 {
-    struct api_call c = {.api = j->hub->api, .t = t, .rid = "sse"};
     struct sync_cursor cur;
     char err[ERR_MAX] = "";
-    cJSON *d = NULL;
-    int rc;
+    cJSON *o = NULL;
+    int rc = -1;
 
-    util_strlcpy(c.user.sub, sizeof c.user.sub, j->user);
-    if (sync_cursor_decode(j->cursor, &cur) < 0 || !(c.db = pg_acquire(c.api->pg, 2.0, err)))
-        return;
-    rc = cur.fresh ? sync_cursor_now(&c, &cur, err) : 0; /* no Last-Event-ID: from now on */
+    util_strlcpy(d->in, sizeof d->in, cursor);
+    if (sync_cursor_decode(cursor, &cur) == 0)
+        rc = cur.fresh ? sync_cursor_now(c, &cur, err) : 0; /* no Last-Event-ID: from now */
     if (rc == 0)
-        rc = sync_delta(&c, &cur, DELTA_LIMIT, &d, err);
-    pg_release(c.db);
-    res->expired = rc > 0;
+        rc = sync_delta(c, &cur, DELTA_LIMIT, &o, err);
+    d->expired = rc > 0;
+    d->failed = rc < 0;
     if (rc != 0)
         return;
-    util_strlcpy(res->cursor, sizeof res->cursor,
-                 cJSON_GetStringValue(cJSON_GetObjectItem(d, "cursor")));
-    res->more = cJSON_IsTrue(cJSON_GetObjectItem(d, "has_more"));
-    if (first || !delta_empty(d))
-        res->event = format_event(res->cursor, d);
-    cJSON_Delete(d);
+    util_strlcpy(d->out, sizeof d->out, cJSON_GetStringValue(cJSON_GetObjectItem(o, "cursor")));
+    d->more = cJSON_IsTrue(cJSON_GetObjectItem(o, "has_more"));
+    d->empty = delta_empty(o);
+    d->event = format_event(d->out, o);
+    d->failed = !d->event;
+    cJSON_Delete(o);
 }
 
 static void job_run(void *arg, void *tctx)
 {
     struct job *j = arg;
     struct stream_hub *h = j->hub;
-    struct result *res = calloc(1, sizeof *res);
+    struct api_call c = {.api = h->api, .t = tctx, .rid = "sse"};
+    struct result *res = calloc(1, sizeof *res + (size_t)j->n * sizeof res->d[0]);
+    char err[ERR_MAX] = "";
 
     if (res) {
-        res->id = j->id;
-        job_compute(j, tctx, res, j->first);
+        res->uid = j->uid;
+        res->n = j->n;
+        util_strlcpy(res->user, sizeof res->user, j->user);
+        util_strlcpy(c.user.sub, sizeof c.user.sub, j->user);
+        c.db = pg_acquire(c.api->pg, 2.0, err);
+        for (int i = 0; i < j->n; i++) {
+            res->d[i].failed = 1;
+            if (c.db)
+                delta_compute(&c, j->cursors[i], &res->d[i]);
+        }
+        pg_release(c.db);
+        api_count(h->api, "pixplane_sse_deltas_total", "", j->n);
         pthread_mutex_lock(&h->mu);
         res->next = h->results;
         h->results = res;
@@ -253,64 +350,108 @@ static void job_run(void *arg, void *tctx)
 
 /* ---- loop thread ---- */
 
-static struct sse *find(struct stream_hub *h, unsigned long id)
+static struct sse_user *user_find(struct stream_hub *h, const char *user)
 {
-    struct sse *s = h->streams;
+    struct sse_user *u = h->users[user_bucket(user)];
 
-    while (s && s->id != id)
-        s = s->next;
-    return s;
+    while (u && strcmp(u->user, user))
+        u = u->next;
+    return u;
 }
 
-static void schedule(struct stream_hub *h, struct sse *s)
+/* Hands the user's distinct cursors to the stream pool as one job. */
+static void schedule(struct stream_hub *h, struct sse_user *u, double now)
 {
+    int n = 0, max = 0;
     struct job *j;
 
-    if (s->busy || !(j = calloc(1, sizeof *j)))
+    for (struct sse *s = u->streams; s; s = s->next)
+        max++;
+    if (u->busy || !max || !(j = calloc(1, sizeof *j + (size_t)max * sizeof j->cursors[0])))
         return;
-    j->hub = h;
-    j->id = s->id;
-    util_strlcpy(j->user, sizeof j->user, s->user);
-    util_strlcpy(j->cursor, sizeof j->cursor, s->cursor); /* "" (fresh) or Last-Event-ID */
-    j->first = !s->sent_any;
-    if (pool_submit(h->api->workers, job_run, j) < 0) {
-        free(j);
+    for (struct sse *s = u->streams; s; s = s->next) {
+        int k = 0;
+        while (k < n && strcmp(j->cursors[k], s->cursor))
+            k++;
+        if (k == n)
+            util_strlcpy(j->cursors[n++], sizeof j->cursors[0], s->cursor);
+    }
+    j->hub = h, j->uid = u->id, j->n = n;
+    util_strlcpy(j->user, sizeof j->user, u->user);
+    if (pool_submit(h->api->stream_pool, job_run, j) < 0) {
+        free(j); /* the pool is full: the user stays dirty for the next tick */
         return;
     }
-    s->busy = 1;
-    s->dirty = 0;
+    u->busy = 1;
+    u->dirty = 0;
+    u->next_poll = now + u->wait;
+    u->wait = u->wait * 2 < RETRY_WAIT_MAX ? u->wait * 2 : RETRY_WAIT_MAX;
 }
 
-static void apply_result(struct stream_hub *h, struct result *res)
+/* Sends an error event and ends the stream (s stays valid until the loop's prepare). */
+static void end_stream(struct sse *s, const char *ev, size_t len)
 {
-    struct sse *s = find(h, res->id);
+    (void)http_stream_send(s->hs, ev, len);
+    http_stream_close(s->hs);
+}
 
-    if (!s)
-        return;
-    s->busy = 0;
-    if (res->expired) {
-        static const char ev[] = "event: error\ndata: {\"error\":{\"code\":"
+static void apply_delta(struct sse_user *u, struct sse *s, const struct delta *d, double now)
+{
+    static const char resync[] = "event: error\ndata: {\"error\":{\"code\":"
                                  "\"full_resync_required\"}}\n\n";
-        (void)http_stream_send(s->hs, ev, sizeof ev - 1); /* then the client resyncs */
-        http_stream_close(s->hs); /* s stays valid: on_close runs in the loop's prepare */
+
+    if (d->expired)
+        return end_stream(s, resync, sizeof resync - 1); /* then the client resyncs */
+    if (d->failed) {
+        u->dirty = 1; /* tried again at the next tick */
         return;
     }
-    if (res->cursor[0])
-        util_strlcpy(s->cursor, sizeof s->cursor, res->cursor);
-    if (res->more)
-        s->dirty = 1;
-    if (res->event) {
-        s->sent_any = 1;
-        s->last_send = ev_now(h->api->loop);
-        (void)http_stream_send(s->hs, res->event, strlen(res->event)); /* may close hs */
+    util_strlcpy(s->cursor, sizeof s->cursor, d->out);
+    u->dirty |= d->more;
+    if (d->empty && s->sent_any)
+        return;
+    s->sent_any = 1;
+    s->last_send = now;
+    (void)http_stream_send(s->hs, d->event, strlen(d->event)); /* may close hs */
+}
+
+static void apply_result(struct stream_hub *h, struct result *res, double now)
+{
+    struct sse_user *u = user_find(h, res->user);
+
+    if (!u || u->id != res->uid)
+        return; /* its streams are gone */
+    u->busy = 0;
+    for (struct sse *s = u->streams; s; s = s->next) {
+        int k = 0;
+        while (k < res->n && strcmp(res->d[k].in, s->cursor))
+            k++;
+        if (k < res->n)
+            apply_delta(u, s, &res->d[k], now);
+        else
+            u->dirty = 1; /* opened while the job ran */
     }
+}
+
+static void notify(struct sse_user *u, double now)
+{
+    u->dirty = 1;
+    u->retry_until = now + RETRY_SECS;
+    u->wait = TICK_SECS;
 }
 
 static void mark_dirty(struct stream_hub *h, const char *user, double now)
 {
-    for (struct sse *s = h->streams; s; s = s->next)
-        if (!strcmp(user, "*") || !strcmp(user, s->user))
-            s->dirty = 1, s->retry_until = now + RETRY_SECS;
+    struct sse_user *u;
+
+    if (strcmp(user, "*")) {
+        if ((u = user_find(h, user)))
+            notify(u, now);
+        return;
+    }
+    for (int b = 0; b < USER_BUCKETS; b++)
+        for (u = h->users[b]; u; u = u->next)
+            notify(u, now);
 }
 
 static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
@@ -321,13 +462,14 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     size_t n;
 
     pthread_mutex_lock(&h->mu);
-    res = h->results, users = h->users, n = h->nusers;
-    h->results = NULL, h->users = NULL, h->nusers = h->capusers = 0;
+    res = h->results, users = h->notified, n = h->nnotified;
+    h->results = NULL, h->notified = NULL, h->nnotified = h->capnotified = 0;
     pthread_mutex_unlock(&h->mu);
     for (; res; res = next) {
         next = res->next;
-        apply_result(h, res);
-        free(res->event);
+        apply_result(h, res, ev_now(loop));
+        for (int i = 0; i < res->n; i++)
+            free(res->d[i].event);
         free(res);
     }
     for (size_t i = 0; i < n; i++) {
@@ -335,41 +477,80 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
         free(users[i]);
     }
     free(users);
-    for (struct sse *s = h->streams; s; s = s->next)
-        if (s->dirty)
-            schedule(h, s);
+    for (int b = 0; b < USER_BUCKETS; b++)
+        for (struct sse_user *u = h->users[b]; u; u = u->next)
+            if (u->dirty)
+                schedule(h, u, ev_now(loop));
 }
 
-/* Heartbeats, and re-polls after a notification whose commit was not yet visible. */
-static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+/* A user's streams: token expiry and heartbeats. */
+static void tick_streams(struct stream_hub *h, struct sse_user *u, double now, time_t wall)
 {
-    struct stream_hub *h = w->data;
-    double now = ev_now(loop), beat = h->api->cfg->sse_heartbeat;
-    struct sse *s, *next;
+    static const char expired[] = "event: error\ndata: {\"error\":{\"code\":\"token_expired\","
+                                  "\"message\":\"reconnect with a fresh token\"}}\n\n";
 
-    for (s = h->streams; s; s = next) {
-        next = s->next;
-        if (!s->busy && (s->dirty || now < s->retry_until))
-            schedule(h, s);
-        else if (now - s->last_send >= beat) {
+    for (struct sse *s = u->streams; s; s = s->next) {
+        if (s->exp && wall >= s->exp)
+            end_stream(s, expired, sizeof expired - 1);
+        else if (now - s->last_send >= h->api->cfg->sse_heartbeat) {
             s->last_send = now;
             (void)http_stream_send(s->hs, ": ping\n\n", 8);
         }
     }
 }
 
+/* Heartbeats, token expiry, and the backed-off re-polls after a notification (its commit
+ * may not be visible to a gap-free cursor yet). */
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct stream_hub *h = w->data;
+    double now = ev_now(loop);
+    time_t wall = time(NULL);
+
+    for (int b = 0; b < USER_BUCKETS; b++)
+        for (struct sse_user *u = h->users[b]; u; u = u->next) {
+            tick_streams(h, u, now, wall);
+            if (!u->busy && (u->dirty || (now < u->retry_until && now >= u->next_poll)))
+                schedule(h, u, now);
+        }
+}
+
 static void on_open(http_stream *hs, void *ud)
 {
     struct sse *s = ud;
     struct stream_hub *h = s->hub;
+    struct sse_user *u = user_find(h, s->user);
+    unsigned b = user_bucket(s->user);
 
+    if (!u && !(u = calloc(1, sizeof *u))) {
+        http_stream_close(hs); /* on_close frees s */
+        return;
+    }
+    if (!u->user[0]) {
+        util_strlcpy(u->user, sizeof u->user, s->user);
+        u->id = ++h->next_id;
+        u->wait = TICK_SECS;
+        u->next = h->users[b];
+        h->users[b] = u;
+    }
     s->hs = hs;
-    s->id = ++h->next_id;
+    s->u = u;
     s->last_send = ev_now(h->api->loop);
-    s->next = h->streams;
-    h->streams = s;
+    s->next = u->streams;
+    u->streams = s;
     h->count++;
-    schedule(h, s);
+    u->dirty = 1;
+    schedule(h, u, ev_now(h->api->loop));
+}
+
+static void user_unlink(struct stream_hub *h, struct sse_user *u)
+{
+    struct sse_user **pp = &h->users[user_bucket(u->user)];
+
+    while (*pp != u)
+        pp = &(*pp)->next;
+    *pp = u->next;
+    free(u);
 }
 
 static void on_close(http_stream *hs, void *ud)
@@ -377,26 +558,45 @@ static void on_close(http_stream *hs, void *ud)
     struct sse *s = ud, **pp;
     struct stream_hub *h = s->hub;
 
-    for (pp = &h->streams; *pp && *pp != s; pp = &(*pp)->next) /* hs NULL: never opened */
-        ;
-    if (*pp) {
+    if (s->u) { /* NULL: never opened */
+        for (pp = &s->u->streams; *pp != s; pp = &(*pp)->next)
+            ;
         *pp = s->next;
         h->count--;
+        if (!s->u->streams)
+            user_unlink(h, s->u); /* a running job's result is then dropped */
     }
+    quota_give(h, s->user);
     free(s);
 }
 
 void sync_stream(struct api_call *c)
 {
     const char *last = http_req_header(c->req, "Last-Event-ID");
+    struct stream_hub *h = c->api->streams;
     struct sync_cursor cur;
     struct sse *s;
+    char msg[128];
+    int cap;
 
     if (last && sync_cursor_decode(last, &cur) < 0)
         return api_error(c, 400, "bad_cursor", "Last-Event-ID is not a cursor we issued");
-    if (!(s = calloc(1, sizeof *s)))
+    if ((cap = quota_take(h, c->user.sub)) != 0)
+        api_count(c->api, "pixplane_sse_refused_total",
+                  cap == 429 ? "reason=\"per_user\"" : "reason=\"total\"", 1);
+    if (cap == 429) {
+        snprintf(msg, sizeof msg, "at most %ld open event streams per user",
+                 c->api->cfg->sse_streams_per_user);
+        return api_error(c, 429, "too_many_streams", msg);
+    }
+    if (cap)
+        return api_error(c, 503, "streams_unavailable", "the server holds all the streams it can");
+    if (!(s = calloc(1, sizeof *s))) {
+        quota_give(h, c->user.sub);
         return api_error(c, 503, "unavailable", "out of memory");
-    s->hub = c->api->streams;
+    }
+    s->hub = h;
+    s->exp = c->user.exp;
     util_strlcpy(s->user, sizeof s->user, c->user.sub);
     util_strlcpy(s->cursor, sizeof s->cursor, last);
     http_respond_stream(c->req, "text/event-stream", 0, on_open, on_close, s);
@@ -422,8 +622,10 @@ struct stream_hub *stream_hub_new(struct api *api)
 
 void stream_hub_close_all(struct stream_hub *h)
 {
-    for (struct sse *s = h ? h->streams : NULL; s; s = s->next)
-        http_stream_close(s->hs); /* on_close unlinks it, from the loop's prepare */
+    for (int b = 0; h && b < USER_BUCKETS; b++)
+        for (struct sse_user *u = h->users[b]; u; u = u->next)
+            for (struct sse *s = u->streams; s; s = s->next)
+                http_stream_close(s->hs); /* on_close unlinks it, from the loop's prepare */
 }
 
 long stream_hub_count(const struct stream_hub *h)
@@ -442,15 +644,19 @@ void stream_hub_free(struct stream_hub *h)
     pthread_mutex_unlock(&h->mu);
     if (h->listener_started)
         pthread_join(h->listener, NULL);
-    if (h->streams)
+    if (h->count || h->reserved)
         fatal("stream_hub_free", "%ld streams still open: free the http server first", h->count);
     ev_async_stop(h->api->loop, &h->wake);
     ev_timer_stop(h->api->loop, &h->tick);
-    for (res = h->results; res; res = next)
-        next = res->next, free(res->event), free(res);
-    for (size_t i = 0; i < h->nusers; i++)
-        free(h->users[i]);
-    free(h->users);
+    for (res = h->results; res; res = next) {
+        next = res->next;
+        for (int i = 0; i < res->n; i++)
+            free(res->d[i].event);
+        free(res);
+    }
+    for (size_t i = 0; i < h->nnotified; i++)
+        free(h->notified[i]);
+    free(h->notified);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

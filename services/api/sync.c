@@ -108,6 +108,8 @@ static int classify(struct api_call *c, struct entry *e, int n, cJSON *out, char
     PGresult *r;
     int rc = -1;
 
+    if (FAIL_POINT("sync_classify_alloc"))
+        goto oom;
     for (int i = 0; i < n; i++)
         if (buf_printf(&ids, "%s%s", i ? "," : "{", e[i].id) < 0)
             goto oom;
@@ -182,7 +184,7 @@ static int delta_changes(struct api_call *c, struct sync_cursor *cur, int limit,
         return -1;
     rows = PQntuples(r) > limit ? limit : PQntuples(r);
     *more = PQntuples(r) > limit;
-    if (rows > 0 && (e = calloc((size_t)rows, sizeof *e))) {
+    if (rows > 0 && !FAIL_POINT("sync_fold_alloc") && (e = calloc((size_t)rows, sizeof *e))) {
         n = fold(r, rows, e);
         rc = classify(c, e, n, out, err);
         cur->txid = strtoull(pg_val(r, rows - 1, 0), NULL, 10);

@@ -14,7 +14,6 @@
 
 #define MIB (1024LL * 1024)
 #define MAX_PART_SIZE (5LL * 1024 * MIB) /* S3's largest part */
-#define WAIT_STEP_US 100000
 
 int upload_plan(long long size, long long preferred, long long min, long max_chunks,
                 struct upload_plan *out)
@@ -373,6 +372,42 @@ done:
     return rc;
 }
 
+/* The per-user caps on open sessions and the bytes they declare; a replay of one of the
+ * caller's Idempotency-Keys passes. 0, or -1 answered (429 says which limit). Counted before
+ * the insert, so concurrent creates may pass a cap by their number: a bound, not a quota. */
+static int within_caps(struct api_call *c, const struct create_req *q, const char *idem)
+{
+    const struct api_config *cfg = c->api->cfg;
+    const char *p[2] = {c->user.sub, idem ? idem : ""};
+    char err[ERR_MAX], msg[160];
+    PGresult *r = pg_exec(c->db, "sessions_open", 2, p, err);
+    long long open, bytes;
+
+    if (!r)
+        return api_db_fail(c, "sessions_open", err), -1;
+    open = pg_i64(r, 0, 0);
+    bytes = pg_i64(r, 0, 1);
+    int replay = pg_val(r, 0, 2)[0] == 't';
+    PQclear(r);
+    if (replay)
+        return 0;
+    if (open >= cfg->sessions_per_user) {
+        snprintf(msg, sizeof msg,
+                 "at most %ld open upload sessions per user; complete or abort "
+                 "some first",
+                 cfg->sessions_per_user);
+        return api_error(c, 429, "too_many_open_sessions", msg), -1;
+    }
+    if (bytes + q->size > cfg->inflight_bytes_per_user) {
+        snprintf(msg, sizeof msg,
+                 "open upload sessions may declare at most %lld bytes per user "
+                 "(%lld declared); complete or abort some first",
+                 cfg->inflight_bytes_per_user, bytes);
+        return api_error(c, 429, "inflight_bytes_exceeded", msg), -1;
+    }
+    return 0;
+}
+
 void upload_create(struct api_call *c)
 {
     const char *idem = http_req_header(c->req, "Idempotency-Key");
@@ -389,6 +424,8 @@ void upload_create(struct api_call *c)
         api_error(c, 400, "bad_request", "Idempotency-Key must be 1-128 printable characters");
         goto done;
     }
+    if (within_caps(c, &q, idem) < 0)
+        goto done;
     rc = session_insert(c, &q, idem, &s);
     if (rc == 1)
         http_respond_json(c->req, 201, create_json(&s));
@@ -479,7 +516,7 @@ static int presign_chunk(struct api_call *c, const struct upload_row *s, int chu
 {
     char err[ERR_MAX];
 
-    if (s3_presign_part(c->t->s3, s->key, s->upload_id, chunk + 1, time(NULL),
+    if (s3_presign_part(c->t->s3, s->key, s->upload_id, chunk + 1, chunk_len(s, chunk), time(NULL),
                         (long)c->api->cfg->part_url_ttl, url, err) < 0) {
         api_error(c, 500, "internal", "cannot sign the URL");
         log_error(c->rid, "presign_failed", err);
@@ -831,25 +868,23 @@ static int claim(struct api_call *c, struct upload_row *s)
     return sess_get(c, s) < 0 ? -1 : 0;
 }
 
+/* A complete on a session another request is completing or verifying answers 202 with its
+ * status at once: nobody waits holding a worker and a database connection (issue 13). */
 void upload_complete(struct api_call *c)
 {
-    double deadline = util_now_mono() + c->api->cfg->complete_wait;
     struct upload_outcome o = {.status = 202};
     struct upload_row s;
+    int rc = claim(c, &s);
 
-    for (;;) {
-        int rc = claim(c, &s);
-        if (rc < 0)
-            return;
-        if (rc == 1)
-            return run_claimed(c, &s);
-        if (respond_settled(c, &s))
-            return;
-        if (util_now_mono() >= deadline)
-            break;
-        usleep(WAIT_STEP_US); /* another request is completing it: wait for its result */
-    }
+    if (rc < 0)
+        return;
+    if (rc == 1)
+        return run_claimed(c, &s);
+    if (respond_settled(c, &s))
+        return;
     util_strlcpy(o.code, sizeof o.code, s.status);
+    if (http_resp_header(c->req, "Retry-After", "1") < 0)
+        log_warn(c->rid, "http", "header");
     respond_outcome(c, &s, &o);
 }
 

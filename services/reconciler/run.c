@@ -49,14 +49,9 @@ long rec_sweeps_parse(const char *list, char *err)
     return set;
 }
 
-/* A dry run's connections refuse writes: what it must not do, the database will not do.
- * In the connection options, so every reconnect of the pool keeps it. */
-static const struct pg_connopts rec_dry_connopts = {.options =
-                                                        "-c default_transaction_read_only=on"};
-
 int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t *stop, char *err)
 {
-    const struct s3_config s3 = s3_config_from_store(&cfg->store, 0, 5);
+    const struct s3_config s3 = s3_config_from_store(&cfg->store);
 
     memset(r, 0, sizeof *r);
     r->cfg = cfg, r->stop = stop;
@@ -65,8 +60,12 @@ int rec_init(struct rec *r, const struct rec_config *cfg, volatile sig_atomic_t 
     if (r->only < 0)
         return -1;
     r->s3cfg = s3;
-    if (!(r->pg = pg_pool_new(cfg->store.database_url, cfg->dry_run ? &rec_dry_connopts : NULL, 1,
-                              rec_stmts, rec_stmts_count)) ||
+    /* a dry run's connections refuse writes: what it must not do, the database will not
+     * do; in the connection options, so every reconnect of the pool keeps it */
+    const struct pg_connopts po = {.options =
+                                       cfg->dry_run ? "-c default_transaction_read_only=on" : NULL,
+                                   .statement_timeout = cfg->store.db_statement_timeout};
+    if (!(r->pg = pg_pool_new(cfg->store.database_url, &po, 1, rec_stmts, rec_stmts_count)) ||
         !(r->s3 = s3_client_new(&r->s3cfg)) || !(r->lister = s3_client_new(&r->s3cfg)))
         return err_set(err, "out of memory"), -1;
     s3_set_page_size(r->lister, (int)cfg->s3_page_size);

@@ -68,7 +68,7 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
     w->nvariants = (size_t)n;
     for (size_t i = 0; i < w->nvariants; i++)
         w->variants[i].effort = (int)c->webp_effort;
-    w->s3cfg = s3_config_from_store(&c->store, 120, 5);
+    w->s3cfg = s3_config_from_store(&c->store);
     w->kopts = (struct kafka_opts){
         .bootstrap = c->kafka_bootstrap, .client_id = "pixplane-worker", .extra = c->kafka_options};
     if (thumb_init(argv0, (int)c->vips_concurrency) < 0) {
@@ -80,7 +80,8 @@ static int worker_init(struct worker *w, const char *argv0, char *err)
         err_set(err, "cannot make the worker's condition variable");
         return -1;
     }
-    if (!(w->pg = pg_pool_new(c->store.database_url, NULL, (int)c->threads + 1, worker_stmts,
+    const struct pg_connopts po = {.statement_timeout = c->store.db_statement_timeout};
+    if (!(w->pg = pg_pool_new(c->store.database_url, &po, (int)c->threads + 1, worker_stmts,
                               worker_stmts_count))) {
         err_set(err, "cannot create the database pool");
         return -1;

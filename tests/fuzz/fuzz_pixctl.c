@@ -120,9 +120,11 @@ static void upload(unsigned opt, const uint8_t *p, size_t n)
         }
         /* POST complete, from the next answer (202 would poll with sleeps: not scripted) */
         if (fake.next < fake.n && fake.a[fake.next].status != 202) {
-            rc = complete_once(&u, &again, err);
+            int resend;
+            rc = complete_once(&u, util_now_mono() + 1, &again, &resend, err);
             CHECK(rc == PIX_OK || err[0], "a failed complete says why");
             CHECK(!again || rc == PIX_OK, "resend only after a readable answer");
+            CHECK(!resend || again, "a resend is asked again");
         }
     }
     client_resp_free(&r);

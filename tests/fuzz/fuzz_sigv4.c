@@ -265,7 +265,7 @@ static int ref_method_ok(const char *m)
 /* The presigned URL, or NULL where the signer must refuse. */
 static char *ref_presign(const struct cred *c, const char *method, const char *base,
                          const char *path, const struct sigv4_kv *q, size_t nq, long long now,
-                         long expires)
+                         long expires, const char *clen)
 {
     struct sigv4_kv all[MAX_KV + 5];
     char amz[17], day[9], credential[256], exp[24], sig[65], *nb, *host;
@@ -283,7 +283,7 @@ static char *ref_presign(const struct cred *c, const char *method, const char *b
     all[nq++] = (struct sigv4_kv){"X-Amz-Credential", credential};
     all[nq++] = (struct sigv4_kv){"X-Amz-Date", amz};
     all[nq++] = (struct sigv4_kv){"X-Amz-Expires", exp};
-    all[nq++] = (struct sigv4_kv){"X-Amz-SignedHeaders", "host"};
+    all[nq++] = (struct sigv4_kv){"X-Amz-SignedHeaders", clen ? "content-length;host" : "host"};
     ref_query(&qs, all, nq);
     nb = ref_base(base);
     host = strstr(nb, "://") + 3;
@@ -292,9 +292,14 @@ static char *ref_presign(const struct cred *c, const char *method, const char *b
     ref_uri(&canon, path);
     puts_(&canon, "\n");
     puts_(&canon, qs.d);
+    if (clen) { /* a part URL: the length is signed too */
+        puts_(&canon, "\ncontent-length:");
+        puts_(&canon, clen);
+    }
     puts_(&canon, "\nhost:");
     puts_(&canon, host);
-    puts_(&canon, "\n\nhost\nUNSIGNED-PAYLOAD");
+    puts_(&canon,
+          clen ? "\n\ncontent-length;host\nUNSIGNED-PAYLOAD" : "\n\nhost\nUNSIGNED-PAYLOAD");
     ref_signature(c, amz, day, canon.d, sig);
     puts_(&url, nb);
     ref_uri(&url, path);
@@ -533,8 +538,17 @@ static void presign(struct src *s)
     g = sigv4_signer_new(r.c.ak, r.c.secret, r.c.region, r.c.service);
     if (!g)
         FAIL("signer_new refused short credentials");
-    want = ref_presign(&r.c, r.method, r.base, r.path, r.q, r.nq, r.now, r.expires);
-    rc = sigv4_presign(g, r.method, r.base, r.path, r.q, r.nq, (time_t)r.now, r.expires, &out, err);
+    /* half the inputs sign a content-length, as part URLs do */
+    char clen[24];
+    const struct sigv4_kv lh = {"Content-Length", clen};
+    int with_len = r.now & 1;
+    snprintf(clen, sizeof clen, "%ld", r.expires * 7919L);
+    want = ref_presign(&r.c, r.method, r.base, r.path, r.q, r.nq, r.now, r.expires,
+                       with_len ? clen : NULL);
+    rc = with_len ? sigv4_presign_headers(g, r.method, r.base, r.path, r.q, r.nq, &lh, 1,
+                                          (time_t)r.now, r.expires, &out, err)
+                  : sigv4_presign(g, r.method, r.base, r.path, r.q, r.nq, (time_t)r.now, r.expires,
+                                  &out, err);
     if ((rc == 0) != (want != NULL))
         FAIL("presign %s where the reference %s (%s)", rc ? "refused" : "signed",
              want ? "signs" : "refuses", err);
@@ -545,8 +559,10 @@ static void presign(struct src *s)
     /* a second signature on the same signer (cached day key) is the same */
     if (want) {
         buf again = {0};
-        if (sigv4_presign(g, r.method, r.base, r.path, r.q, r.nq, (time_t)r.now, r.expires, &again,
-                          err) < 0 ||
+        if ((with_len ? sigv4_presign_headers(g, r.method, r.base, r.path, r.q, r.nq, &lh, 1,
+                                              (time_t)r.now, r.expires, &again, err)
+                      : sigv4_presign(g, r.method, r.base, r.path, r.q, r.nq, (time_t)r.now,
+                                      r.expires, &again, err)) < 0 ||
             strcmp(again.data, out.data))
             FAIL("presign is not repeatable");
         buf_free(&again);

@@ -197,10 +197,19 @@ class Client:
     def complete(self, sid):
         return self.call("POST", "/uploads/%s/complete" % sid)
 
+    def complete_settled(self, sid, timeout=120):
+        """complete, asked again while another request completes or verifies it (202)."""
+        deadline = time.monotonic() + timeout
+        st, doc = self.complete(sid)
+        while st == 202 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            st, doc = self.complete(sid)
+        return st, doc
+
     def upload(self, data, **kw):
         sess = self.start(data, **kw)
         self.put_chunks(sess, data, list(range(sess["chunk_count"])))
-        st, doc = self.complete(sess["upload_session_id"])
+        st, doc = self.complete_settled(sess["upload_session_id"])
         assert st == 200, (st, doc)
         return sess, doc
 

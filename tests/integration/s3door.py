@@ -14,7 +14,10 @@ class S3Door:
     S3_PUBLIC_ENDPOINT = this relay). Requests go upstream unchanged, Host header included,
     which SigV4 signs. Counts successful PUTs per partNumber, can drop the next N PUTs
     mid-body (the connection is closed), answer the next N PUTs 403 as storage does for an
-    expired URL, and cap the bandwidth."""
+    expired URL, cap the bandwidth, and hang: while hang_if(method, target, phase) is true a
+    request is held unanswered (phase "request") or its answer stops after the status line
+    and headers (phase "response"), as a hung server or connection looks; clearing hang_if
+    releases them (their connections are closed)."""
 
     def __init__(self, upstream, rate=None):
         u = urllib.parse.urlsplit(upstream)
@@ -26,6 +29,8 @@ class S3Door:
         self.drop_next = 0
         self.dropped = 0
         self.forbid_next = 0
+        self.hang_if = None
+        self.hung = 0  # requests held so far
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", 0))
@@ -53,6 +58,19 @@ class S3Door:
     def total_puts(self):
         with self.lock:
             return sum(self.puts.values())
+
+    def _hang(self, method, target, phase):
+        """Holds the calling relay thread while hang_if says so (at most 120 s); True if it
+        held (the caller then drops the connection)."""
+        f = self.hang_if
+        if f is None or not f(method.decode(), target.decode(), phase):
+            return False
+        with self.lock:
+            self.hung += 1
+        deadline = time.monotonic() + 120
+        while self.hang_if is not None and not self.closing and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
 
     def _accept(self):
         while not self.closing:
@@ -154,6 +172,8 @@ class S3Door:
                         c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
                                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
                         continue
+                if self._hang(method, target, "request"):
+                    return
                 if up is None:
                     up = socket.create_connection(self.upstream, timeout=120)
                 up.sendall(head)
@@ -162,6 +182,8 @@ class S3Door:
                 if rhead is None:
                     return
                 c.sendall(rhead)
+                if self._hang(method, target, "response"):
+                    return
                 status = int(rhead.split(b" ", 2)[1])
                 rlen = self._length(rhead)
                 if method == b"HEAD" or status in (204, 304):

@@ -186,3 +186,29 @@ def test_sse_push_survives_a_hung_listen_connection(stack):
         if pid:
             os.kill(pid, signal.SIGCONT)
         api.stop()
+
+
+@pytest.mark.parametrize("point", ["sync_fold_alloc", "sync_classify_alloc"])
+def test_sync_failure_says_why(stack, point):
+    """#7: an allocation failing inside GET /sync (a test-build fail point) answers a JSON
+    500, and the error line the API logs says why; before the fix both paths returned -1
+    with err never written, and the log carried whatever the stack held."""
+    from test_images import has_test_hooks
+    if not has_test_hooks():
+        pytest.skip("pixplane-api built without test hooks (make test / make asan build them)")
+    api = ApiProcess({"PIXPLANE_FAIL": point})
+    try:
+        c = Client(api.url, api.token(user_id("oom")))
+        st, doc = c.call("GET", "/sync")  # snapshot of nothing: no fail point on this path
+        assert st == 200 and not doc["has_more"], doc
+        c.upload(os.urandom(500), name="oom.jpg")
+        st, doc = c.call("GET", "/sync?since=" + doc["cursor"])
+        assert st == 500 and doc["error"]["code"] == "internal", (st, doc)
+        st, doc = c.call("GET", "/healthz")
+        assert st == 200
+    finally:
+        api.stop()
+    with open(api.log_path, encoding="utf-8", errors="replace") as f:
+        lines = [json.loads(x) for x in f if x.startswith("{")]
+    fails = [x for x in lines if x.get("event") == "db_error" and x.get("statement") == "sync"]
+    assert [x["msg"] for x in fails] == ["out of memory"], fails

@@ -295,8 +295,55 @@ def test_slow_head_gets_408(httpd_factory):
     assert exchange(h, req("/hello"))[0] == 200
 
 
+def test_trickled_body_is_due_by_its_deadline(httpd_factory):
+    """Progress alone does not keep a body alive: it is due body-timeout + length /
+    min-body-rate after the head (here 1 + 100/100 = 2 s), then 408, trickle or not."""
+    h = httpd_factory("--body-timeout", "1", "--min-body-rate", "100")
+    with h.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        t0 = time.monotonic()
+        s.settimeout(0.25)
+        got = b""
+        while b"\r\n" not in got and time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b"b")
+                got += s.recv(4096)
+            except socket.timeout:
+                pass
+        took = time.monotonic() - t0
+        assert got.startswith(b"HTTP/1.1 408"), got[:100]
+        assert 1.8 <= took <= 3.0, took
+
+
+def test_connections_per_address_capped(httpd_factory):
+    """Over max-conns-per-addr an address gets 429 and a close at once; another address
+    is served, and a closed connection frees its place."""
+    h = httpd_factory("--max-conns-per-addr", "3")
+    held = [h.connect() for _ in range(3)]
+    try:
+        for s in held:  # each is served (and so accepted) before the next test
+            s.sendall(req("/hello"))
+            assert Reader(s).response()[0] == 200
+        with h.connect() as s:
+            r = Reader(s)
+            status, hdr, body = r.response()
+            assert status == 429 and b"too_many_connections" in body, (status, body)
+        other = socket.socket()
+        other.bind(("127.0.0.2", 0))
+        other.connect(("127.0.0.1", h.port))
+        with other:
+            other.sendall(req("/hello"))
+            assert Reader(other).response()[0] == 200
+        held.pop().close()
+        time.sleep(0.2)
+        assert exchange(h, req("/hello"))[0] == 200
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_stalled_body_gets_408_and_idle_closes(httpd_factory):
-    h = httpd_factory("--body-timeout", "1", "--idle-timeout", "1")
+    h = httpd_factory("--body-timeout", "1", "--idle-timeout", "1", "--min-body-rate", "10")
     with h.connect() as s:
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
         t0 = time.monotonic()

@@ -190,13 +190,40 @@ def test_presign_get_response_overrides_and_public_endpoint(boto):
 # ---- multipart
 
 
+def part_url(key, upload_id, n, length):
+    return s3op("presign", "part", key, upload_id, n, length).stdout.decode().strip()
+
+
 def put_part(key, upload_id, n, body):
-    url = s3op("presign", "part", key, upload_id, n).stdout.decode().strip()
+    url = part_url(key, upload_id, n, len(body))
     q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
     assert q["partNumber"] == [str(n)] and q["uploadId"] == [upload_id]
     r = requests.put(url, data=body, timeout=120)
     assert r.status_code == 200, r.text
     return r.headers["ETag"]
+
+
+def test_part_url_signs_its_length(boto):
+    """A part URL carries the part's length among its signed headers: storage refuses a
+    body of any other length (403) and keeps nothing of it; the exact length goes through,
+    and a second PUT on the same URL replaces the part (storage cannot grow by reuse)."""
+    key = PREFIX + "multipart/exact length.bin"
+    upload_id = s3op("create", key).stdout.decode().strip()
+    try:
+        url = part_url(key, upload_id, 1, 1000)
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        assert q["X-Amz-SignedHeaders"] == ["content-length;host"]
+        for size in (999, 1001, 10 * MIB, 0):
+            r = requests.put(url, data=os.urandom(size), timeout=60)
+            assert r.status_code == 403, (size, r.status_code, r.text[:200])
+        assert boto.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id).get("Parts", []) == []
+        for _ in range(2):
+            r = requests.put(url, data=os.urandom(1000), timeout=60)
+            assert r.status_code == 200, r.text
+        parts = boto.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)["Parts"]
+        assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 1000)]
+    finally:
+        boto.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id)
 
 
 def test_multipart_cycle(boto):

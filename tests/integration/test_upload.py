@@ -131,7 +131,7 @@ def test_concurrent_completes_of_one_session_make_one_image(client):
     client.put_chunks(sess, data, [0])
     sid = sess["upload_session_id"]
     with cf.ThreadPoolExecutor(16) as ex:
-        res = list(ex.map(lambda _: client.complete(sid), range(16)))
+        res = list(ex.map(lambda _: client.complete_settled(sid), range(16)))
     assert all(st == 200 for st, _ in res), res
     assert len({d["image_id"] for _, d in res}) == 1
     assert sql_value("SELECT count(*) FROM images WHERE upload_session_id = '%s'" % sid) == "1"

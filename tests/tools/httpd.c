@@ -107,7 +107,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 static void usage(void)
 {
     fprintf(stderr, "usage: httpd --port N [--workers N] [--max-body N] [--max-header N] "
-                    "[--header-timeout S] [--body-timeout S] [--idle-timeout S] [--drain S]\n");
+                    "[--header-timeout S] [--body-timeout S] [--min-body-rate B] "
+                    "[--idle-timeout S] [--drain S] [--max-conns-per-addr N]\n");
     exit(2);
 }
 
@@ -121,6 +122,8 @@ static void parse_args(int argc, char **argv, int *port, int *workers, struct ht
         {"max-header", required_argument, NULL, 'h'},
         {"header-timeout", required_argument, NULL, 't'},
         {"body-timeout", required_argument, NULL, 'B'},
+        {"min-body-rate", required_argument, NULL, 'r'},
+        {"max-conns-per-addr", required_argument, NULL, 'a'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"drain", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
@@ -146,6 +149,12 @@ static void parse_args(int argc, char **argv, int *port, int *workers, struct ht
             break;
         case 'B':
             lim->body_timeout = atof(optarg);
+            break;
+        case 'r':
+            lim->min_body_rate = atof(optarg);
+            break;
+        case 'a':
+            lim->max_conns_per_addr = atoi(optarg);
             break;
         case 'i':
             lim->idle_timeout = atof(optarg);

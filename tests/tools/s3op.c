@@ -270,7 +270,7 @@ static int cmd_cp(s3_client *c, const struct opts *o, char **a, int n, char *err
     return s3_copy_object(c, a[0], a[1], err);
 }
 
-/* presign get KEY | presign put KEY | presign part KEY UPLOADID N */
+/* presign get KEY | presign put KEY | presign part KEY UPLOADID N LENGTH */
 static int cmd_presign(s3_client *c, const struct opts *o, char **a, int n, char *err)
 {
     buf url = {0};
@@ -280,9 +280,9 @@ static int cmd_presign(s3_client *c, const struct opts *o, char **a, int n, char
         rc = s3_presign_get(c, a[1], o->resp_type, o->resp_disposition, now, o->expires, &url, err);
     else if (strcmp(a[0], "put") == 0 && n == 2)
         rc = s3_presign_put(c, a[1], now, o->expires, &url, err);
-    else if (strcmp(a[0], "part") == 0 && n == 4)
-        rc = s3_presign_part(c, a[1], a[2], (int)num(a[3], 1, 10000, "part number"), now,
-                             o->expires, &url, err);
+    else if (strcmp(a[0], "part") == 0 && n == 5)
+        rc = s3_presign_part(c, a[1], a[2], (int)num(a[3], 1, 10000, "part number"),
+                             num(a[4], 0, 5LL << 30, "length"), now, o->expires, &url, err);
     else
         err_set(err, "usage: %s", find_cmd("presign")->usage);
     if (rc == 0)
@@ -307,8 +307,8 @@ static const struct cmd cmds[] = {
     {"uploads", 0, 1, cmd_uploads, "uploads [PREFIX]             ListMultipartUploads, JSON lines"},
     {"rm", 1, 1, cmd_rm, "rm KEY                       delete (a missing key is fine)"},
     {"cp", 2, 2, cmd_cp, "cp SRC DST                   server-side copy"},
-    {"presign", 2, 4, cmd_presign,
-     "presign get|put KEY | presign part KEY UPLOADID N   presigned URL"},
+    {"presign", 2, 5, cmd_presign,
+     "presign get|put KEY | presign part KEY UPLOADID N LENGTH   presigned URL"},
 };
 
 static const struct cmd *find_cmd(const char *name)

@@ -443,6 +443,45 @@ static void test_valid_sub(void **state)
     assert_false(auth_valid_sub(s));
 }
 
+/* The verified-token cache: the same token is answered from it (even under a key that
+ * would now refuse it, which shows no HMAC ran), never past exp; any other token is
+ * verified, so a forged one sharing a slot is still refused and evicts nothing good. */
+static void test_cache(void **state)
+{
+    auth_cache *c = auth_cache_new(1); /* one slot: every token collides */
+    struct auth_claims cl;
+    const char *why = NULL;
+    char *a = auth_sign(key, KEYLEN, "alice", 0, NOW, 60);
+    char *b = auth_sign(key, KEYLEN, "bob", 1, NOW, 600);
+    char *forged = strdup(a);
+
+    assert_non_null(c);
+    assert_non_null(a);
+    assert_non_null(b);
+    forged[strlen(forged) - 2] ^= 1;
+    assert_int_equal(auth_cache_verify(c, key, KEYLEN, a, NOW, &cl, &why), 0);
+    assert_string_equal(cl.sub, "alice");
+    memset(&cl, 0, sizeof cl);
+    assert_int_equal(auth_cache_verify(c, other_key, KEYLEN, a, NOW + 1, &cl, &why), 0);
+    assert_string_equal(cl.sub, "alice"); /* from the cache */
+    assert_int_equal(auth_cache_verify(c, key, KEYLEN, forged, NOW, &cl, &why), -1);
+    assert_string_equal(why, "bad_signature");
+    assert_int_equal(auth_cache_verify(c, other_key, KEYLEN, a, NOW + 2, &cl, &why), 0);
+    why = NULL; /* expired: verified again, and refused */
+    assert_int_equal(auth_cache_verify(c, key, KEYLEN, a, NOW + 60, &cl, &why), -1);
+    assert_string_equal(why, "expired");
+    assert_int_equal(auth_cache_verify(c, key, KEYLEN, b, NOW, &cl, &why), 0); /* evicts a */
+    assert_true(cl.admin);
+    assert_int_equal(auth_cache_verify(c, other_key, KEYLEN, a, NOW + 1, &cl, &why), -1);
+    assert_int_equal(auth_cache_verify(NULL, key, KEYLEN, b, NOW, &cl, &why), 0);
+    assert_null(auth_cache_new(0));
+    auth_cache_free(NULL);
+    auth_cache_free(c);
+    free(a);
+    free(b);
+    free(forged);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,7 +491,7 @@ int main(void)
         cmocka_unit_test(test_malformed),        cmocka_unit_test(test_claims),
         cmocka_unit_test(test_time_claims),      cmocka_unit_test(test_trailing_blanks),
         cmocka_unit_test(test_sign_rejects),     cmocka_unit_test(test_bearer),
-        cmocka_unit_test(test_valid_sub),
+        cmocka_unit_test(test_valid_sub),        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -672,10 +672,11 @@ static void test_presign_urls(void **state)
     char err[ERR_MAX];
     s3_client *c = s3_client_new(&cfg);
     assert_non_null(c);
-    assert_int_equal(s3_presign_part(c, "a b/c", "2~u", 7, 1369353600, 900, &u, err), 0);
+    assert_int_equal(s3_presign_part(c, "a b/c", "2~u", 7, 5242880, 1369353600, 900, &u, err), 0);
     assert_true(strncmp(u.data, "https://bkt.cdn.example.com/a%20b/c?X-Amz-Algorithm=", 52) == 0);
     assert_non_null(strstr(u.data, "%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z"
-                                   "&X-Amz-Expires=900&X-Amz-SignedHeaders=host&partNumber=7"
+                                   "&X-Amz-Expires=900&X-Amz-SignedHeaders=content-length%3Bhost"
+                                   "&partNumber=7"
                                    "&uploadId=2~u&X-Amz-Signature="));
     buf_reset(&u);
     assert_int_equal(s3_presign_get(c, "k", "image/jpeg", "attachment; filename=\"a b.jpg\"",
@@ -683,8 +684,9 @@ static void test_presign_urls(void **state)
                      0);
     assert_non_null(strstr(u.data, "&response-content-disposition=attachment%3B%20filename%3D"
                                    "%22a%20b.jpg%22&response-content-type=image%2Fjpeg&"));
-    assert_int_equal(s3_presign_part(c, "k", "u", 0, 0, 60, &u, err), -1);
-    assert_int_equal(s3_presign_part(c, "k", "u", 10001, 0, 60, &u, err), -1);
+    assert_int_equal(s3_presign_part(c, "k", "u", 0, 1, 0, 60, &u, err), -1);
+    assert_int_equal(s3_presign_part(c, "k", "u", 10001, 1, 0, 60, &u, err), -1);
+    assert_int_equal(s3_presign_part(c, "k", "u", 1, -1, 0, 60, &u, err), -1);
     assert_int_equal(s3_presign_put(c, "", 0, 60, &u, err), -1);
     assert_int_equal(s3_presign_put(c, "k", 0, 604801, &u, err), -1);
     buf_free(&u);
