@@ -152,6 +152,7 @@ integration:
 # justified suppressions only.
 TSAN_BUILD ?= build-tsan
 TSAN_TESTS ?= test_sync.py test_upload.py test_pg_reconnect.py test_http.py test_dedup.py \
+              test_imgcache.py test_abuse.py::test_stream_caps_and_shared_deltas \
               test_worker.py::test_upload_makes_all_variants \
               test_worker.py::test_kafka_down_10s_50_uploads_nothing_lost \
               test_worker.py::test_relay_retries_batches_kafka_refused \

@@ -533,8 +533,8 @@ static int verify_failed(struct up *u, const char *code, const char *msg, char *
 
 /* Polls GET /uploads/{id} while the server completes or verifies the upload: PIX_OK with the
  * image, or with *again set when complete must be asked again (the session is back to
- * 'uploading', or has sat in 'completing' for a while: its completer may have died, and a
- * new complete takes the lease over once it runs out). */
+ * 'uploading', or has sat in 'completing' or 'verifying' for REASK_AFTER: its completer may
+ * have died, and a new complete takes the lease over once it runs out). */
 static int poll_verify(struct up *u, double deadline, int *again, char *err)
 {
     double wait = POLL_MIN, reask = util_now_mono() + REASK_AFTER;
@@ -557,9 +557,8 @@ static int poll_verify(struct up *u, double deadline, int *again, char *err)
         else if (!strcmp(status, "failed"))
             rc = verify_failed(u, jstr(cJSON_GetObjectItemCaseSensitive(s, "error"), "code"),
                                jstr(cJSON_GetObjectItemCaseSensitive(s, "error"), "message"), err);
-        else if (!strcmp(status, "uploading") ||
-                 (!strcmp(status, "completing") && util_now_mono() >= reask))
-            *again = 1;
+        else if (!strcmp(status, "uploading") || util_now_mono() >= reask)
+            *again = 1; /* still completing or verifying: ask again (a dead lease passes on) */
         cJSON_Delete(s);
     }
     if (rc == PIX_OK && !u->image_id[0] && !*again) {

@@ -42,6 +42,7 @@ struct api_config {
     long dedup_threshold;
     char *upload_topic;
     double download_url_ttl;
+    long image_cache;
     double retention;
     char *variant_types;
     long rate_limit;
@@ -79,6 +80,7 @@ struct api {
     http_server *http;
     ratelimit *rl;
     struct stream_hub *streams;
+    struct imgcache_gens *gens; /* change stamps for the workers' image caches */
     metrics *metrics;
     const unsigned char *jwt_key;
     size_t jwt_keylen;
@@ -92,7 +94,8 @@ struct api {
 struct api_tctx {
     struct api *api;
     s3_client *s3;
-    auth_cache *auth; /* verified tokens this thread has seen */
+    auth_cache *auth;      /* verified tokens this thread has seen */
+    struct imgcache *imgs; /* image rows this thread read (imgcache.h) */
 };
 
 /* One request being handled on a worker thread. */

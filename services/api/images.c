@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "imgcache.h"
 #include "gc.h"
 #include "json.h"
 #include "log.h"
@@ -38,8 +39,11 @@ static int img_load(struct api_call *c, struct api_img *m)
     const char *id = api_param_uuid(c, "id");
     char ttl[24], err[ERR_MAX];
     const char *p[3] = {id, c->user.sub, ttl};
+    unsigned long stamp = imgcache_stamp(c->api->gens);
     PGresult *r;
 
+    if (id && imgcache_get(c->t->imgs, id, c->user.sub, util_now_mono(), m))
+        return 0;
     if (!id || !api_db(c))
         return -1;
     snprintf(ttl, sizeof ttl, "%.0f", c->api->cfg->retention);
@@ -54,6 +58,7 @@ static int img_load(struct api_call *c, struct api_img *m)
     m->owner_is_caller = strcmp(m->owner, c->user.sub) == 0;
     m->in_retention = pg_val(r, 0, 11)[0] == 't';
     PQclear(r);
+    imgcache_put(c->t->imgs, c->user.sub, m, stamp, util_now_mono());
     return 0;
 }
 
@@ -205,6 +210,8 @@ void image_variant(struct api_call *c)
     if ((ttl = url_ttl(c)) < 0 || img_readable(c, &m) < 0)
         return;
     const char *p[2] = {m.hash, type};
+    if (!api_db(c)) /* the image may have come from the cache */
+        return;
     if (!(r = pg_exec(c->db, "variant_get", 2, p, err)))
         return api_db_fail(c, "variant_get", err);
     if (PQntuples(r) == 1 && !strcmp(pg_val(r, 0, 0), "ready")) {
@@ -275,7 +282,7 @@ void image_metadata(struct api_call *c)
     struct api_img m;
     cJSON *o, *v;
 
-    if (img_readable(c, &m) < 0)
+    if (img_readable(c, &m) < 0 || !api_db(c)) /* the image may have come from the cache */
         return;
     if (!(v = variants_json(c, m.hash, err)))
         return api_db_fail(c, "variant_list", err);

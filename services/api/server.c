@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "imgcache.h"
 #include "json.h"
 #include "log.h"
 #include "opshttp.h"
@@ -12,6 +13,7 @@
 
 #define DB_ACQUIRE_TIMEOUT 2.0
 #define AUTH_CACHE_SLOTS 512 /* per worker thread */
+#define IMG_CACHE_TTL 30.0   /* seconds: a backstop; change stamps do the invalidating */
 
 #define R(m, p, h, f)                                                                              \
     {                                                                                              \
@@ -161,6 +163,25 @@ static int rate_limited(struct api_call *c)
     return 1;
 }
 
+/* Runs the route's handler. A write (any method but GET and HEAD) is bracketed for the
+ * image caches: the caller's cached reads are neither served nor filled while it runs, and
+ * are stale after (an admin's, everyone's), so a client always reads its own writes. */
+static void run_handler(struct api_call *c, const struct route *r)
+{
+    const char *m = http_req_method(c->req);
+    int write = (r->flags & ROUTE_PUBLIC) == 0 && strcmp(m, "GET") && strcmp(m, "HEAD");
+
+    if (write)
+        imgcache_write_begin(c->api->gens, c->user.sub);
+    ((api_handler)r->handler)(c);
+    pg_release(c->db);
+    c->db = NULL;
+    if (write && c->user.admin)
+        imgcache_changed(c->api->gens, "*");
+    if (write)
+        imgcache_write_end(c->api->gens, c->user.sub);
+}
+
 static void dispatch(http_req *req, void *tctx, void *ud)
 {
     struct api_call c = {.api = ud, .t = tctx, .req = req, .rid = http_req_id(req)};
@@ -187,8 +208,7 @@ static void dispatch(http_req *req, void *tctx, void *ud)
         api_error(&c, 403, "forbidden", "admin token required");
         return;
     }
-    ((api_handler)r->handler)(&c);
-    pg_release(c.db);
+    run_handler(&c, r);
 }
 
 static int bodyless(const char *method, const char *path)
@@ -211,7 +231,10 @@ static void *tctx_new(void *ud)
     t->api = api;
     t->s3 = s3_client_new(&api->s3cfg);
     t->auth = auth_cache_new(AUTH_CACHE_SLOTS);
-    if (!t->s3 || !t->auth)
+    t->imgs = api->cfg->image_cache > 0
+                  ? imgcache_new(api->gens, (size_t)api->cfg->image_cache, IMG_CACHE_TTL)
+                  : NULL;
+    if (!t->s3 || !t->auth || (!t->imgs && api->cfg->image_cache > 0))
         fatal("startup", "cannot create the S3 client or token cache");
     return t;
 }
@@ -224,6 +247,7 @@ static void tctx_free(void *p)
         return;
     s3_client_free(t->s3);
     auth_cache_free(t->auth);
+    imgcache_free(t->imgs);
     free(t);
 }
 
@@ -272,6 +296,8 @@ int api_init(struct api *api, char *err)
     const struct pg_connopts po = {.statement_timeout = cfg->store.db_statement_timeout};
     api->pg =
         pg_pool_new(cfg->store.database_url, &po, (int)cfg->db_pool, api_stmts, api_stmts_count);
+    if (!(api->gens = imgcache_gens_new())) /* before the pools: their threads use it */
+        return err_set(err, "out of memory"), -1;
     api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
     api->jobs = pool_new((int)cfg->verify_jobs, 1024, tctx_new, tctx_free, api);
     api->stream_pool = pool_new((int)cfg->sse_workers, 4096, tctx_new, tctx_free, api);
@@ -303,6 +329,8 @@ void api_fini(struct api *api)
     api->http = NULL;
     stream_hub_free(api->streams);
     api->streams = NULL;
+    imgcache_gens_free(api->gens);
+    api->gens = NULL;
     pg_pool_free(api->pg);
     api->pg = NULL;
     ratelimit_free(api->rl);

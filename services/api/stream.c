@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "imgcache.h"
 #include "log.h"
 #include "stream.h"
 #include "sync.h"
@@ -74,7 +75,7 @@ struct stream_hub {
     struct api *api;
     struct sse_user *users[USER_BUCKETS];
     unsigned long next_id;
-    long count; /* open streams (loop thread) */
+    long count; /* open streams: changed on the loop, read by /metrics (atomic) */
     ev_async wake;
     ev_timer tick;
     pthread_mutex_t mu; /* guards the queues, the quotas and stop */
@@ -102,6 +103,8 @@ static unsigned user_bucket(const char *user)
 static void push_user(struct stream_hub *h, const char *user)
 {
     char *u = strdup(user);
+
+    imgcache_changed(h->api->gens, user); /* at once, before the loop hears of it */
 
     pthread_mutex_lock(&h->mu);
     if (u && h->nnotified == h->capnotified) {
@@ -141,6 +144,7 @@ static PGconn *listen_connect(struct stream_hub *h)
         return NULL;
     }
     PQclear(r);
+    imgcache_set_live(h->api->gens, 1);
     push_user(h, "*"); /* notifications may have been missed while disconnected */
     return c;
 }
@@ -211,6 +215,7 @@ static void *listener_main(void *arg)
         if (c) {
             backoff_ms = 100;
             listen_run(h, c);
+            imgcache_set_live(h->api->gens, 0); /* changes go unheard until reconnected */
             PQfinish(c);
             continue;
         }
@@ -538,7 +543,7 @@ static void on_open(http_stream *hs, void *ud)
     s->last_send = ev_now(h->api->loop);
     s->next = u->streams;
     u->streams = s;
-    h->count++;
+    __atomic_add_fetch(&h->count, 1, __ATOMIC_RELAXED);
     u->dirty = 1;
     schedule(h, u, ev_now(h->api->loop));
 }
@@ -562,7 +567,7 @@ static void on_close(http_stream *hs, void *ud)
         for (pp = &s->u->streams; *pp != s; pp = &(*pp)->next)
             ;
         *pp = s->next;
-        h->count--;
+        __atomic_sub_fetch(&h->count, 1, __ATOMIC_RELAXED);
         if (!s->u->streams)
             user_unlink(h, s->u); /* a running job's result is then dropped */
     }
@@ -630,7 +635,8 @@ void stream_hub_close_all(struct stream_hub *h)
 
 long stream_hub_count(const struct stream_hub *h)
 {
-    return h ? h->count : 0;
+    return h ? __atomic_load_n(&h->count, __ATOMIC_RELAXED)
+             : 0; /* /metrics reads it off the loop */
 }
 
 void stream_hub_free(struct stream_hub *h)

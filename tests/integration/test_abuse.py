@@ -55,6 +55,7 @@ class Bystander:
             self.stop.wait(0.05)
 
     def __enter__(self):
+        self.before = proc_stats(self.api.proc.pid)
         self.thread.start()
         return self
 
@@ -63,6 +64,14 @@ class Bystander:
         self.thread.join(30)
         assert not self.failures, self.failures[:5]
         assert max(self.worst.values()) < BYSTANDER_BOUND, self.worst
+        # bounded: RSS (ASan's quarantine included) and fds, once the attack's sockets close
+        deadline, (rss0, fd0) = time.monotonic() + 10, self.before
+        rss, fds = proc_stats(self.api.proc.pid)
+        while fds > fd0 + 16 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rss, fds = proc_stats(self.api.proc.pid)
+        assert fds <= fd0 + 16, (fd0, fds)
+        assert rss - rss0 < 96 * 1024, (rss0, rss)
 
 
 def test_repeated_completes_answer_at_once(api):
