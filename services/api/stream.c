@@ -615,6 +615,8 @@ struct stream_hub *stream_hub_new(struct api *api)
         return NULL;
     h->api = api;
     pthread_mutex_init(&h->mu, NULL);
+    if (!api->loop)
+        return h; /* no loop (the fuzz harnesses): caps and registry only, nothing heard */
     ev_async_init(&h->wake, on_wake);
     h->wake.data = h;
     ev_async_start(api->loop, &h->wake);
@@ -652,8 +654,10 @@ void stream_hub_free(struct stream_hub *h)
         pthread_join(h->listener, NULL);
     if (h->count || h->reserved)
         fatal("stream_hub_free", "%ld streams still open: free the http server first", h->count);
-    ev_async_stop(h->api->loop, &h->wake);
-    ev_timer_stop(h->api->loop, &h->tick);
+    if (h->api->loop) {
+        ev_async_stop(h->api->loop, &h->wake);
+        ev_timer_stop(h->api->loop, &h->tick);
+    }
     for (res = h->results; res; res = next) {
         next = res->next;
         for (int i = 0; i < res->n; i++)

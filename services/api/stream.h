@@ -5,6 +5,7 @@
 
 #include "api.h"
 
+/* Without api->loop (tests): the caps and the registry only; no listener, no timers. */
 struct stream_hub *stream_hub_new(struct api *api);
 /* Closes every stream (drain); clients reconnect with Last-Event-ID. Loop thread. */
 void stream_hub_close_all(struct stream_hub *h);
