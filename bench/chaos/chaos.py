@@ -28,8 +28,9 @@ import requests
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "soak"))
 import checks  # noqa: E402
-from workload import (BUILD, ROOT, VARIANT_TYPES, Api, Device, OpenLoop, OpFailed,  # noqa: E402
-                      RateLimited, Stats, User, Workload, log, make_bases, make_token)
+from workload import (BUILD, ROOT, VARIANT_TYPES, Api, Device, OpenLoop,  # noqa: E402
+                      Stats, User, Workload, log, make_bases, make_token,
+                      report)
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 FAULTS = ("kill_api", "kill_worker", "kill_reconciler", "restart_postgres", "restart_radosgw",
@@ -556,15 +557,7 @@ def main():
             fails.append("%s died on its own" % n)
     if summary["own_logs"].get("sanitizer_or_crash"):
         fails.append("crash reports in own logs")
-    summary["failures"] = fails
-    summary["ok"] = not fails
-    out = json.dumps(summary)
-    if a.json_out:
-        with open(a.json_out, "w") as f:
-            f.write(out + "\n")
-    print(out)
-    log("RESULT: %s" % ("ok" if not fails else "; ".join(fails)))
-    return 0 if not fails else 1
+    return report(summary, fails, a.json_out)
 
 
 def check_acked(api_url, users, acked_ids):

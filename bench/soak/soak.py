@@ -12,7 +12,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checks  # noqa: E402
 from workload import (ROOT, Api, OpenLoop, Sampler, Stats, User, Workload, closed_loop,  # noqa: E402
-                      log, make_bases, make_token)
+                      log, make_bases, make_token, report)
 
 
 def stack_pid(name):
@@ -236,15 +236,7 @@ def main():
         fails.append("sync did not converge")
     if not rec["ok"]:
         fails.append("reconciler exit %s" % rec["exit"])
-    summary["failures"] = fails
-    summary["ok"] = not fails
-    out = json.dumps(summary)
-    if a.json_out:
-        with open(a.json_out, "w") as f:
-            f.write(out + "\n")
-    print(out)
-    log("RESULT: %s" % ("ok" if not fails else "; ".join(fails)))
-    return 0 if not fails else 1
+    return report(summary, fails, a.json_out)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,20 @@ def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True, file=__import__("sys").stderr)
 
 
+def report(summary, fails, json_out):
+    """Prints the run's JSON summary (and writes it to json_out), logs the verdict; the exit
+    code: 0, or 1 with failures."""
+    summary["failures"] = fails
+    summary["ok"] = not fails
+    out = json.dumps(summary)
+    if json_out:
+        with open(json_out, "w") as f:
+            f.write(out + "\n")
+    print(out)
+    log("RESULT: %s" % ("ok" if not fails else "; ".join(fails)))
+    return 0 if not fails else 1
+
+
 # ---------------------------------------------------------------- content
 
 def pad_jpeg(data, target, rnd):

@@ -525,6 +525,16 @@ static void free_req(struct req *r)
 
 /* ---- the modes ---- */
 
+/* The signer's presigned URL, through sigv4_presign or, with a header, sigv4_presign_headers. */
+static int sign(sigv4_signer *g, const struct req *r, const struct sigv4_kv *h, buf *out, char *err)
+{
+    if (h)
+        return sigv4_presign_headers(g, r->method, r->base, r->path, r->q, r->nq, h, 1,
+                                     (time_t)r->now, r->expires, out, err);
+    return sigv4_presign(g, r->method, r->base, r->path, r->q, r->nq, (time_t)r->now, r->expires,
+                         out, err);
+}
+
 static void presign(struct src *s)
 {
     struct req r;
@@ -545,10 +555,7 @@ static void presign(struct src *s)
     snprintf(clen, sizeof clen, "%ld", r.expires * 7919L);
     want = ref_presign(&r.c, r.method, r.base, r.path, r.q, r.nq, r.now, r.expires,
                        with_len ? clen : NULL);
-    rc = with_len ? sigv4_presign_headers(g, r.method, r.base, r.path, r.q, r.nq, &lh, 1,
-                                          (time_t)r.now, r.expires, &out, err)
-                  : sigv4_presign(g, r.method, r.base, r.path, r.q, r.nq, (time_t)r.now, r.expires,
-                                  &out, err);
+    rc = sign(g, &r, with_len ? &lh : NULL, &out, err);
     if ((rc == 0) != (want != NULL))
         FAIL("presign %s where the reference %s (%s)", rc ? "refused" : "signed",
              want ? "signs" : "refuses", err);
@@ -559,11 +566,7 @@ static void presign(struct src *s)
     /* a second signature on the same signer (cached day key) is the same */
     if (want) {
         buf again = {0};
-        if ((with_len ? sigv4_presign_headers(g, r.method, r.base, r.path, r.q, r.nq, &lh, 1,
-                                              (time_t)r.now, r.expires, &again, err)
-                      : sigv4_presign(g, r.method, r.base, r.path, r.q, r.nq, (time_t)r.now,
-                                      r.expires, &again, err)) < 0 ||
-            strcmp(again.data, out.data))
+        if (sign(g, &r, with_len ? &lh : NULL, &again, err) < 0 || strcmp(again.data, out.data))
             FAIL("presign is not repeatable");
         buf_free(&again);
     }
