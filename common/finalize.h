@@ -3,6 +3,8 @@
 #ifndef PIX_FINALIZE_H
 #define PIX_FINALIZE_H
 
+#include <string.h>
+
 #include "pg.h"
 #include "pop.h"
 #include "s3.h"
@@ -44,15 +46,19 @@ struct upload_outcome {
 struct finalize_opts {
     const char *topic;
     int pop_bank;
+    double verify_lease; /* seconds a background verification holds its session, renewed */
 };
 
 /* The statements finalize runs, by name: every pool a finalize caller uses must list
  * FINALIZE_STMTS (and POP_STMTS) in its statement table, so they are prepared once. */
-extern const char finalize_sql_unclaim[], finalize_sql_verifying[], finalize_sql_fail[],
-    finalize_sql_commit_upload[], finalize_sql_commit_proof[];
+extern const char finalize_sql_unclaim[], finalize_sql_renew[], finalize_sql_fail[],
+    finalize_sql_pending[], finalize_sql_commit_upload[], finalize_sql_commit_verified[],
+    finalize_sql_commit_proof[];
 #define FINALIZE_STMTS                                                                             \
-    {"fin_unclaim", finalize_sql_unclaim}, {"fin_verifying", finalize_sql_verifying},              \
-        {"fin_fail", finalize_sql_fail}, {"fin_commit_upload", finalize_sql_commit_upload},        \
+    {"fin_unclaim", finalize_sql_unclaim}, {"fin_renew", finalize_sql_renew},                      \
+        {"fin_fail", finalize_sql_fail}, {"fin_pending", finalize_sql_pending},                    \
+        {"fin_commit_upload", finalize_sql_commit_upload},                                         \
+        {"fin_commit_verified", finalize_sql_commit_verified},                                     \
     {                                                                                              \
         "fin_commit_proof", finalize_sql_commit_proof                                              \
     }
@@ -60,8 +66,28 @@ extern const char finalize_sql_unclaim[], finalize_sql_verifying[], finalize_sql
 void upload_row_load(const PGresult *r, int row, struct upload_row *s);
 void finalize_outcome(struct upload_outcome *o, int status, const char *code, const char *msg);
 
-/* Session state changes that need the row's lease token. 0 or -1 with err. */
-int finalize_set_verifying(pg_conn *db, const struct upload_row *s, char *err) PIX_WUR;
+/* A session whose image was made at complete and waits for its verification (pending
+ * image): it is verified by finalize_upload, never reassembled nor reopened. */
+static inline int finalize_pending_image(const struct upload_row *s)
+{
+    return s->image_id[0] && !strcmp(s->status, "verifying");
+}
+
+/* Most photos are one chunk: their URL is one presigned PUT of the whole object, with no
+ * multipart upload to create or complete (sessions from before keep their upload id). It
+ * writes a staging key ("staging/<id>" for the session's "blobs/<id>"), which a client can
+ * overwrite as long as its URL lives; complete copies it to the session's key inside storage
+ * first, so the bytes hashed are bytes no client can write any more. */
+static inline int upload_one_put(const struct upload_row *s)
+{
+    return s->chunk_count == 1 && !s->upload_id[0];
+}
+
+/* The staging key of a one-PUT upload whose session key is `key`. */
+void upload_staging_key(const char *key, char *out, size_t len);
+
+/* Extends the held lease to now + secs. 0, or -1 with err (lost: another verifier has it). */
+int finalize_renew(pg_conn *db, const struct upload_row *s, double secs, char *err) PIX_WUR;
 /* Back to 'uploading' after a transient failure (logged, never fails the caller). */
 void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid);
 
@@ -79,5 +105,12 @@ int finalize_commit(pg_conn *db, const struct upload_row *s, const char *hash, i
 void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
                      const struct s3_part *parts, int nparts, const struct finalize_opts *opt,
                      struct upload_outcome *o, const char *rid);
+
+/* Complete without waiting for verification: assembles, checks the size, and makes the
+ * image 'verifying' with the session (opt->verify_lease). Outcome 202 with the image (s now
+ * holds it: hand s to finalize_upload to verify), or a failure as finalize_upload's. */
+void finalize_pending(pg_conn *db, s3_client *s3, struct upload_row *s, const struct s3_part *parts,
+                      int nparts, const struct finalize_opts *opt, struct upload_outcome *o,
+                      const char *rid);
 
 #endif

@@ -1029,22 +1029,40 @@ int s3_presign(s3_client *c, const char *method, const char *key, const struct s
                          out, err);
 }
 
+/* A PUT whose signature binds its Content-Length (query q: a part's, or none). */
+static int s3_presign_sized(s3_client *c, const char *key, const struct sigv4_kv *q, size_t nq,
+                            long long length, time_t now, long expires, buf *out, char *err)
+{
+    char len[24];
+    const struct sigv4_kv h[] = {{"content-length", len}};
+    snprintf(len, sizeof(len), "%lld", length);
+    if (s3_presign_path(c, key, err) < 0)
+        return -1;
+    return sigv4_presign_headers(c->signer, "PUT", c->pub_base, c->ppath.data, q, nq, h, 1, now,
+                                 expires, out, err);
+}
+
 int s3_presign_part(s3_client *c, const char *key, const char *upload_id, int part_number,
                     long long length, time_t now, long expires, buf *out, char *err)
 {
-    char num[16], len[24];
+    char num[16];
     const struct sigv4_kv q[] = {{"partNumber", num}, {"uploadId", upload_id}};
-    const struct sigv4_kv h[] = {{"content-length", len}};
     if (part_number < 1 || part_number > S3_MAX_PART || !upload_id || !*upload_id || length < 0) {
         err_set(err, "s3: part number must be 1..%d with an upload id and a length", S3_MAX_PART);
         return -1;
     }
     snprintf(num, sizeof(num), "%d", part_number);
-    snprintf(len, sizeof(len), "%lld", length);
-    if (s3_presign_path(c, key, err) < 0)
+    return s3_presign_sized(c, key, q, 2, length, now, expires, out, err);
+}
+
+int s3_presign_put_sized(s3_client *c, const char *key, long long length, time_t now, long expires,
+                         buf *out, char *err)
+{
+    if (length < 0) {
+        err_set(err, "s3: a sized PUT needs a length");
         return -1;
-    return sigv4_presign_headers(c->signer, "PUT", c->pub_base, c->ppath.data, q, 2, h, 1, now,
-                                 expires, out, err);
+    }
+    return s3_presign_sized(c, key, NULL, 0, length, now, expires, out, err);
 }
 
 int s3_presign_get(s3_client *c, const char *key, const char *response_content_type,

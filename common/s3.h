@@ -95,5 +95,9 @@ int s3_presign_get(s3_client *c, const char *key, const char *response_content_t
                    char *err) PIX_WUR;
 int s3_presign_put(s3_client *c, const char *key, time_t now, long expires, buf *out,
                    char *err) PIX_WUR;
+/* One PUT of a whole object whose signature binds its Content-Length: a body of any other
+ * length is refused by the server (a one-part upload's URL). */
+int s3_presign_put_sized(s3_client *c, const char *key, long long length, time_t now, long expires,
+                         buf *out, char *err) PIX_WUR;
 
 #endif

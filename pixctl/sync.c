@@ -436,7 +436,15 @@ static void remove_entry(struct syncer *s, struct sidx_entry *e)
 static int upsert(struct syncer *s, const cJSON *it, char *err)
 {
     const char *id = entry_id(it), *sha = dl_jstr(it, "sha256"), *name = dl_jstr(it, "name");
+    const char *status = dl_jstr(it, "status");
     struct sidx_entry *e;
+
+    /* the owner's images still verifying (or failed) have no content to mirror yet */
+    if (*status && strcmp(status, "active")) {
+        if ((e = sidx_find(&s->idx, id)))
+            remove_entry(s, e);
+        return PIX_OK;
+    }
 
     /* the index is line-based text: what goes in must be what the API promises (a UUID
      * and 64 hex digits); fuzz_pixctl found an id with a newline breaking the index */

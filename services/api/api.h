@@ -35,6 +35,8 @@ struct api_config {
     double part_url_ttl;
     double complete_lease;
     long long verify_async_threshold;
+    double verify_lease;
+    int one_put;
     long verify_jobs;
     long pop_bank;
     long pop_budget;
@@ -88,6 +90,9 @@ struct api {
     struct opshttp *ops;   /* PIXPLANE_OPS_LISTEN: /metrics, /healthz, /readyz, no auth */
     ev_timer housekeeping; /* periodic background chores (upload_housekeeping) */
     int housekeeping_busy; /* a chore is queued or running (atomic) */
+    ev_timer verify_sweep; /* pending images whose verification lease ran out */
+    int verify_sweep_busy; /* a sweep is queued or running (atomic) */
+    int verifications;     /* verifications queued or running (atomic) */
 };
 
 /* Per worker-thread context. */
@@ -202,6 +207,10 @@ void upload_abort(struct api_call *c);
 /* On the loop, every HOUSEKEEPING_SECS: queues the upload chores on the background pool
  * (forgetting challenge budgets that have refilled completely), one at a time. */
 void upload_housekeeping(struct api *api);
+/* On the loop, every VERIFY_SWEEP_SECS(lease): queues the sweep that takes over the
+ * verification of pending images whose lease ran out (after a crash or restart). */
+void upload_verify_sweep(struct api *api);
+#define VERIFY_SWEEP_SECS(lease) ((lease) / 3 < 1 ? 1.0 : (lease) / 3 > 10 ? 10.0 : (lease) / 3)
 #define HOUSEKEEPING_SECS 60.0
 
 #endif

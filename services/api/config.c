@@ -41,8 +41,15 @@ const struct conf_opt api_conf[] = {
     {"complete-lease", "PIXPLANE_COMPLETE_LEASE", CONF_SECS, C(complete_lease), "15m",
      "how long one completer owns a session before a retry may take over"},
     {"verify-async-threshold", "PIXPLANE_VERIFY_ASYNC_THRESHOLD", CONF_SIZE,
-     C(verify_async_threshold), "64MiB",
-     "uploads at least this large are verified in the background (complete answers 202)"},
+     C(verify_async_threshold), "8MiB",
+     "uploads at least this large are verified in the background: complete answers 202 with "
+     "the image 'verifying' (smaller ones are verified before complete answers)"},
+    {"one-put", "PIXPLANE_ONE_PUT", CONF_BOOL, C(one_put), "true",
+     "an upload of one chunk takes one presigned PUT (no multipart upload); false: every "
+     "upload is a multipart upload"},
+    {"verify-lease", "PIXPLANE_VERIFY_LEASE", CONF_SECS, C(verify_lease), "30s",
+     "a background verification holds its session this long, renewed while it runs; after a "
+     "crash or restart another process takes it over once it runs out"},
     {"verify-jobs", "PIXPLANE_VERIFY_JOBS", CONF_INT, C(verify_jobs), "2",
      "background verification threads"},
     {"pop-bank", "PIXPLANE_POP_BANK", CONF_INT, C(pop_bank), "4",

@@ -62,15 +62,66 @@ static int img_load(struct api_call *c, struct api_img *m)
     return 0;
 }
 
-/* An active image the caller may read; deleted ones are 404 for everyone. */
+/* Made at complete and not (or never to be) verified: seen by its owner only. */
+static int img_unverified(const struct api_img *m)
+{
+    return !strcmp(m->status, "verifying") || !strcmp(m->status, "failed");
+}
+
+/* Why a failed image failed (its session's error) into code and msg. */
+static void img_failure(struct api_call *c, const struct api_img *m, char code[64], char msg[256])
+{
+    const char *p[1] = {m->id};
+    char err[ERR_MAX];
+    PGresult *r = api_db(c) ? pg_exec(c->db, "image_error", 1, p, err) : NULL;
+
+    util_strlcpy(code, 64, "verification_failed");
+    util_strlcpy(msg, 256, "the upload could not be verified");
+    if (r && PQntuples(r) == 1 && pg_val(r, 0, 0)[0])
+        util_strlcpy(code, 64, pg_val(r, 0, 0)), util_strlcpy(msg, 256, pg_val(r, 0, 1));
+    PQclear(r);
+}
+
+/* Bytes of an unverified image: 202 while it is verified (ask again), 422 with the reason
+ * once it failed. */
+static void respond_unverified(struct api_call *c, const struct api_img *m)
+{
+    char code[64], msg[256];
+    cJSON *o;
+
+    if (!strcmp(m->status, "failed")) {
+        img_failure(c, m, code, msg);
+        return api_error(c, 422, code, msg);
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "image_id", m->id);
+    cJSON_AddStringToObject(o, "status", m->status);
+    if (http_resp_header(c->req, "Retry-After", "1") < 0)
+        log_warn(c->rid, "http", "header");
+    http_respond_json(c->req, 202, o);
+}
+
+/* An active image the caller may read; deleted ones are 404 for everyone, unverified ones
+ * answered for their owner (respond_unverified). */
 static int img_readable(struct api_call *c, struct api_img *m)
 {
     if (img_load(c, m) < 0)
         return -1;
     if (strcmp(m->status, "active") == 0)
         return 0;
+    if (m->owner_is_caller && img_unverified(m))
+        return respond_unverified(c, m), -1;
     not_found(c);
     return -1;
+}
+
+/* A change the owner asked for on an image not verified yet: 409. */
+static void refuse_unverified(struct api_call *c, const struct api_img *m)
+{
+    if (!strcmp(m->status, "verifying"))
+        return api_error(c, 409, "image_verifying",
+                         "the image is being verified; retry once it is active");
+    api_error(c, 409, "image_failed", "the image failed verification; delete it");
 }
 
 /* After a write matched nothing: 404 if the caller cannot see the image, 403 if it can
@@ -240,7 +291,10 @@ cJSON *api_img_json(const struct api_img *m)
     cJSON_AddStringToObject(o, "name", m->name);
     cJSON_AddNumberToObject(o, "size", (double)m->size);
     cJSON_AddStringToObject(o, "mime_type", m->mime);
-    cJSON_AddStringToObject(o, "sha256", m->hash);
+    if (m->hash[0])
+        cJSON_AddStringToObject(o, "sha256", m->hash);
+    else
+        cJSON_AddNullToObject(o, "sha256"); /* not verified yet */
     cJSON_AddStringToObject(o, "visibility", m->visibility);
     cJSON_AddStringToObject(o, "status", m->status);
     cJSON_AddStringToObject(o, "created_at", m->created);
@@ -276,13 +330,35 @@ static cJSON *variants_json(struct api_call *c, const char *hash, char *err)
     return a;
 }
 
+/* The owner's view of an unverified image: its state, and why it failed. */
+static void metadata_unverified(struct api_call *c, const struct api_img *m)
+{
+    char code[64], msg[256];
+    cJSON *o = api_img_json(m), *e;
+
+    cJSON_AddArrayToObject(o, "variants");
+    if (!strcmp(m->status, "failed")) {
+        img_failure(c, m, code, msg);
+        e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "code", code);
+        cJSON_AddStringToObject(e, "message", msg);
+    }
+    http_respond_json(c->req, 200, o);
+}
+
 void image_metadata(struct api_call *c)
 {
     char err[ERR_MAX];
     struct api_img m;
     cJSON *o, *v;
 
-    if (img_readable(c, &m) < 0 || !api_db(c)) /* the image may have come from the cache */
+    if (img_load(c, &m) < 0)
+        return;
+    if (m.owner_is_caller && img_unverified(&m))
+        return metadata_unverified(c, &m);
+    if (strcmp(m.status, "active"))
+        return not_found(c);
+    if (!api_db(c)) /* the image may have come from the cache */
         return;
     if (!(v = variants_json(c, m.hash, err)))
         return api_db_fail(c, "variant_list", err);
@@ -383,12 +459,19 @@ static void list_run(struct api_call *c, const char *stmt, const char *status)
 
 void image_list(struct api_call *c)
 {
-    char status[16] = "active";
+    char status[16] = "";
+    static const char *const known[] = {"active", "deleted", "verifying", "failed"};
+    int ok = 0;
 
-    if (http_req_query_param(c->req, "status", status, sizeof status) < 0 ||
-        (strcmp(status, "active") && strcmp(status, "deleted")))
-        return api_error(c, 400, "bad_request", "status must be active or deleted");
-    list_run(c, "image_list", status);
+    if (http_req_query_param(c->req, "status", status, sizeof status) < 0)
+        status[0] = '?';
+    for (size_t i = 0; i < ARRAY_LEN(known); i++)
+        ok |= !strcmp(status, known[i]);
+    if (status[0] && !ok)
+        return api_error(c, 400, "bad_request",
+                         "status must be active, deleted, verifying or failed");
+    /* by default what is or will be a photo: active and still verifying */
+    list_run(c, "image_list", status[0] ? status : "active,verifying");
 }
 
 void image_shared_with_me(struct api_call *c)
@@ -437,7 +520,8 @@ void image_patch(struct api_call *c)
         if (n > 0)
             respond_status(c, 200, id, "updated");
         else if (n == 0 && owner_only(c, &m) == 0)
-            not_found(c); /* the owner's image is in the trash */
+            img_unverified(&m) ? refuse_unverified(c, &m)
+                               : not_found(c); /* the owner's image is in the trash */
     }
     cJSON_Delete(body);
 }
@@ -453,6 +537,14 @@ void image_delete(struct api_call *c)
         return respond_status(c, 200, id, "deleted");
     if (n < 0 || owner_only(c, &m) < 0)
         return;
+    if (!strcmp(m.status, "failed")) /* nothing to keep in the trash: gone at once */
+        n = exec_count(c, "image_drop_failed", 2, p);
+    if (n > 0)
+        return respond_status(c, 200, id, "deleted");
+    if (n < 0)
+        return;
+    if (!strcmp(m.status, "verifying"))
+        return refuse_unverified(c, &m);
     respond_status(c, 200, id, m.status); /* already deleted: the same answer */
 }
 
@@ -472,6 +564,8 @@ void image_restore(struct api_call *c)
         return;
     if (!strcmp(m.status, "active"))
         return respond_status(c, 200, id, "active");
+    if (img_unverified(&m))
+        return refuse_unverified(c, &m);
     api_error(c, 410, "retention_expired",
               "the image is past its retention and cannot be "
               "restored");
@@ -514,7 +608,7 @@ void image_share(struct api_call *c)
             cJSON_AddStringToObject(o, "status", "shared");
             http_respond_json(c->req, 200, o);
         } else if (n == 0 && owner_only(c, &m) == 0) {
-            not_found(c);
+            img_unverified(&m) ? refuse_unverified(c, &m) : not_found(c);
         }
     }
     cJSON_Delete(body);

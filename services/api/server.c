@@ -264,6 +264,11 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
     upload_housekeeping(w->data);
 }
 
+static void on_verify_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    upload_verify_sweep(w->data);
+}
+
 int api_init(struct api *api, char *err)
 {
     const struct api_config *cfg = api->cfg;
@@ -311,6 +316,9 @@ int api_init(struct api *api, char *err)
     ev_timer_init(&api->housekeeping, on_housekeeping, 1.0, HOUSEKEEPING_SECS);
     api->housekeeping.data = api;
     ev_timer_start(api->loop, &api->housekeeping);
+    ev_timer_init(&api->verify_sweep, on_verify_sweep, 1.0, VERIFY_SWEEP_SECS(cfg->verify_lease));
+    api->verify_sweep.data = api;
+    ev_timer_start(api->loop, &api->verify_sweep);
     if (api_ops_start(api, err) < 0)
         return -1;
     return http_server_listen(api->http, host, port, err);
@@ -321,6 +329,7 @@ void api_fini(struct api *api)
     opshttp_stop(api->ops); /* first: it renders from the pools and the metrics */
     api->ops = NULL;
     ev_timer_stop(api->loop, &api->housekeeping);
+    ev_timer_stop(api->loop, &api->verify_sweep);
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);
     pool_free(api->stream_pool); /* its last results wait in the hub, freed with it */

@@ -82,6 +82,18 @@ const struct pg_stmt api_stmts[] = {
                       " WHERE upload_session_id = $1 AND owner_id = $2 AND expires_at > now()"
                       " AND (status = 'uploading' OR (status IN ('completing', 'verifying')"
                       " AND lease_until < now())) RETURNING " SESSION_COLS},
+    /* complete's late sha256: kept unless one was declared; says whether they agree */
+    {"session_declare",
+     "UPDATE upload_sessions SET declared_sha256 = coalesce(declared_sha256, $3),"
+     " updated_at = now() WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
+     " RETURNING declared_sha256 = $3"},
+    /* The verify sweep: pending images whose verification lease ran out, at most $2. */
+    {"verify_take", "UPDATE upload_sessions SET lease_token = gen_random_uuid(),"
+                    " lease_until = now() + make_interval(secs => $1::float8), updated_at = now()"
+                    " WHERE upload_session_id IN (SELECT upload_session_id FROM upload_sessions"
+                    " WHERE status = 'verifying' AND image_id IS NOT NULL AND lease_until < now()"
+                    " ORDER BY lease_until LIMIT $2::int FOR UPDATE SKIP LOCKED)"
+                    " AND status = 'verifying' AND lease_until < now() RETURNING " SESSION_COLS},
     {"session_abort", "UPDATE upload_sessions SET status = 'aborted', updated_at = now()"
                       " WHERE upload_session_id = $1 AND owner_id = $2 AND status = 'uploading'"
                       " RETURNING coalesce(s3_upload_id, ''), object_key"},
@@ -112,10 +124,13 @@ const struct pg_stmt api_stmts[] = {
                      " ORDER BY l.txid, l.seq LIMIT $4"},
     {"sync_watermark", "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"},
     {"sync_expired", "SELECT ($1::xid8, $2::bigint) < (txid, seq) FROM sync_horizon"},
+    /* visible: active and the caller's or shared with them, or the caller's own image
+     * still verifying or failed (its devices follow it through verification) */
     {"sync_states",
-     "SELECT " IMAGE_COLS ", i.status = 'active' AND (i.owner_id = $2"
+     "SELECT " IMAGE_COLS ", (i.status = 'active' AND (i.owner_id = $2"
      " OR (i.visibility <> 'private' AND EXISTS (SELECT 1 FROM image_shares s"
-     " WHERE s.image_id = i.image_id AND s.user_id = $2))),"
+     " WHERE s.image_id = i.image_id AND s.user_id = $2))))"
+     " OR (i.owner_id = $2 AND i.status IN ('verifying', 'failed')),"
      " coalesce((SELECT json_object_agg(v.variant_type, v.status) FROM image_variants v"
      " WHERE v.content_hash = i.content_hash), '{}')"
      " FROM images i WHERE i.image_id = ANY($1::uuid[])"},
@@ -136,9 +151,9 @@ const struct pg_stmt api_stmts[] = {
      " FROM m WHERE (m.txid, m.seq) > (h.txid, h.seq) RETURNING (SELECT count(*) FROM d)"},
 
     /* images.c */
-    {"image_read", "SELECT " IMAGE_COLS ", b.storage_path,"
+    {"image_read", "SELECT " IMAGE_COLS ", coalesce(b.storage_path, ''),"
                    " coalesce(i.deleted_at > now() - make_interval(secs => $3), false)"
-                   " FROM images i JOIN blobs b ON b.content_hash = i.content_hash"
+                   " FROM images i LEFT JOIN blobs b ON b.content_hash = i.content_hash"
                    " WHERE i.image_id = $1 AND (i.owner_id = $2 OR (i.status = 'active'"
                    " AND (i.visibility = 'public' OR (i.visibility = 'shared' AND EXISTS (SELECT 1"
                    " FROM image_shares s WHERE s.image_id = i.image_id AND s.user_id = $2)))))"},
@@ -147,7 +162,8 @@ const struct pg_stmt api_stmts[] = {
      " FROM image_variants WHERE content_hash = $1 AND variant_type = $2"},
     {"variant_list", "SELECT variant_type, status FROM image_variants WHERE content_hash = $1"},
     {"image_list", "SELECT " IMAGE_COLS ", i.created_at::text FROM images i"
-                   " WHERE i.owner_id = $1 AND i.status = $2 AND ($3::timestamptz IS NULL"
+                   " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
+                   " AND ($3::timestamptz IS NULL"
                    " OR (i.created_at, i.image_id) < ($3::timestamptz, $4::uuid))"
                    " ORDER BY i.created_at DESC, i.image_id DESC LIMIT $5"},
     {"image_list_shared",
@@ -203,5 +219,12 @@ const struct pg_stmt api_stmts[] = {
      " SELECT user_id, image_id, 'deleted' FROM d WHERE status = 'active')"
      " SELECT count(*) FROM img"},
     {"image_is_active", "SELECT count(*) FROM images WHERE image_id = $1"},
+    {"image_error", "SELECT coalesce(error_code, ''), coalesce(error_message, '')"
+                    " FROM upload_sessions WHERE image_id = $1 LIMIT 1"},
+    /* A failed image goes at once (it holds no content); its devices hear of it. */
+    {"image_drop_failed",
+     "WITH u AS (DELETE FROM images WHERE image_id = $1 AND owner_id = $2 AND status = 'failed'"
+     " RETURNING image_id, owner_id), c AS (INSERT INTO change_log (user_id, image_id, kind)"
+     " SELECT owner_id, image_id, 'deleted' FROM u) SELECT count(*) FROM u"},
 };
 const size_t api_stmts_count = ARRAY_LEN(api_stmts);

@@ -105,6 +105,8 @@ static cJSON *sess_json(const struct upload_row *s)
         cJSON_AddStringToObject(o, "image_id", s->image_id);
         cJSON_AddBoolToObject(o, "deduplicated", s->dedup_own);
     }
+    if (s->hash[0]) /* the content as the server hashed it */
+        cJSON_AddStringToObject(o, "sha256", s->hash);
     if (s->error_code[0]) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(e, "code", s->error_code);
@@ -116,7 +118,7 @@ static cJSON *sess_json(const struct upload_row *s)
 /* ---- POST /uploads ---- */
 
 struct create_req {
-    const char *name, *mime, *sha256;
+    const char *name, *mime, *sha256, *sha256_in;
     long long size;
     char mime_lc[128], sha_lc[65];
 };
@@ -141,16 +143,26 @@ static int valid_mime(const char *m, char *out, size_t outlen)
 }
 
 /* Validates the body; answers and returns -1 on bad input. */
+/* A declared sha256 as 64 lower-case hex digits into out; -1 answered 400. */
+static int sha256_parse(struct api_call *c, const char *in, char out[65])
+{
+    unsigned char raw[32];
+
+    if (strlen(in) != 64 || util_unhex(in, raw, 32) < 0)
+        return api_error(c, 400, "bad_request", "sha256 must be 64 hex digits"), -1;
+    util_hex(raw, 32, out);
+    return 0;
+}
+
 static int create_parse(struct api_call *c, const cJSON *body, struct create_req *q)
 {
     const char *err = NULL;
-    unsigned char raw[32];
     int has_sha;
 
     if (json_get_str(body, "file_name", &q->name, &err) != 1 ||
         json_get_i64(body, "file_size", &q->size, &err) != 1 ||
         json_get_str(body, "mime_type", &q->mime, &err) != 1 ||
-        (has_sha = json_get_str(body, "sha256", &q->sha256, &err)) < 0)
+        (has_sha = json_get_str(body, "sha256", &q->sha256_in, &err)) < 0)
         return api_error(c, 400, "bad_request",
                          err ? err : "file_name, file_size and mime_type are required"),
                -1;
@@ -166,13 +178,10 @@ static int create_parse(struct api_call *c, const cJSON *body, struct create_req
                          "avif, jxl"),
                -1;
     q->sha256 = NULL;
-    if (has_sha == 1) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "sha256");
-        if (strlen(v->valuestring) != 64 || util_unhex(v->valuestring, raw, 32) < 0)
-            return api_error(c, 400, "bad_request", "sha256 must be 64 hex digits"), -1;
-        util_hex(raw, 32, q->sha_lc);
+    if (has_sha == 1 && sha256_parse(c, q->sha256_in, q->sha_lc) < 0)
+        return -1;
+    if (has_sha == 1)
         q->sha256 = q->sha_lc;
-    }
     return 0;
 }
 
@@ -450,6 +459,27 @@ static cJSON *uploaded_chunks(const struct upload_row *s, const struct s3_part *
     return a;
 }
 
+/* A one-PUT upload's object as its only part, if it is there (resume is a HEAD). */
+static int one_put_part(struct api_call *c, const struct upload_row *s, struct s3_part **parts,
+                        int *n, char *err)
+{
+    struct s3_object obj;
+    char staging[80];
+    int rc;
+
+    upload_staging_key(s->key, staging, sizeof staging);
+    rc = s3_head_object(c->t->s3, staging, &obj, err);
+
+    if (rc != S3_OK)
+        return rc == S3_NOTFOUND ? S3_OK : rc;
+    if (!(*parts = calloc(1, sizeof **parts)))
+        return err_set(err, "out of memory"), S3_ERR;
+    (*parts)[0] = (struct s3_part){.number = 1, .size = obj.size};
+    util_strlcpy((*parts)[0].etag, sizeof(*parts)[0].etag, obj.etag);
+    *n = 1;
+    return S3_OK;
+}
+
 void upload_status(struct api_call *c)
 {
     struct s3_part *parts = NULL;
@@ -462,6 +492,8 @@ void upload_status(struct api_call *c)
         return;
     if (!strcmp(s.status, "uploading") && s.upload_id[0])
         rc = s3_list_parts(c->t->s3, s.key, s.upload_id, &parts, &n, err);
+    else if (!strcmp(s.status, "uploading") && upload_one_put(&s))
+        rc = one_put_part(c, &s, &parts, &n, err);
     if (rc == S3_ERR)
         return api_s3_fail(c, "list_parts", err);
     o = sess_json(&s);
@@ -492,7 +524,7 @@ static int ensure_multipart(struct api_call *c, struct upload_row *s)
     PGresult *r;
     int won;
 
-    if (s->upload_id[0])
+    if (s->upload_id[0] || (upload_one_put(s) && c->api->cfg->one_put))
         return 0;
     if (s3_create_multipart(c->t->s3, s->key, s->mime, uid, sizeof uid, err) != S3_OK)
         return api_s3_fail(c, "create_multipart", err), -1;
@@ -515,9 +547,17 @@ static int ensure_multipart(struct api_call *c, struct upload_row *s)
 static int presign_chunk(struct api_call *c, const struct upload_row *s, int chunk, buf *url)
 {
     char err[ERR_MAX];
+    char staging[80];
+    long ttl = (long)c->api->cfg->part_url_ttl;
+    int rc;
 
-    if (s3_presign_part(c->t->s3, s->key, s->upload_id, chunk + 1, chunk_len(s, chunk), time(NULL),
-                        (long)c->api->cfg->part_url_ttl, url, err) < 0) {
+    upload_staging_key(s->key, staging, sizeof staging);
+    rc = upload_one_put(s)
+             ? s3_presign_put_sized(c->t->s3, staging, s->size, time(NULL), ttl, url, err)
+             : s3_presign_part(c->t->s3, s->key, s->upload_id, chunk + 1, chunk_len(s, chunk),
+                               time(NULL), ttl, url, err);
+
+    if (rc < 0) {
         api_error(c, 500, "internal", "cannot sign the URL");
         log_error(c->rid, "presign_failed", err);
         return -1;
@@ -629,7 +669,7 @@ void upload_abort(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id");
     const char *p[2] = {id, c->user.sub};
-    char err[ERR_MAX], uid[512] = "", key[64] = "";
+    char err[ERR_MAX], uid[512] = "", key[64] = "", staging[80];
     struct upload_row s;
     PGresult *r;
     cJSON *o;
@@ -652,6 +692,9 @@ void upload_abort(struct api_call *c)
      * retried by the reconciler (multipart uploads without a live session). */
     if (uid[0] && s3_abort_multipart(c->t->s3, key, uid, err) == S3_ERR)
         log_warn(c->rid, "s3_abort_failed", err, "key", key);
+    upload_staging_key(key, staging, sizeof staging);
+    if (!uid[0] && s3_delete_object(c->t->s3, staging, err) == S3_ERR) /* a one-PUT object */
+        log_warn(c->rid, "s3_delete_failed", err, "key", staging);
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "upload_session_id", id);
     cJSON_AddStringToObject(o, "status", "aborted");
@@ -686,13 +729,19 @@ static void respond_outcome(struct api_call *c, const struct upload_row *s,
         return api_error(c, o->status, o->code, o->msg);
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "upload_session_id", s->id);
+    if (o->image_id[0])
+        cJSON_AddStringToObject(j, "image_id", o->image_id);
     if (o->status == 202) {
         cJSON_AddStringToObject(j, "status", o->code);
+        if (o->image_id[0])
+            cJSON_AddStringToObject(j, "image_status", "verifying");
+        if (http_resp_header(c->req, "Retry-After", "1") < 0)
+            log_warn(c->rid, "http", "header");
     } else {
-        cJSON_AddStringToObject(j, "image_id", o->image_id);
         cJSON_AddStringToObject(j, "status", "completed");
         cJSON_AddBoolToObject(j, "deduplicated", o->seen);
         cJSON_AddStringToObject(j, "sha256", o->hash);
+        cJSON_AddStringToObject(j, "image_status", "active");
     }
     http_respond_json(c->req, o->status, j);
 }
@@ -702,7 +751,7 @@ static void respond_outcome(struct api_call *c, const struct upload_row *s,
 static int check_parts(struct api_call *c, const struct upload_row *s, struct s3_part **parts,
                        int *n)
 {
-    char err[ERR_MAX];
+    char err[ERR_MAX], staging[80];
     struct s3_object obj;
     int rc = S3_NOTFOUND, missing = 0;
     cJSON *e, *list;
@@ -711,9 +760,14 @@ static int check_parts(struct api_call *c, const struct upload_row *s, struct s3
         rc = s3_list_parts(c->t->s3, s->key, s->upload_id, parts, n, err);
     if (rc == S3_ERR)
         return finalize_unclaim(c->db, s, c->rid), api_s3_fail(c, "list_parts", err), -1;
-    if (rc == S3_NOTFOUND && s->upload_id[0] &&
+    if (rc == S3_NOTFOUND && upload_one_put(s)) {
+        upload_staging_key(s->key, staging, sizeof staging);
+        if (s3_head_object(c->t->s3, staging, &obj, err) == S3_OK && obj.size == s->size)
+            return 2; /* the one PUT is there */
+    }
+    if (rc == S3_NOTFOUND && (s->upload_id[0] || upload_one_put(s)) &&
         s3_head_object(c->t->s3, s->key, &obj, err) == S3_OK && obj.size == s->size)
-        return 2;
+        return 2; /* assembled already (a retry after the copy or the completion) */
     list = cJSON_CreateArray();
     for (int i = 0, j = 0; i < s->chunk_count; i++) {
         while (j < *n && (*parts)[j].number < i + 1)
@@ -757,72 +811,132 @@ static void record_chunks(struct api_call *c, const struct upload_row *s,
     cJSON_Delete(a);
 }
 
-/* A large upload verified in the background; the client polls GET /uploads/{id}. */
+/* A pending image verified in the background (the session as claimed: its lease). */
 struct verify_job {
     struct upload_row s;
-    struct s3_part *parts;
-    int n;
     char rid[65];
 };
+
+static struct finalize_opts finalize_opts_of(const struct api *api)
+{
+    const struct api_config *cfg = api->cfg;
+
+    return (struct finalize_opts){cfg->upload_topic, (int)cfg->pop_bank, cfg->verify_lease};
+}
 
 static void verify_run(void *arg, void *tctx)
 {
     struct verify_job *j = arg;
     struct api_tctx *t = tctx;
     struct upload_outcome o = {0};
+    struct finalize_opts opt = finalize_opts_of(t->api);
     char err[ERR_MAX];
     pg_conn *db = pg_acquire(t->api->pg, 30, err);
 
-    if (!db) {
-        log_error(j->rid, "verify_failed", err, "upload_session_id", j->s.id);
+    /* a lease taken by a complete is the long complete-lease: shorten it to the verify
+     * lease, renewed while hashing, so a crash hands the work on soon */
+    if (!db || finalize_renew(db, &j->s, opt.verify_lease, err) < 0) {
+        log_warn(j->rid, "verify_skipped", err, "upload_session_id", j->s.id);
     } else {
-        struct finalize_opts opt = {t->api->cfg->upload_topic, (int)t->api->cfg->pop_bank};
-        finalize_upload(db, t->s3, &j->s, j->parts, j->n, &opt, &o, j->rid);
+        for (int i = 0; FAIL_POINT("verify_stall") && i < 1200; i++)
+            usleep(100000); /* crash tests: a verification still running after 2 min */
+        finalize_upload(db, t->s3, &j->s, NULL, 0, &opt, &o, j->rid);
         count_upload(t->api, &j->s, &o, 0);
     }
     pg_release(db);
-    free(j->parts);
+    __atomic_sub_fetch(&t->api->verifications, 1, __ATOMIC_ACQ_REL);
     free(j);
 }
 
-static void verify_async(struct api_call *c, struct upload_row *s, struct s3_part *parts, int n)
+/* Queues the verification of a pending image. When the pool is full the session keeps its
+ * lease until it runs out; the sweep (or the client's next complete) takes it then. */
+static void verify_queue(struct api *api, const struct upload_row *s, const char *rid)
 {
     struct verify_job *j = calloc(1, sizeof *j);
-    struct upload_outcome o = {.status = 202};
-    char err[ERR_MAX];
 
-    if (!j || finalize_set_verifying(c->db, s, err) < 0) {
-        free(j), free(parts);
-        finalize_unclaim(c->db, s, c->rid);
-        return api_error(c, 503, "unavailable", "retry complete");
+    if (j) {
+        j->s = *s;
+        util_strlcpy(j->rid, sizeof j->rid, rid ? rid : "");
+        __atomic_add_fetch(&api->verifications, 1, __ATOMIC_ACQ_REL);
     }
-    j->s = *s, j->parts = parts, j->n = n;
-    util_strlcpy(j->rid, sizeof j->rid, c->rid);
-    if (pool_submit(c->api->jobs, verify_run, j) < 0) {
-        free(j->parts), free(j);
-        finalize_unclaim(c->db, s, c->rid);
-        return api_error(c, 503, "busy", "too many verifications in progress; retry");
+    if (j && pool_submit(api->jobs, verify_run, j) == 0)
+        return;
+    if (j)
+        __atomic_sub_fetch(&api->verifications, 1, __ATOMIC_ACQ_REL);
+    free(j);
+    log_warn(rid, "verify_deferred", "background pool full", "upload_session_id", s->id);
+}
+
+/* Takes pending images whose verification lease ran out (a crashed or restarted process,
+ * a full pool), as many as there are idle verification threads. */
+static void verify_sweep_run(void *arg, void *tctx)
+{
+    struct api_tctx *t = tctx;
+    struct api *api = t->api;
+    char err[ERR_MAX], secs[32], lim[24];
+    const char *p[2] = {secs, lim};
+    long idle = api->cfg->verify_jobs - __atomic_load_n(&api->verifications, __ATOMIC_ACQUIRE);
+    pg_conn *db = idle > 0 ? pg_acquire(api->pg, 5, err) : NULL;
+    PGresult *r = NULL;
+    struct upload_row s;
+
+    (void)arg;
+    snprintf(secs, sizeof secs, "%.3f", api->cfg->verify_lease);
+    snprintf(lim, sizeof lim, "%ld", idle);
+    if (db && !(r = pg_exec(db, "verify_take", 2, p, err)))
+        log_warn(NULL, "verify_sweep_failed", err);
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        upload_row_load(r, i, &s);
+        log_info(NULL, "verify_resumed", "lease ran out", "upload_session_id", s.id);
+        verify_queue(api, &s, NULL);
     }
-    util_strlcpy(o.code, sizeof o.code, "verifying");
+    PQclear(r);
+    pg_release(db);
+    __atomic_store_n(&api->verify_sweep_busy, 0, __ATOMIC_RELEASE);
+}
+
+void upload_verify_sweep(struct api *api)
+{
+    if (__atomic_exchange_n(&api->verify_sweep_busy, 1, __ATOMIC_ACQ_REL))
+        return;
+    if (pool_submit(api->jobs, verify_sweep_run, NULL) < 0)
+        __atomic_store_n(&api->verify_sweep_busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Large uploads: the image is made 'verifying' now and verified in the background. */
+static void run_pending(struct api_call *c, struct upload_row *s, struct s3_part *parts, int n)
+{
+    struct upload_outcome o = {0};
+    struct finalize_opts opt = finalize_opts_of(c->api);
+
+    finalize_pending(c->db, c->t->s3, s, parts, n, &opt, &o, c->rid);
+    free(parts);
+    if (o.status == 202)
+        verify_queue(c->api, s, c->rid);
     respond_outcome(c, s, &o);
 }
 
 static void run_claimed(struct api_call *c, struct upload_row *s)
 {
     struct s3_part *parts = NULL;
-    struct upload_outcome o = {0};
-    int n = 0, rc = check_parts(c, s, &parts, &n);
+    struct upload_outcome o = {.status = 202};
+    struct finalize_opts opt = finalize_opts_of(c->api);
+    int n = 0, rc;
 
-    if (rc <= 0)
+    if (finalize_pending_image(s)) { /* its verifier died: this complete restarts it */
+        util_strlcpy(o.code, sizeof o.code, "verifying");
+        util_strlcpy(o.image_id, sizeof o.image_id, s->image_id);
+        verify_queue(c->api, s, c->rid);
+        return respond_outcome(c, s, &o);
+    }
+    if ((rc = check_parts(c, s, &parts, &n)) <= 0)
         return free(parts);
     if (rc == 1)
         record_chunks(c, s, parts, n);
     else
         free(parts), parts = NULL, n = 0;
     if (s->size >= c->api->cfg->verify_async_threshold)
-        return verify_async(c, s, parts, n);
-    struct finalize_opts opt = {c->api->cfg->upload_topic, (int)c->api->cfg->pop_bank};
-
+        return run_pending(c, s, parts, n);
     finalize_upload(c->db, c->t->s3, s, parts, n, &opt, &o, c->rid);
     free(parts);
     count_upload(c->api, s, &o, 0);
@@ -868,13 +982,45 @@ static int claim(struct api_call *c, struct upload_row *s)
     return sess_get(c, s) < 0 ? -1 : 0;
 }
 
+/* complete's optional body {"sha256"}: a client that hashed while uploading declares the
+ * hash now (the server checks it as one declared at creation). 0, or -1 answered. */
+static int declare_late(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id"), *in = NULL, *msg = NULL;
+    char sha[65], err[ERR_MAX];
+    const char *p[3] = {id, c->user.sub, sha};
+    size_t len = 0;
+    cJSON *body;
+    PGresult *r;
+    int rc = -1;
+
+    if (!id || !http_req_body(c->req, &len) || len == 0)
+        return id ? 0 : -1;
+    if (!(body = api_body(c)))
+        return -1;
+    if (json_get_str(body, "sha256", &in, &msg) < 0)
+        api_error(c, 400, "bad_request", msg);
+    else if (!in || sha256_parse(c, in, sha) == 0)
+        rc = 0;
+    if (rc == 0 && in && api_db(c)) {
+        if (!(r = pg_exec(c->db, "session_declare", 3, p, err)))
+            rc = -1, api_db_fail(c, "session_declare", err);
+        else if (PQntuples(r) == 1 && pg_val(r, 0, 0)[0] != 't')
+            rc = -1, api_error(c, 422, "sha256_mismatch",
+                               "sha256 differs from the one declared at creation");
+        PQclear(r);
+    }
+    cJSON_Delete(body);
+    return rc;
+}
+
 /* A complete on a session another request is completing or verifying answers 202 with its
  * status at once: nobody waits holding a worker and a database connection (issue 13). */
 void upload_complete(struct api_call *c)
 {
     struct upload_outcome o = {.status = 202};
     struct upload_row s;
-    int rc = claim(c, &s);
+    int rc = declare_late(c) < 0 ? -1 : claim(c, &s);
 
     if (rc < 0)
         return;
@@ -883,8 +1029,7 @@ void upload_complete(struct api_call *c)
     if (respond_settled(c, &s))
         return;
     util_strlcpy(o.code, sizeof o.code, s.status);
-    if (http_resp_header(c->req, "Retry-After", "1") < 0)
-        log_warn(c->rid, "http", "header");
+    util_strlcpy(o.image_id, sizeof o.image_id, s.image_id);
     respond_outcome(c, &s, &o);
 }
 

@@ -44,12 +44,17 @@ static int lease_take(struct rec *r, struct upload_row *s, char *err)
 }
 
 /* Parts still listed: not assembled, the client may retry complete (reopen). No parts
- * (completed in storage, or lost) or no multipart upload but an object: finalize decides. */
+ * (completed in storage, or lost) or no multipart upload but an object: finalize decides.
+ * A pending image (made at complete) is always verified: finalize fails it if its object
+ * is gone. */
 static int half_decide(struct rec *r, const struct upload_row *s, char *err)
 {
     struct s3_part *parts = NULL;
     struct s3_object obj;
     int n = 0, rc;
+
+    if (finalize_pending_image(s))
+        return HALF_FINALIZE;
 
     if (s->upload_id[0]) {
         rc = s3_list_parts(r->s3, s->key, s->upload_id, &parts, &n, err);
@@ -165,6 +170,18 @@ static const char *drop_staging(struct rec *r, s3_client *s3, const struct expir
     return "failed";
 }
 
+/* A one-PUT upload's staging object (common/finalize.h), if the client sent it. */
+static int drop_one_put(struct rec *r, s3_client *s3, const struct expiring *e)
+{
+    char key[80], err[ERR_MAX];
+
+    upload_staging_key(e->key, key, sizeof key);
+    if (s3_delete_object(s3, key, err) != S3_ERR)
+        return 0;
+    rec_failed(r, "delete_staging", key, err);
+    return -1;
+}
+
 /* Storage of a session just marked expired: its multipart upload and any staging object.
  * What fails here is picked up by orphan_multipart and orphan_objects. */
 static void expire_storage(struct rec *r, s3_client *s3, void *item)
@@ -178,8 +195,11 @@ static void expire_storage(struct rec *r, s3_client *s3, void *item)
         rec_failed(r, "abort_multipart", e->key, err), mp = "failed";
     else if (e->uid[0])
         mp = rc == S3_OK ? "aborted" : "gone";
-    if (e->uid[0] && rc == S3_NOTFOUND) /* completed in storage: the object may be there */
+    /* completed in storage, or a one-PUT upload: the object may be there */
+    if (rc == S3_NOTFOUND)
         staging = drop_staging(r, s3, e);
+    if (!e->uid[0] && drop_one_put(r, s3, e) < 0)
+        staging = "failed";
     rec_did(r, "expire_session", e->id, "multipart", mp, "staging", staging, NULL);
 }
 

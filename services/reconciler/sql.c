@@ -46,6 +46,13 @@ const struct pg_stmt rec_stmts[] = {
                       " AND NOT EXISTS (SELECT 1 FROM upload_sessions s WHERE s.object_key = k.key"
                       " AND s.status IN " LIVE ")"
                       " AND NOT EXISTS (SELECT 1 FROM gc_objects g WHERE g.storage_path = k.key)"},
+    /* one-PUT staging objects (common/finalize.h) of sessions no longer open */
+    {"staging_orphans",
+     "SELECT k.i FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i)"
+     " WHERE NOT EXISTS (SELECT 1 FROM upload_sessions s"
+     " WHERE s.object_key = 'blobs/' || split_part(k.key, '/', 2)"
+     " AND s.status IN " LIVE ")"
+     " AND NOT EXISTS (SELECT 1 FROM gc_objects g WHERE g.storage_path = k.key)"},
     {"variants_orphans",
      "SELECT k.i FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i)"
      " WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.content_hash = split_part(k.key, '/', 2)"

@@ -171,7 +171,8 @@ int sweep_orphan_multipart(struct rec *r, char *err)
 
 int sweep_orphan_objects(struct rec *r, char *err)
 {
-    if (sweep_prefix(r, "blobs/", "blobs_orphans", r->cfg->orphan_grace, 0, err) < 0)
+    if (sweep_prefix(r, "blobs/", "blobs_orphans", r->cfg->orphan_grace, 0, err) < 0 ||
+        sweep_prefix(r, "staging/", "staging_orphans", r->cfg->orphan_grace, 0, err) < 0)
         return -1;
     return sweep_prefix(r, "variants/", "variants_orphans", r->cfg->orphan_grace, 0, err);
 }

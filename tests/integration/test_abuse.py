@@ -112,7 +112,8 @@ def test_hung_storage_answers_503_in_time(stack):
     from s3door import S3Door
     door = S3Door(os.environ["S3_ENDPOINT"])
     api = ApiProcess({"S3_ENDPOINT": door.url, "S3_PUBLIC_ENDPOINT": os.environ["S3_ENDPOINT"],
-                      "S3_TIMEOUT": "2s", "S3_STALL_TIMEOUT": "2s", "PIXPLANE_WORKERS": "4"})
+                      "S3_TIMEOUT": "2s", "S3_STALL_TIMEOUT": "2s", "PIXPLANE_WORKERS": "4",
+                      "PIXPLANE_ONE_PUT": "false"})  # small uploads make multipart uploads
     try:
         c = Client(api.url, api.token(user_id("hung-s3")))
         sids = [c.start(b"x" * 10)["upload_session_id"] for _ in range(8)]

@@ -47,7 +47,9 @@ class Env:
         self.url = urllib.parse.urlunsplit(base._replace(path="/" + self.dbname))
         self.bucket = "pixrec-" + tag
         self.s3 = s3
-        self.vars = {"DATABASE_URL": self.url, "S3_BUCKET": self.bucket}
+        # the sweeps' multipart cases need small multipart uploads (test_one_put_staging
+        # covers one-PUT uploads)
+        self.vars = {"DATABASE_URL": self.url, "S3_BUCKET": self.bucket, "PIXPLANE_ONE_PUT": "0"}
         sql("CREATE DATABASE %s" % self.dbname)
         s3.create_bucket(Bucket=self.bucket)
         subprocess.run([API_BIN, "migrate"], env={**os.environ, **self.vars}, check=True,
@@ -255,6 +257,38 @@ def test_orphan_multipart(env, client):
     converged(env)
     st, doc = client.complete(live)  # the live upload still completes
     assert st == 200, doc
+
+
+def test_one_put_staging(env):
+    """One-PUT uploads (common/finalize.h): an expired session's staging object goes with
+    it, and a staging object nothing open refers to (a PUT after the session completed) is
+    an orphan once past the grace period."""
+    api = ApiProcess({**env.vars, "PIXPLANE_ONE_PUT": "1"})
+    try:
+        c = Client(api.url, api.token(user_id("one")))
+        data = os.urandom(64 * KIB)
+        sid = c.start(data)["upload_session_id"]
+        assert requests.put(c.urls(sid, [0])[0], data=data, timeout=30).status_code == 200
+        assert env.exists("staging/" + sid) and not env.uploads("blobs/" + sid)
+        done = c.start(data)["upload_session_id"]
+        url = c.urls(done, [0])[0]
+        assert requests.put(url, data=data, timeout=30).status_code == 200
+        st, doc = c.complete(done)
+        assert st == 200, doc
+        assert not env.exists("staging/" + done) and env.exists("blobs/" + done)
+        assert requests.put(url, data=data, timeout=30).status_code == 200  # a late PUT
+    finally:
+        api.stop()
+    env.q("UPDATE upload_sessions SET expires_at = now() - interval '1 day'"
+          " WHERE upload_session_id = '%s'" % sid)
+    past_grace()
+    run = reconcile(env)
+    assert run.rc == 1 and not run.failures, run
+    assert sid in run.did("expired_sessions", "expire_session"), run
+    assert not env.exists("staging/" + sid)
+    assert "staging/" + done in run.did("orphan_objects", "delete_object"), run
+    assert not env.exists("staging/" + done) and env.exists("blobs/" + done)
+    converged(env)
 
 
 # ---- 3. half-committed uploads ----
