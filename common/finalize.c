@@ -214,7 +214,7 @@ void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
         fail_upload(db, s3, s, o, 409, "upload_lost", "the uploaded parts are gone");
         goto done;
     }
-    if (rc != S3_OK || pop_hash_object(s3, s->key, bank, hash, err) != S3_OK)
+    if (rc != S3_OK || pop_hash_object(s3, s->key, obj.size, bank, hash, err) != S3_OK)
         goto transient;
     if (obj.size != s->size) {
         fail_upload(db, s3, s, o, 422, "size_mismatch", "stored size differs");
