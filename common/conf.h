@@ -47,7 +47,7 @@ struct conf_store {
 /* Defaults of the verification read's parallelism, chosen by `bench/api/run verify-read sweep`
  * on radosgw (also what an s3_client uses when its config leaves them 0). */
 #define CONF_VERIFY_STREAMS 4
-#define CONF_VERIFY_RANGE_MIB 8
+#define CONF_VERIFY_RANGE_MIB 16
 
 /* The store's options, for tables whose target macro is C(field) over a config struct with
  * a `store` member; and the log level, for one with a log_level field. */

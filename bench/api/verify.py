@@ -19,7 +19,7 @@ S3OP = os.path.join(BUILD, "tools", "s3op")
 SIZE = 1024 * MIB + 7
 KEY = "bench/verify-read-%d" % os.getpid()
 STREAMS = [1, 2, 4, 6, 8]
-RANGES_MIB = [4, 8, 16]
+RANGES_MIB = [4, 8, 16, 32]
 SWEEP_REPS = int(os.environ.get("VERIFY_SWEEP_REPS", "2"))
 RUNS = int(os.environ.get("VERIFY_RUNS", "5"))
 
