@@ -39,8 +39,15 @@ struct conf_store {
     int s3_path_style;
     double s3_timeout;           /* one S3 request, streamed reads and completions aside */
     double s3_stall_timeout;     /* any S3 transfer below 1 KiB/s this long is aborted */
+    long verify_streams;         /* concurrent ranged GETs of one verification read */
+    long long verify_range;      /* bytes per ranged GET of a verification read */
     double db_statement_timeout; /* statement_timeout of the pooled connections */
 };
+
+/* Defaults of the verification read's parallelism, chosen by `bench/api/run verify-read sweep`
+ * on radosgw (also what an s3_client uses when its config leaves them 0). */
+#define CONF_VERIFY_STREAMS 4
+#define CONF_VERIFY_RANGE_MIB 16
 
 /* The store's options, for tables whose target macro is C(field) over a config struct with
  * a `store` member; and the log level, for one with a log_level field. */
@@ -81,6 +88,22 @@ struct conf_store {
          "an S3 transfer moving under 1 KiB/s for this long is aborted",                           \
          1,                                                                                        \
          3600},                                                                                    \
+        {"verify-streams",                                                                         \
+         "PIXPLANE_VERIFY_STREAMS",                                                                \
+         CONF_INT,                                                                                 \
+         C(store.verify_streams),                                                                  \
+         PIX_STR(CONF_VERIFY_STREAMS),                                                             \
+         "concurrent ranged GETs reading an object back to verify its SHA-256 (1: one stream)",    \
+         1,                                                                                        \
+         64},                                                                                      \
+        {"verify-range",                                                                           \
+         "PIXPLANE_VERIFY_RANGE",                                                                  \
+         CONF_SIZE,                                                                                \
+         C(store.verify_range),                                                                    \
+         PIX_STR(CONF_VERIFY_RANGE_MIB) "MiB",                                                     \
+         "bytes per ranged GET of a verification read (memory: streams x range per read)",         \
+         65536,                                                                                    \
+         1073741824},                                                                              \
     {                                                                                              \
         "db-statement-timeout", "PIXPLANE_DB_STATEMENT_TIMEOUT", CONF_SECS,                        \
             C(store.db_statement_timeout), "30s",                                                  \

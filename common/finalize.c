@@ -308,12 +308,33 @@ static int assemble(pg_conn *db, s3_client *s3, const struct upload_row *s,
     return 0;
 }
 
-/* Hashes the object (answering the bank in the same pass) and checks the declared sha256.
- * 0 (hash set), 1 failed for good (o answered), -1 transient (err). */
-static int verify(pg_conn *db, s3_client *s3, const struct upload_row *s, pop_bank *bank,
-                  char hash[65], struct upload_outcome *o, char *err)
+/* A background verification's lease, renewed while it hashes. */
+struct renewal {
+    pg_conn *db;
+    const struct upload_row *s;
+    double secs;
+};
+
+static int renew_tick(void *ud)
 {
-    int rc = pop_hash_object(s3, s->key, bank, hash, err);
+    struct renewal *w = ud;
+    char err[ERR_MAX];
+
+    if (finalize_renew(w->db, w->s, w->secs, err) == 0)
+        return 0;
+    log_warn(NULL, "lease_renewal_failed", err, "upload_session_id", w->s->id);
+    return -1; /* lost (or no database): another verifier takes over */
+}
+
+/* Hashes the object (answering the bank in the same pass, renewing a verification lease)
+ * and checks the declared sha256. 0 (hash set), 1 failed for good (o answered), -1
+ * transient (err). */
+static int verify(pg_conn *db, s3_client *s3, const struct upload_row *s, pop_bank *bank,
+                  double lease, char hash[65], struct upload_outcome *o, char *err)
+{
+    struct renewal w = {db, s, lease};
+    struct pop_tick tick = {renew_tick, &w, lease / 3};
+    int rc = pop_hash_object(s3, s->key, s->size, bank, lease > 0 ? &tick : NULL, hash, err);
 
     if (rc == S3_NOTFOUND)
         return fail_upload(db, s3, s, o, 409, "upload_lost", "the uploaded object is gone"), 1;
@@ -367,7 +388,7 @@ void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
     int rc = assemble(db, s3, s, finalize_pending_image(s) ? NULL : parts, n, &obj, o, err);
 
     if (rc == 0)
-        rc = verify(db, s3, s, bank, hash, o, err);
+        rc = verify(db, s3, s, bank, opt->verify_lease, hash, o, err);
     if (rc == 0)
         rc = commit(db, s3, s, hash, bank, opt, o, rid, err);
     if (rc < 0)

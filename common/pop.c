@@ -316,6 +316,8 @@ int pop_answer_from(s3_client *s3, const char *key, struct pop_challenge *ch, ch
 struct hash_pass {
     EVP_MD_CTX *md;
     pop_bank *bank;
+    const struct pop_tick *tick;
+    double next; /* monotonic time of the next tick */
 };
 
 static int hash_pass_sink(const void *data, size_t len, void *ud)
@@ -324,18 +326,31 @@ static int hash_pass_sink(const void *data, size_t len, void *ud)
 
     if (EVP_DigestUpdate(h->md, data, len) != 1)
         return -1;
+    if (h->tick && util_now_mono() >= h->next) {
+        h->next = util_now_mono() + h->tick->every;
+        if (h->tick->fn(h->tick->ud) != 0)
+            return -1;
+    }
     return h->bank ? pop_bank_feed(data, len, h->bank) : 0;
 }
 
-int pop_hash_object(s3_client *s3, const char *key, pop_bank *bank, char hex[65], char *err)
+static int hash_read(s3_client *s3, const char *key, long long size, struct hash_pass *h, char *err)
 {
-    struct hash_pass h = {EVP_MD_CTX_new(), bank};
+    if (size < 0)
+        return s3_get_object(s3, key, 0, -1, hash_pass_sink, h, err);
+    return s3_get_ranges(s3, key, size, 0, 0, hash_pass_sink, h, err);
+}
+
+int pop_hash_object(s3_client *s3, const char *key, long long size, pop_bank *bank,
+                    const struct pop_tick *tick, char hex[65], char *err)
+{
+    struct hash_pass h = {EVP_MD_CTX_new(), bank, tick, tick ? util_now_mono() + tick->every : 0};
     unsigned char md[32];
     int rc = S3_ERR;
 
     if (!h.md || EVP_DigestInit_ex(h.md, EVP_sha256(), NULL) != 1)
         err_set(err, "sha256 failed");
-    else if ((rc = s3_get_object(s3, key, 0, -1, hash_pass_sink, &h, err)) == S3_OK &&
+    else if ((rc = hash_read(s3, key, size, &h, err)) == S3_OK &&
              EVP_DigestFinal_ex(h.md, md, NULL) == 1)
         util_hex(md, sizeof md, hex);
     else if (rc == S3_OK)
@@ -346,12 +361,13 @@ int pop_hash_object(s3_client *s3, const char *key, pop_bank *bank, char hex[65]
 
 /* Answers the bank from storage: whole-content challenges in one pass that also checks the
  * content still hashes to `hash`; ranged ones by ranged GETs. */
-static int refill_read(s3_client *s3, const char *key, const char *hash, pop_bank *b, char *err)
+static int refill_read(s3_client *s3, const char *key, long long size, const char *hash,
+                       pop_bank *b, char *err)
 {
     char hex[65];
     int rc;
 
-    rc = is_whole(&b->e[0].ch) ? pop_hash_object(s3, key, b, hex, err)
+    rc = is_whole(&b->e[0].ch) ? pop_hash_object(s3, key, size, b, NULL, hex, err)
                                : pop_bank_fill(b, s3, key, err);
     if (rc == S3_NOTFOUND)
         err_set(err, "the blob's object is missing");
@@ -387,7 +403,7 @@ int pop_refill(pg_conn *db, s3_client *s3, const char *hash, int n, char *err)
         err_set(err, "out of memory");
         goto fail;
     }
-    if (refill_read(s3, key, hash, b, err) < 0)
+    if (refill_read(s3, key, size, hash, b, err) < 0)
         goto fail;
     if (pop_bank_finish(b) < 0) {
         err_set(err, "the object is shorter than its size");

@@ -67,10 +67,21 @@ const struct pop_challenge *pop_bank_challenge(const pop_bank *b, int i);
  * bank up to at most `cap` entries. Number stored, or -1 with err. */
 int pop_bank_store(pop_bank *b, pg_conn *db, const char *hash, int cap, char *err) PIX_WUR;
 
-/* Streams the whole object through SHA-256 (hex out) and, if bank != NULL, into the bank
- * in the same pass. S3_OK or not, with err. */
-int pop_hash_object(s3_client *s3, const char *key, pop_bank *bank, char hex[65],
-                    char *err) PIX_WUR;
+/* Chores during a long hashing pass (renewing a lease): fn(ud) at most every `every`
+ * seconds, from the pass's thread; nonzero stops the pass. */
+struct pop_tick {
+    int (*fn)(void *ud);
+    void *ud;
+    double every;
+};
+
+/* Reads the object of `size` bytes through SHA-256 (hex out) and, if bank != NULL, into the
+ * bank in the same in-order pass: with the client's configured parallel ranged GETs
+ * (s3_get_ranges; an object of another size is an error), or one streamed GET when size < 0
+ * (unknown). tick (NULL: none) runs the caller's chores during a long pass. S3_OK or not,
+ * with err. */
+int pop_hash_object(s3_client *s3, const char *key, long long size, pop_bank *bank,
+                    const struct pop_tick *tick, char hex[65], char *err) PIX_WUR;
 
 /* How many challenges content `hash` lacks to have `cap` (cap when the count fails: the
  * store tops up to cap anyway). */

@@ -1,5 +1,5 @@
-/* s3: S3 client on one reused libcurl easy handle (keep-alive): SigV4 header-signed requests,
- * streaming GETs, multipart calls, paginated listings, and presigned URLs for clients. */
+/* s3: S3 client on reused libcurl handles (keep-alive): SigV4 header-signed requests, streaming
+ * and parallel ranged GETs, multipart calls, paginated listings, and presigned URLs. */
 #include "s3.h"
 
 #include <curl/curl.h>
@@ -23,8 +23,13 @@ struct s3_client {
     long stall_secs;
     long connect_timeout_ms;
     int page_size; /* max-keys / max-parts / max-uploads, 0 = server default */
+    int verify_streams;
+    long long verify_range;
     sigv4_signer *signer;
     CURL *curl;
+    CURLM *multi;                          /* s3_get_ranges: NULL until first used */
+    struct s3_slot *slots[S3_STREAMS_MAX]; /* its streams, kept with their connections */
+    int nslots;
     char curl_err[CURL_ERROR_SIZE];
     int status;        /* HTTP status of the last response, 0 if none */
     char code[64];     /* S3 error Code of the last response, "" if none */
@@ -54,13 +59,53 @@ struct s3_req {
     int long_op; /* may take long with little traffic: no total timeout, the stall limit */
 };
 
-/* Per-transfer state handed to the libcurl callbacks. */
+/* Per-transfer state handed to the libcurl callbacks: the client's own transfer, or one
+ * stream of s3_get_ranges. */
 struct s3_xfer {
-    s3_client *c;
     const struct s3_req *r;
+    CURL *k;        /* the easy handle running it */
+    char *curl_err; /* its error buffer, CURL_ERROR_SIZE bytes */
+    buf *body;      /* where a body not for the sink goes */
     size_t sent;
     const char *why; /* set when a callback aborted the transfer */
+    int status;      /* of the response being received */
+    char etag[72];
+    char last_modified[64];
+    char content_range[80];
 };
+
+/* One stream of s3_get_ranges. Its handle (and connection) outlives the call. */
+struct s3_slot {
+    CURL *k;
+    char curl_err[CURL_ERROR_SIZE];
+    struct s3_ranges *g; /* the call it serves */
+    struct s3_xfer x;
+    struct s3_req r;
+    struct sigv4_kv h[1]; /* the signed Range header */
+    char range[64];
+    struct curl_slist *hdrs;
+    buf errbody;
+    char *mem;     /* the range's bytes while an earlier range is being delivered */
+    size_t held;   /* bytes in mem */
+    long long idx; /* the range it holds (while busy) */
+    long long off, len, got, total; /* total: Content-Range's, -1 until seen */
+    int busy;                       /* holds range idx until it is delivered */
+    int added;                      /* in the multi handle */
+    int done;                       /* every byte of the range arrived */
+};
+
+/* One s3_get_ranges call. Ranges are started and delivered in order; `next` is the one being
+ * delivered (its bytes go straight to the sink). */
+struct s3_ranges {
+    s3_client *c;
+    const char *key;
+    long long size, range_len, nranges, started, next;
+    int streams;
+    s3_sink sink;
+    void *ud;
+};
+
+static void s3_slot_free(struct s3_slot *s);
 
 static char *s3_base_for(const char *endpoint, const char *bucket, int path_style)
 {
@@ -104,7 +149,9 @@ struct s3_config s3_config_from_store(const struct conf_store *st)
                               .path_style = st->s3_path_style,
                               .timeout = st->s3_timeout,
                               .stall_timeout = st->s3_stall_timeout,
-                              .connect_timeout = S3_CONNECT_TIMEOUT};
+                              .connect_timeout = S3_CONNECT_TIMEOUT,
+                              .verify_streams = (int)st->verify_streams,
+                              .verify_range = st->verify_range};
 }
 
 s3_client *s3_client_new(const struct s3_config *cfg)
@@ -132,6 +179,8 @@ s3_client *s3_client_new(const struct s3_config *cfg)
     c->timeout_ms = s3_ms(cfg->timeout);
     c->connect_timeout_ms = s3_ms(cfg->connect_timeout);
     c->stall_secs = cfg->stall_timeout > 0 ? (long)ceil(cfg->stall_timeout) : 0;
+    c->verify_streams = cfg->verify_streams > 0 ? cfg->verify_streams : CONF_VERIFY_STREAMS;
+    c->verify_range = cfg->verify_range > 0 ? cfg->verify_range : CONF_VERIFY_RANGE_MIB << 20;
     return c;
 fail:
     s3_client_free(c);
@@ -144,6 +193,10 @@ void s3_client_free(s3_client *c)
         return;
     if (c->curl)
         curl_easy_cleanup(c->curl);
+    for (int i = 0; i < c->nslots; i++)
+        s3_slot_free(c->slots[i]);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
     sigv4_signer_free(c->signer);
     free(c->base);
     free(c->pub_base);
@@ -366,24 +419,23 @@ static int s3_seek_cb(void *ud, curl_off_t off, int origin)
 static size_t s3_write_cb(char *p, size_t size, size_t n, void *ud)
 {
     struct s3_xfer *x = ud;
-    s3_client *c = x->c;
     size_t len = size * n;
-    if (x->r->sink && c->status / 100 == 2) {
-        if (x->r->ranged && c->status != 206) {
+    if (x->r->sink && x->status / 100 == 2) {
+        if (x->r->ranged && x->status != 206) {
             x->why = "server ignored Range";
             return 0;
         }
         if (x->r->sink(p, len, x->r->ud) != 0) {
-            x->why = "stopped by the sink";
+            x->why = x->why ? x->why : "stopped by the sink";
             return 0;
         }
         return len;
     }
-    if (c->body.len + len > S3_BODY_MAX) {
+    if (x->body->len + len > S3_BODY_MAX) {
         x->why = "response body too large";
         return 0;
     }
-    return buf_append(&c->body, p, len) < 0 ? 0 : len;
+    return buf_append(x->body, p, len) < 0 ? 0 : len;
 }
 
 /* Copies a header's value (trimmed) into out if the line is "name: value". */
@@ -406,18 +458,18 @@ static void s3_header_take(const char *line, size_t len, const char *name, char 
 static size_t s3_header_cb(char *line, size_t size, size_t n, void *ud)
 {
     struct s3_xfer *x = ud;
-    s3_client *c = x->c;
     size_t len = size * n;
     int status;
     if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
         /* A new response (after a 1xx too): forget what the previous one said. */
         if (sscanf(line, "HTTP/%*s %d", &status) == 1)
-            c->status = status;
-        c->etag[0] = c->last_modified[0] = '\0';
+            x->status = status;
+        x->etag[0] = x->last_modified[0] = x->content_range[0] = '\0';
         return len;
     }
-    s3_header_take(line, len, "ETag", c->etag, sizeof(c->etag));
-    s3_header_take(line, len, "Last-Modified", c->last_modified, sizeof(c->last_modified));
+    s3_header_take(line, len, "ETag", x->etag, sizeof(x->etag));
+    s3_header_take(line, len, "Last-Modified", x->last_modified, sizeof(x->last_modified));
+    s3_header_take(line, len, "Content-Range", x->content_range, sizeof(x->content_range));
     return len;
 }
 
@@ -491,14 +543,16 @@ static void s3_curl_method(CURL *k, const struct s3_req *r)
     }
 }
 
+/* Sets x->k up to run x->r on c->url (its connection and DNS cache survive the reset). */
 static void s3_curl_setup(s3_client *c, struct s3_xfer *x, struct curl_slist *h)
 {
-    CURL *k = c->curl;
-    curl_easy_reset(k); /* keeps the live connection and the DNS cache */
+    CURL *k = x->k;
+    curl_easy_reset(k);
+    x->curl_err[0] = '\0';
     curl_easy_setopt(k, CURLOPT_URL, c->url.data);
     curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(k, CURLOPT_USERAGENT, "pixplane-s3/1");
-    curl_easy_setopt(k, CURLOPT_ERRORBUFFER, c->curl_err);
+    curl_easy_setopt(k, CURLOPT_ERRORBUFFER, x->curl_err);
     curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(k, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(k, CURLOPT_BUFFERSIZE, S3_BUFFERSIZE);
@@ -541,10 +595,19 @@ static void s3_last_reset(s3_client *c)
     buf_reset(&c->body);
 }
 
+/* A transfer libcurl ended in error: why a callback stopped it, or libcurl's reason. */
+static void s3_xfer_fail(s3_client *c, const struct s3_xfer *x, CURLcode rc, char *err)
+{
+    err_set(err, "s3: %s %s: %s", x->r->method, c->path.data,
+            x->why           ? x->why
+            : x->curl_err[0] ? x->curl_err
+                             : curl_easy_strerror(rc));
+}
+
 /* Signs and runs r: S3_OK on 2xx (body in c->body unless streamed), else see s3_http_fail. */
 static int s3_perform(s3_client *c, const struct s3_req *r, char *err)
 {
-    struct s3_xfer x = {.c = c, .r = r};
+    struct s3_xfer x = {.r = r, .k = c->curl, .curl_err = c->curl_err, .body = &c->body};
     struct curl_slist *h = NULL;
     long status = 0;
     s3_last_reset(c);
@@ -554,11 +617,10 @@ static int s3_perform(s3_client *c, const struct s3_req *r, char *err)
     CURLcode rc = curl_easy_perform(c->curl);
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     c->status = (int)status;
+    memcpy(c->etag, x.etag, sizeof(c->etag));
+    memcpy(c->last_modified, x.last_modified, sizeof(c->last_modified));
     if (rc != CURLE_OK) {
-        err_set(err, "s3: %s %s: %s", r->method, c->path.data,
-                x.why            ? x.why
-                : c->curl_err[0] ? c->curl_err
-                                 : curl_easy_strerror(rc));
+        s3_xfer_fail(c, &x, rc, err);
         goto fail;
     }
     curl_slist_free_all(h);
@@ -610,6 +672,295 @@ int s3_get_object(s3_client *c, const char *key, long long offset, long long len
     if (offset > 0 || len > 0)
         r.headers = h, r.nh = 1, r.ranged = 1;
     return s3_perform(c, &r, err);
+}
+
+/* ---- parallel ranged reads */
+
+static struct s3_slot *s3_slot_new(void)
+{
+    struct s3_slot *s = calloc(1, sizeof(*s));
+    if (s && !(s->k = curl_easy_init())) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void s3_slot_free(struct s3_slot *s)
+{
+    if (!s)
+        return;
+    curl_easy_cleanup(s->k);
+    curl_slist_free_all(s->hdrs);
+    buf_free(&s->errbody);
+    free(s->mem);
+    free(s);
+}
+
+/* Takes s's transfer out of the multi handle (a running one loses its connection). */
+static void s3_slot_detach(s3_client *c, struct s3_slot *s)
+{
+    if (s->added)
+        curl_multi_remove_handle(c->multi, s->k);
+    s->added = 0;
+    curl_slist_free_all(s->hdrs);
+    s->hdrs = NULL;
+}
+
+/* The multi handle and `streams` slots, and c->url for the key. */
+static int s3_ranges_init(struct s3_ranges *g, char *err)
+{
+    s3_client *c = g->c;
+    struct s3_req r = {.method = "GET", .key = g->key};
+    if (!c->multi && (c->multi = curl_multi_init()) != NULL)
+        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)S3_STREAMS_MAX);
+    while (c->multi && c->nslots < g->streams && (c->slots[c->nslots] = s3_slot_new()) != NULL)
+        c->nslots++;
+    if (!c->multi || c->nslots < g->streams) {
+        err_set(err, "s3: out of memory");
+        return S3_ERR;
+    }
+    return s3_req_url(c, &r, err) < 0 ? S3_ERR : S3_OK;
+}
+
+/* Hands bytes to the caller's sink. 0, or -1 if it refused them. */
+static int s3_ranges_emit(struct s3_ranges *g, const void *data, size_t len)
+{
+    return len && g->sink(data, len, g->ud) != 0 ? -1 : 0;
+}
+
+/* The first body bytes of a range: its Content-Range must be the range asked for, of an
+ * object of the expected size (an object longer or shorter than that stops here). */
+static int s3_range_check(struct s3_slot *s)
+{
+    long long a, b, total;
+    int end = 0;
+    if (sscanf(s->x.content_range, "bytes %lld-%lld/%lld%n", &a, &b, &total, &end) != 3 ||
+        s->x.content_range[end]) {
+        s->x.why = "no usable Content-Range in the 206";
+        return -1;
+    }
+    s->total = total;
+    if (total != s->g->size) {
+        s->x.why = "the object's size is not the expected one";
+        return -1;
+    }
+    if (a != s->off || b != s->off + s->len - 1) {
+        s->x.why = "Content-Range is not the range asked for";
+        return -1;
+    }
+    return 0;
+}
+
+/* Sink of one range: straight to the caller's sink while it is the range being delivered,
+ * else held in the slot's memory (one range at most). */
+static int s3_slot_sink(const void *data, size_t len, void *ud)
+{
+    struct s3_slot *s = ud;
+    struct s3_ranges *g = s->g;
+    if (s->got == 0 && s3_range_check(s) < 0)
+        return -1;
+    if ((long long)len > s->len - s->got) {
+        s->x.why = "more bytes than the range";
+        return -1;
+    }
+    s->got += (long long)len;
+    if (s->idx == g->next && !s->held)
+        return s3_ranges_emit(g, data, len);
+    if (!s->mem && !(s->mem = malloc((size_t)g->range_len))) {
+        s->x.why = "out of memory";
+        return -1;
+    }
+    memcpy(s->mem + s->held, data, len);
+    s->held += len;
+    return 0;
+}
+
+/* Starts the next range on slot s. */
+static int s3_range_start(struct s3_ranges *g, struct s3_slot *s, char *err)
+{
+    s3_client *c = g->c;
+    s->g = g;
+    s->idx = g->started++;
+    s->off = s->idx * g->range_len;
+    s->len = g->size - s->off < g->range_len ? g->size - s->off : g->range_len;
+    s->got = s->held = 0;
+    s->total = -1;
+    s->busy = 1;
+    s->done = 0;
+    snprintf(s->range, sizeof(s->range), "bytes=%lld-%lld", s->off, s->off + s->len - 1);
+    s->h[0] = (struct sigv4_kv){"Range", s->range};
+    s->r = (struct s3_req){.method = "GET",
+                           .key = g->key,
+                           .headers = s->h,
+                           .nh = 1,
+                           .sink = s3_slot_sink,
+                           .ud = s,
+                           .ranged = 1};
+    buf_reset(&s->errbody);
+    s->x = (struct s3_xfer){.r = &s->r, .k = s->k, .curl_err = s->curl_err, .body = &s->errbody};
+    if (!(s->hdrs = s3_req_headers(c, &s->r, err)))
+        return S3_ERR;
+    s3_curl_setup(c, &s->x, s->hdrs);
+    curl_easy_setopt(s->k, CURLOPT_PRIVATE, (void *)s);
+    if (curl_multi_add_handle(c->multi, s->k) != CURLM_OK) {
+        err_set(err, "s3: GET %s: cannot start a ranged transfer", c->path.data);
+        return S3_ERR;
+    }
+    s->added = 1;
+    return S3_OK;
+}
+
+/* Starts ranges, in order, on the idle slots. */
+static int s3_ranges_fill(struct s3_ranges *g, char *err)
+{
+    for (int i = 0; i < g->streams && g->started < g->nranges; i++) {
+        if (!g->c->slots[i]->busy && s3_range_start(g, g->c->slots[i], err) != S3_OK)
+            return S3_ERR;
+    }
+    return S3_OK;
+}
+
+/* A range that did not arrive whole: the error, with the size mismatch named if seen. */
+static int s3_range_fail(struct s3_ranges *g, struct s3_slot *s, CURLcode res, char *err)
+{
+    s3_client *c = g->c;
+    c->status = s->x.status;
+    if (s->total >= 0 && s->total != g->size) {
+        err_set(err, "s3: GET %s: the object is %lld bytes, not %lld", c->path.data, s->total,
+                g->size);
+    } else if (res != CURLE_OK) {
+        s3_xfer_fail(c, &s->x, res, err);
+    } else if (s->x.status == 416) {
+        err_set(err, "s3: GET %s: HTTP 416: the object is shorter than %lld bytes", c->path.data,
+                g->size);
+    } else if (s->x.status / 100 != 2) {
+        buf tmp = c->body; /* the error document, for s3_http_fail */
+        c->body = s->errbody;
+        s->errbody = tmp;
+        return s3_http_fail(c, &s->r, err);
+    } else {
+        err_set(err, "s3: GET %s: %s: HTTP %d with %lld of %lld bytes", c->path.data, s->range,
+                s->x.status, s->got, s->len);
+    }
+    return S3_ERR;
+}
+
+/* Collects the transfers that ended: a whole range is done, anything else the call's error. */
+static int s3_ranges_collect(struct s3_ranges *g, char *err)
+{
+    CURLMsg *m;
+    int left, rc = S3_OK;
+    while (rc == S3_OK && (m = curl_multi_info_read(g->c->multi, &left)) != NULL) {
+        char *p = NULL;
+        CURLcode res = m->data.result;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
+        struct s3_slot *s = (struct s3_slot *)p;
+        s3_slot_detach(g->c, s);
+        if (res == CURLE_OK && s->x.status == 206 && s->got == s->len)
+            s->done = 1;
+        else
+            rc = s3_range_fail(g, s, res, err);
+    }
+    return rc;
+}
+
+static struct s3_slot *s3_slot_holding(struct s3_ranges *g, long long idx)
+{
+    for (int i = 0; i < g->streams; i++) {
+        if (g->c->slots[i]->busy && g->c->slots[i]->idx == idx)
+            return g->c->slots[i];
+    }
+    return NULL;
+}
+
+/* Delivers the finished ranges at the head in order, then what the new head holds so far
+ * (its further bytes go straight to the sink). A delivered range frees its slot. */
+static int s3_ranges_deliver(struct s3_ranges *g, char *err)
+{
+    struct s3_slot *s;
+    for (int i = 0; i < g->streams && (s = s3_slot_holding(g, g->next)) != NULL; i++) {
+        if (s3_ranges_emit(g, s->mem, s->held) < 0) {
+            err_set(err, "s3: GET %s: stopped by the sink", g->c->path.data);
+            return S3_ERR;
+        }
+        s->held = 0;
+        if (!s->done)
+            break;
+        s->busy = 0;
+        g->next++;
+    }
+    return S3_OK;
+}
+
+/* Runs the transfers until something ends, then collects and delivers. Every transfer ends
+ * (whole, failed, or stalled past the stall timeout); a round with none running that
+ * delivered nothing cannot happen, and is an error rather than a spin. */
+static int s3_ranges_step(struct s3_ranges *g, char *err)
+{
+    long long before = g->next;
+    int running = 0, rc;
+    if (curl_multi_perform(g->c->multi, &running) != CURLM_OK) {
+        err_set(err, "s3: GET %s: the transfers failed", g->c->path.data);
+        return S3_ERR;
+    }
+    if ((rc = s3_ranges_collect(g, err)) != S3_OK || (rc = s3_ranges_deliver(g, err)) != S3_OK)
+        return rc;
+    if (!running && g->next == before && g->next < g->nranges) {
+        err_set(err, "s3: GET %s: ranged reads stopped without an error", g->c->path.data);
+        return S3_ERR;
+    }
+    if (running && curl_multi_poll(g->c->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+        err_set(err, "s3: GET %s: waiting for the transfers failed", g->c->path.data);
+        return S3_ERR;
+    }
+    return S3_OK;
+}
+
+/* The object must exist and be empty. */
+static int s3_get_empty(s3_client *c, const char *key, char *err)
+{
+    struct s3_object obj;
+    int rc = s3_head_object(c, key, &obj, err);
+    if (rc == S3_OK && obj.size != 0) {
+        err_set(err, "s3: HEAD %s: the object is %lld bytes, not 0", c->path.data, obj.size);
+        rc = S3_ERR;
+    }
+    return rc;
+}
+
+int s3_get_ranges(s3_client *c, const char *key, long long size, int streams, long long range_len,
+                  s3_sink sink, void *ud, char *err)
+{
+    struct s3_ranges g = {.c = c, .key = key, .size = size, .sink = sink, .ud = ud};
+    int rc;
+    if (size < 0 || !sink || !key) {
+        err_set(err, "s3: bad size or no sink");
+        return S3_ERR;
+    }
+    if (size == 0)
+        return s3_get_empty(c, key, err);
+    g.range_len = range_len > 0 ? range_len : c->verify_range;
+    g.nranges = size / g.range_len + (size % g.range_len != 0);
+    g.streams = streams > 0 ? streams : c->verify_streams;
+    g.streams = g.streams > S3_STREAMS_MAX ? S3_STREAMS_MAX : g.streams;
+    g.streams = g.streams > g.nranges ? (int)g.nranges : g.streams;
+    s3_last_reset(c);
+    rc = s3_ranges_init(&g, err);
+    while (rc == S3_OK && g.next < g.nranges) /* bounded: see s3_ranges_step */
+        if ((rc = s3_ranges_fill(&g, err)) == S3_OK)
+            rc = s3_ranges_step(&g, err);
+    for (int i = 0; i < g.streams && i < c->nslots; i++) {
+        s3_slot_detach(c, c->slots[i]);
+        c->slots[i]->busy = 0;
+        free(c->slots[i]->mem);
+        c->slots[i]->mem = NULL;
+    }
+    if (rc == S3_OK)
+        c->status = 206;
+    return rc;
 }
 
 static int s3_content_type_hdr(struct sigv4_kv *h, const char *content_type)

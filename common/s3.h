@@ -1,5 +1,6 @@
-/* s3: S3 client on libcurl (one client per thread; it keeps its connection alive):
- * multipart upload calls, HEAD/GET (streaming)/PUT/DELETE/COPY, listings, presigned URLs.
+/* s3: S3 client on libcurl (one client per thread; it keeps its connections alive):
+ * multipart upload calls, HEAD/GET (streaming, or parallel ranges delivered in order)/PUT/
+ * DELETE/COPY, listings, presigned URLs.
  * Works path-style (radosgw, MinIO) or virtual-hosted (AWS). */
 #ifndef PIX_S3_H
 #define PIX_S3_H
@@ -24,6 +25,8 @@ struct s3_config {
                              completion; 0 = none */
     double stall_timeout; /* seconds a transfer may move under 1 KiB/s; 0 = forever */
     double connect_timeout;
+    int verify_streams;     /* s3_get_ranges' default streams; 0 = CONF_VERIFY_STREAMS */
+    long long verify_range; /* and range length in bytes; 0 = CONF_VERIFY_RANGE_MIB MiB */
 };
 
 typedef struct s3_client s3_client;
@@ -77,6 +80,18 @@ int s3_head_object(s3_client *c, const char *key, struct s3_object *out, char *e
 typedef int (*s3_sink)(const void *data, size_t len, void *ud);
 int s3_get_object(s3_client *c, const char *key, long long offset, long long len, s3_sink sink,
                   void *ud, char *err);
+/* Reads bytes [0, size) of the object with up to `streams` concurrent signed GETs of
+ * `range_len` bytes each (streams < 1 or range_len < 1: the configured verify_streams /
+ * verify_range; streams is capped at S3_STREAMS_MAX) and hands them to sink strictly in
+ * order. The range being delivered streams straight to the sink; the ones after it are
+ * buffered, so memory stays under about streams x range_len. The easy handles (and their
+ * connections) stay in the client for the next call. size 0 is a HEAD that the object exists
+ * and is empty. S3_OK; S3_NOTFOUND (404); S3_ERR with err when a server ignores Range, the
+ * object is shorter or longer than size (Content-Range total, byte counts), a transfer
+ * stalls (the stall timeout), the sink returns != 0, or any HTTP/transport error. */
+#define S3_STREAMS_MAX 64
+int s3_get_ranges(s3_client *c, const char *key, long long size, int streams, long long range_len,
+                  s3_sink sink, void *ud, char *err) PIX_WUR;
 int s3_put_object(s3_client *c, const char *key, const void *data, size_t len,
                   const char *content_type, char *err);
 /* Deleting a missing key is S3_OK (S3 semantics). */

@@ -12,6 +12,8 @@
 #define PIX_WUR __attribute__((warn_unused_result))
 #define PIX_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define PIX_STR_(x) #x
+#define PIX_STR(x) PIX_STR_(x) /* a macro's value as a string literal */
 
 /* Modules hand errors back in a caller-owned buffer of ERR_MAX bytes (may be NULL). */
 #define ERR_MAX 256

@@ -147,6 +147,35 @@ def s3():
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}))
 
 
+def put_repeated(s3, key, size, seed=b"pixplane", part=16 * MIB):
+    """Stores `size` bytes of one pseudo-random MiB repeated (cheap to make and to hash: no
+    large object in memory) at key, by multipart above one part, 4 parts at a time. Returns
+    the content's sha256 hex."""
+    import concurrent.futures as cf
+
+    full = hashlib.shake_256(seed).digest(MIB) * (part // MIB)  # every part starts on a block
+    lens = [min(part, size - off) for off in range(0, size, part)] or [0]
+    bucket = os.environ["S3_BUCKET"]
+    h = hashlib.sha256()
+    for n in lens:
+        h.update(full[:n])
+    if len(lens) == 1:
+        s3.put_object(Bucket=bucket, Key=key, Body=full[:size])
+        return h.hexdigest()
+    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+
+    def put(i):
+        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=i + 1,
+                           Body=full[:lens[i]])
+        return {"PartNumber": i + 1, "ETag": r["ETag"]}
+
+    with cf.ThreadPoolExecutor(4) as ex:
+        parts = list(ex.map(put, range(len(lens))))
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                 MultipartUpload={"Parts": parts})
+    return h.hexdigest()
+
+
 def object_exists(s3, key):
     try:
         s3.head_object(Bucket=os.environ["S3_BUCKET"], Key=key)

@@ -1,5 +1,5 @@
 /* s3op: operator and test tool on common/s3 for the bucket named by the S3_* environment:
- * multipart calls, HEAD/GET/PUT/DELETE/COPY, listings (JSON lines) and presigned URLs. */
+ * multipart calls, HEAD/GET/PUT/DELETE/COPY, listings (JSON lines), hashing and presigned URLs. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf.h"
 #include "s3.h"
 
 #define S3OP_NOTFOUND_EXIT 3
@@ -41,6 +42,12 @@ static long long num(const char *s, long long lo, long long hi, const char *what
         exit(2);
     }
     return v;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
 }
 
 /* ---- output */
@@ -202,19 +209,32 @@ static int sink_sha256(const void *data, size_t len, void *ud)
     return EVP_DigestUpdate(h->md, data, len) ? 0 : -1;
 }
 
-/* SHA-256 of the object streamed from S3 (nothing buffered), with size and speed. */
-static int cmd_sha256(s3_client *c, const struct opts *o, char **a, int n, char *err)
+/* What a hashing command reads: [off, off+len) by one streamed GET, or (streams > 0) the
+ * object's `size` bytes through s3_get_ranges. */
+struct hash_read {
+    const char *key;
+    long long off, len, size, range;
+    int streams;
+};
+
+static int hash_read(s3_client *c, const struct hash_read *rd, struct hasher *h, char *err)
+{
+    if (!h->md || !EVP_DigestInit_ex(h->md, EVP_sha256(), NULL))
+        return S3_ERR;
+    if (rd->streams > 0)
+        return s3_get_ranges(c, rd->key, rd->size, rd->streams, rd->range, sink_sha256, h, err);
+    return s3_get_object(c, rd->key, rd->off, rd->len, sink_sha256, h, err);
+}
+
+/* Prints the SHA-256 of what rd reads (nothing buffered beyond the ranges), size and speed. */
+static int hash_print(s3_client *c, const struct hash_read *rd, char *err)
 {
     struct hasher h = {EVP_MD_CTX_new(), 0};
     unsigned char md[32];
     char hex[65];
-    long long off, len;
     struct timespec t0, t1;
-    range_args(a, n, &off, &len);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = h.md && EVP_DigestInit_ex(h.md, EVP_sha256(), NULL)
-                 ? s3_get_object(c, a[0], off, len, sink_sha256, &h, err)
-                 : S3_ERR;
+    int rc = hash_read(c, rd, &h, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc == S3_OK && EVP_DigestFinal_ex(h.md, md, NULL)) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -223,10 +243,44 @@ static int cmd_sha256(s3_client *c, const struct opts *o, char **a, int n, char 
         cJSON_AddStringToObject(j, "sha256", hex);
         cJSON_AddNumberToObject(j, "size", (double)h.bytes);
         cJSON_AddNumberToObject(j, "seconds", secs);
+        cJSON_AddNumberToObject(j, "mib_per_s", secs > 0 ? (double)h.bytes / 1048576.0 / secs : 0);
         emit(j);
     }
     EVP_MD_CTX_free(h.md);
     return rc;
+}
+
+/* SHA-256 of the object streamed by one GET. */
+static int cmd_sha256(s3_client *c, const struct opts *o, char **a, int n, char *err)
+{
+    struct hash_read rd = {.key = a[0]};
+    range_args(a, n, &rd.off, &rd.len);
+    return hash_print(c, &rd, err);
+}
+
+/* verify KEY [STREAMS [RANGE [SIZE]]]: SHA-256 read as the server verifies (s3_get_ranges).
+ * STREAMS and RANGE default to PIXPLANE_VERIFY_STREAMS / PIXPLANE_VERIFY_RANGE (or the
+ * built-in defaults); SIZE, the size to expect, to what HEAD says. */
+static int cmd_verify(s3_client *c, const struct opts *o, char **a, int n, char *err)
+{
+    struct hash_read rd = {.key = a[0], .size = -1};
+    struct s3_object obj;
+    int rc;
+    const char *streams = n > 1 ? a[1] : env_or("PIXPLANE_VERIFY_STREAMS", NULL);
+    const char *range = n > 2 ? a[2] : env_or("PIXPLANE_VERIFY_RANGE", NULL);
+    rd.streams = streams ? (int)num(streams, 1, S3_STREAMS_MAX, "streams") : CONF_VERIFY_STREAMS;
+    rd.range = (long long)CONF_VERIFY_RANGE_MIB << 20;
+    if (range && (conf_parse_size(range, &rd.range) < 0 || rd.range < 1)) {
+        fprintf(stderr, "s3op: bad range: %s\n", range);
+        exit(2);
+    }
+    if (n > 3)
+        rd.size = num(a[3], 0, (1LL << 62), "size");
+    else if ((rc = s3_head_object(c, a[0], &obj, err)) != S3_OK)
+        return rc;
+    else
+        rd.size = obj.size;
+    return hash_print(c, &rd, err);
 }
 
 /* PUT KEY with the body read from stdin (kept in memory: for small objects). */
@@ -302,6 +356,9 @@ static const struct cmd cmds[] = {
     {"head", 1, 1, cmd_head, "head KEY                     size, etag, last_modified as JSON"},
     {"get", 1, 3, cmd_get, "get KEY [OFFSET [LEN]]       object bytes to stdout (streamed)"},
     {"sha256", 1, 3, cmd_sha256, "sha256 KEY [OFFSET [LEN]]    SHA-256 of the streamed object"},
+    {"verify", 1, 4, cmd_verify,
+     "verify KEY [STREAMS [RANGE [SIZE]]]  SHA-256 by parallel ranged GETs, as the server "
+     "verifies"},
     {"put", 1, 1, cmd_put, "put KEY < FILE               PUT stdin as the object"},
     {"ls", 0, 1, cmd_ls, "ls [PREFIX]                  ListObjectsV2 (all pages), JSON lines"},
     {"uploads", 0, 1, cmd_uploads, "uploads [PREFIX]             ListMultipartUploads, JSON lines"},
@@ -330,7 +387,8 @@ static void usage(void)
             "  --time EPOCH (presign clock), --content-type CT (create, put),\n"
             "  --response-content-type CT, --response-content-disposition CD (presign get)\n"
             "environment: S3_ENDPOINT S3_BUCKET S3_ACCESS_KEY S3_SECRET_KEY (required),\n"
-            "  S3_REGION (us-east-1), S3_PATH_STYLE (1), S3_PUBLIC_ENDPOINT, S3_TIMEOUT (secs)\n"
+            "  S3_REGION (us-east-1), S3_PATH_STYLE (1), S3_PUBLIC_ENDPOINT, S3_TIMEOUT (secs),\n"
+            "  S3_STALL_TIMEOUT (secs), PIXPLANE_VERIFY_STREAMS, PIXPLANE_VERIFY_RANGE (verify)\n"
             "exit: 0 ok, 1 error, 2 usage, 3 not found\n");
     exit(2);
 }
@@ -361,12 +419,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return i;
 }
 
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
-
 static s3_client *client_from_env(void)
 {
     struct s3_config cfg = {
@@ -378,6 +430,7 @@ static s3_client *client_from_env(void)
         .secret_key = env_or("S3_SECRET_KEY", NULL),
         .path_style = strcmp(env_or("S3_PATH_STYLE", "1"), "0") != 0,
         .timeout = atof(env_or("S3_TIMEOUT", "0")),
+        .stall_timeout = atof(env_or("S3_STALL_TIMEOUT", "0")),
         .connect_timeout = 10,
     };
     if (!cfg.endpoint || !cfg.bucket || !cfg.access_key || !cfg.secret_key) {

@@ -1,5 +1,6 @@
 /* test_s3: the S3 client against a scripted in-process HTTP server: request shapes, XML
- * parsing (entities, pagination), error mapping (AWS and radosgw variants), streaming, reuse. */
+ * parsing (entities, pagination), error mapping (AWS and radosgw variants), streaming, reuse,
+ * ranged reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -459,6 +460,67 @@ static void test_get_streaming(void **state)
     free(data);
 }
 
+/* Collects what s3_get_ranges delivers; refuses the delivery that makes it hold "stop". */
+static int collect(const void *data, size_t len, void *ud)
+{
+    buf *b = ud;
+    if (buf_append(b, data, len) < 0)
+        return -1;
+    return b->len >= 4 && strcmp(b->data, "stop") == 0 ? -1 : 0;
+}
+
+#define CR(r) "Content-Range: bytes " r "\r\n"
+
+/* One stream against the scripted server (it serves one connection at a time): ranges in
+ * order, Content-Range checked against the range and the expected size, errors mapped. */
+static void test_get_ranges(void **state)
+{
+    const struct mock_resp script[] = {
+        {.status = 206, .headers = CR("0-3/10"), .body = "0123"},
+        {.status = 206, .headers = CR("4-7/10"), .body = "4567"},
+        {.status = 206, .headers = CR("8-9/10"), .body = "89"},
+        {.status = 200, .headers = NULL, .body = "0123456789"},
+        {.status = 206, .headers = CR("0-3/12"), .body = "0123"},
+        {.status = 206, .headers = CR("0-1/10"), .body = "01"},
+        {.status = 404, .headers = NULL, .body = ERRXML("NoSuchKey")},
+        {.status = 416, .headers = NULL, .body = ERRXML("InvalidRange")},
+        {.status = 206, .headers = CR("0-3/10"), .body = "stop"},
+        {.status = 200, .headers = NULL, .body = NULL},
+        {.status = 200, .headers = NULL, .body = NULL, .head_len = 5},
+    };
+    buf got = {0};
+    char err[ERR_MAX];
+    mock_start(script, 11);
+    s3_client *c = client(1);
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_OK);
+    assert_string_equal(got.data, "0123456789");
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_ERR);
+    assert_non_null(strstr(err, "server ignored Range"));
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_ERR);
+    assert_non_null(strstr(err, "GET /bkt/k: the object is 12 bytes, not 10"));
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_ERR);
+    assert_non_null(strstr(err, "not the range asked for"));
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_NOTFOUND);
+    assert_int_equal(s3_last_status(c), 404);
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_ERR);
+    assert_non_null(strstr(err, "shorter than 10 bytes"));
+    buf_reset(&got);
+    assert_int_equal(s3_get_ranges(c, "k", 10, 1, 4, collect, &got, err), S3_ERR);
+    assert_non_null(strstr(err, "stopped by the sink"));
+    assert_int_equal(s3_get_ranges(c, "k", 0, 4, 4, collect, &got, err), S3_OK);
+    assert_int_equal(s3_get_ranges(c, "k", 0, 4, 4, collect, &got, err), S3_ERR);
+    assert_non_null(strstr(err, "the object is 5 bytes, not 0"));
+    assert_int_equal(s3_get_ranges(c, "k", -1, 1, 4, collect, &got, err), S3_ERR);
+    s3_client_free(c);
+    mock_stop();
+    assert_req_has(0, "\r\nRange: bytes=0-3\r\n");
+    assert_req_has(1, "\r\nRange: bytes=4-7\r\n");
+    assert_req_has(2, "\r\nRange: bytes=8-9\r\n");
+    assert_req_has(2, "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date");
+    assert_req_line(9, "HEAD /bkt/k HTTP/1.1");
+    buf_free(&got);
+}
+
 static void test_put_copy_delete(void **state)
 {
     const struct mock_resp script[] = {
@@ -715,13 +777,21 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_multipart),      cmocka_unit_test(test_list_parts_paginated),
-        cmocka_unit_test(test_list_parts_errors),     cmocka_unit_test(test_complete),
-        cmocka_unit_test(test_complete_server_error), cmocka_unit_test(test_abort),
-        cmocka_unit_test(test_head_object),           cmocka_unit_test(test_get_streaming),
-        cmocka_unit_test(test_put_copy_delete),       cmocka_unit_test(test_list_objects_paginated),
-        cmocka_unit_test(test_list_objects_stop),     cmocka_unit_test(test_list_uploads_paginated),
-        cmocka_unit_test(test_http_errors),           cmocka_unit_test(test_presign_urls),
+        cmocka_unit_test(test_create_multipart),
+        cmocka_unit_test(test_list_parts_paginated),
+        cmocka_unit_test(test_list_parts_errors),
+        cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_complete_server_error),
+        cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_head_object),
+        cmocka_unit_test(test_get_streaming),
+        cmocka_unit_test(test_put_copy_delete),
+        cmocka_unit_test(test_list_objects_paginated),
+        cmocka_unit_test(test_list_objects_stop),
+        cmocka_unit_test(test_list_uploads_paginated),
+        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_presign_urls),
+        cmocka_unit_test(test_get_ranges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
