@@ -1,8 +1,9 @@
 # Driver for `bench/api/run verify-read [sweep] [compare]`: how fast the server's verification
 # read (s3_get_ranges through `s3op verify`) hashes one object of 1 GiB + 7 on the stack's
 # radosgw. sweep: streams x range size (the table the PIXPLANE_VERIFY_* defaults were chosen
-# from); compare: the defaults vs `curl -s <presigned GET> | sha256sum`, interleaved. Medians;
-# JSON lines. Every loop is bounded in count.
+# from); compare: the defaults vs `curl -s <presigned GET> | sha256sum`, interleaved, with the
+# storage's parallel ceiling (4 ranged curls to /dev/null at once) for scale. Medians; JSON
+# lines. Every loop is bounded in count.
 import json
 import os
 import statistics
@@ -57,6 +58,18 @@ def curl_mib_s(want):
     return SIZE / MIB / secs
 
 
+def ceiling_mib_s(streams=4):
+    """The storage's own parallel ceiling: `streams` curls of equal ranges to /dev/null at once
+    (no hashing, no ordering)."""
+    url = subprocess.check_output([S3OP, "presign", "get", KEY], text=True).strip()
+    cuts = [SIZE * i // streams for i in range(streams + 1)]
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(["curl", "-sf", "-r", "%d-%d" % (a, b - 1), "-o", "/dev/null", url])
+             for a, b in zip(cuts, cuts[1:])]
+    assert all(p.wait(600) == 0 for p in procs)
+    return SIZE / MIB / (time.monotonic() - t0)
+
+
 def sweep(want):
     """Every (streams, range) cell SWEEP_REPS times, the cells interleaved within each pass."""
     got = {}
@@ -80,14 +93,17 @@ def compare(want):
     alternating, RUNS each."""
     env_streams = os.environ.get("PIXPLANE_VERIFY_STREAMS", "default")
     env_range = os.environ.get("PIXPLANE_VERIFY_RANGE", "default")
-    ours, peer = [], []
+    ours, peer, ceiling = [], [], []
     for _ in range(RUNS):
         ours.append(s3op_mib_s(want))
         peer.append(curl_mib_s(want))
-    o, p = statistics.median(ours), statistics.median(peer)
+        ceiling.append(ceiling_mib_s())
+    o, p, c = (statistics.median(v) for v in (ours, peer, ceiling))
     emit(bench="verify_read_vs_curl", size_bytes=SIZE, streams=env_streams, range=env_range,
          s3op_verify_mib_s=round(o), curl_sha256sum_mib_s=round(p), ratio=round(o / p, 2),
-         s3op_runs=[round(x) for x in ours], curl_runs=[round(x) for x in peer])
+         s3op_runs=[round(x) for x in ours], curl_runs=[round(x) for x in peer],
+         ceiling_4_curls_devnull_mib_s=round(c), ceiling_runs=[round(x) for x in ceiling],
+         of_ceiling=round(o / c, 2))
 
 
 def main():

@@ -521,6 +521,41 @@ static void test_get_ranges(void **state)
     buf_free(&got);
 }
 
+/* A range whose body never comes is ended by the stall timeout, not waited on for ever; the
+ * next read works. */
+static void test_get_ranges_stall(void **state)
+{
+    const struct mock_resp script[] = {
+        {.status = 206, .headers = CR("0-3/4"), .body = NULL, .head_len = 4},
+        {.status = 206, .headers = CR("0-3/4"), .body = "abcd"},
+    };
+    char ep[64], err[ERR_MAX];
+    buf got = {0};
+    mock_start(script, 2);
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", M.port);
+    struct s3_config cfg = {.endpoint = ep,
+                            .bucket = "bkt",
+                            .region = "us-east-1",
+                            .access_key = "AK",
+                            .secret_key = "SK",
+                            .path_style = 1,
+                            .stall_timeout = 1};
+    s3_client *c = s3_client_new(&cfg);
+    assert_non_null(c);
+    time_t t0 = time(NULL);
+    assert_int_equal(s3_get_ranges(c, "k", 4, 2, 4, collect, &got, err), S3_ERR);
+    assert_true(time(NULL) - t0 <= 4);
+    if (!strstr(err, "too slow"))
+        fail_msg("not a stall: %s", err);
+    assert_null(got.data);
+    assert_int_equal(s3_get_ranges(c, "k", 4, 2, 4, collect, &got, err), S3_OK);
+    assert_string_equal(got.data, "abcd"); /* on a new connection */
+    s3_client_free(c);
+    mock_stop();
+    assert_int_equal(M.accepts, 2);
+    buf_free(&got);
+}
+
 static void test_put_copy_delete(void **state)
 {
     const struct mock_resp script[] = {
@@ -792,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_presign_urls),
         cmocka_unit_test(test_get_ranges),
+        cmocka_unit_test(test_get_ranges_stall),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
