@@ -17,10 +17,10 @@
 struct feed {
     int fd, efd, count, nbuf, nfree;
     long long size, chunk_size;
-    unsigned char *skip;  /* count flags: 1 = only hash */
-    unsigned char **bufs; /* nbuf buffers of chunk_size */
-    unsigned char **free; /* nfree of them unused */
-    unsigned char **held; /* per chunk: the buffer it was read into, until released */
+    unsigned char *skip;   /* count flags: 1 = only hash */
+    unsigned char **bufs;  /* nbuf buffers of chunk_size */
+    unsigned char **spare; /* nfree of them unused */
+    unsigned char **held;  /* per chunk: the buffer it was read into, until released */
     EVP_MD_CTX *ctx;
     pthread_t th;
     int started;
@@ -48,14 +48,14 @@ static unsigned char *take_buf(struct feed *f)
     while (!f->stop && f->nfree == 0)
         pthread_cond_wait(&f->cv, &f->mu);
     if (!f->stop)
-        b = f->free[--f->nfree];
+        b = f->spare[--f->nfree];
     pthread_mutex_unlock(&f->mu);
     return b;
 }
 
 static void put_free(struct feed *f, unsigned char *b)
 {
-    f->free[f->nfree++] = b;
+    f->spare[f->nfree++] = b;
     pthread_cond_signal(&f->cv);
 }
 
@@ -87,6 +87,9 @@ static int read_chunk(struct feed *f, int n, char *err)
 
     if (!b)
         return err_set(err, "stopped"), -1;
+    if (n + 1 < f->count) /* the disk fetches the next chunk while this one is hashed */
+        (void)posix_fadvise(f->fd, plan_offset(f->chunk_size, n + 1), f->chunk_size,
+                            POSIX_FADV_WILLNEED);
     rc = read_full(f, b, plan_offset(f->chunk_size, n), len, err);
     if (rc == 0 && EVP_DigestUpdate(f->ctx, b, (size_t)len) != 1)
         rc = -1, err_set(err, "sha256 failed");
@@ -142,14 +145,14 @@ static int feed_alloc(struct feed *f, const unsigned char *skip)
     if (!(f->skip = malloc((size_t)f->count)) ||
         !(f->held = calloc((size_t)f->count, sizeof *f->held)) ||
         !(f->bufs = calloc((size_t)f->nbuf, sizeof *f->bufs)) ||
-        !(f->free = calloc((size_t)f->nbuf, sizeof *f->free)) || !(f->ctx = EVP_MD_CTX_new()) ||
+        !(f->spare = calloc((size_t)f->nbuf, sizeof *f->spare)) || !(f->ctx = EVP_MD_CTX_new()) ||
         EVP_DigestInit_ex(f->ctx, EVP_sha256(), NULL) != 1)
         return -1;
     memcpy(f->skip, skip, (size_t)f->count);
     for (int i = 0; i < f->nbuf; i++) {
         if (!(f->bufs[i] = malloc((size_t)f->chunk_size)))
             return -1;
-        f->free[f->nfree++] = f->bufs[i];
+        f->spare[f->nfree++] = f->bufs[i];
     }
     return 0;
 }
@@ -252,6 +255,6 @@ void feed_free(struct feed *f)
     EVP_MD_CTX_free(f->ctx);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
-    free(f->bufs), free(f->free), free(f->held), free(f->skip);
+    free(f->bufs), free(f->spare), free(f->held), free(f->skip);
     free(f);
 }
