@@ -31,9 +31,13 @@ static const struct pix_command commands[] = {
      "already holds the content, proves possession by hashing the ranges it asks for: no\n"
      "bytes are sent. Otherwise uploads the chunks in parallel straight to storage through\n"
      "presigned URLs, retries failed chunks with backoff, refreshes expired URLs, completes\n"
-     "and prints the image id (one file) or `ID  FILE` lines (several). Killed or\n"
-     "interrupted, the same command resumes: it asks the server which chunks it has and\n"
-     "sends only the missing ones. A file changed since is uploaded afresh.",
+     "and prints the image id (one file) or `ID  FILE` lines (several). Large files (--hash,\n"
+     "--hash-first-below) are hashed while they are sent instead: read once, the sha256\n"
+     "declared at complete. It returns once the server has the commit: a note says\n"
+     "`verified` or `verifying` (checked in the background; --json: \"state\"); --wait waits\n"
+     "for the check and exits 5 if it fails. Killed or interrupted, the same command\n"
+     "resumes: it asks the server which chunks it has and sends only the missing ones. A\n"
+     "file changed since is uploaded afresh.",
      1, -1},
     {"download", cmd_download, C_DOWNLOAD, "ID [-o PATH]",
      "download an image, verifying its sha256",
@@ -43,11 +47,14 @@ static const struct pix_command commands[] = {
      "current directory; -o DIR keeps the name. Prints the path written.",
      1, 1},
     {"ls", cmd_ls, C_LS, "", "list your images (--deleted: the trash)",
-     "Lists your images newest first, following the server's pages. --json prints one\n"
-     "JSON object per image.",
+     "Lists your images newest first, following the server's pages: id, size, creation\n"
+     "time, state (verifying, active, failed) and name. --json prints one JSON object per\n"
+     "image.",
      0, 0},
-    {"info", cmd_info, C_INFO, "ID", "show an image's metadata", "Shows an image's metadata.", 1,
-     1},
+    {"info", cmd_info, C_INFO, "ID", "show an image's metadata",
+     "Shows an image's metadata, its state (status: verifying, active, failed) and, when\n"
+     "its verification failed, the error.",
+     1, 1},
     {"rename", cmd_rename, C_RENAME, "ID NAME", "rename an image", "Renames an image.", 2, 2},
     {"share", cmd_share, C_SHARE, "ID USER", "share an image with another user",
      "Shares an image with another user (read access).", 2, 2},
@@ -124,6 +131,14 @@ static const struct opt_def options[] = {
     {{"upload-buffer", "PIXCTL_UPLOAD_BUFFER", CONF_SIZE, C(upload_buffer), "512KiB",
       "read buffer per parallel chunk upload (16KiB-2MiB)"},
      C_UPLOAD},
+    {{"hash", "PIXCTL_HASH", CONF_STR, C(hash_mode), "auto",
+      "first: hash, then upload (dedup before any byte moves); stream: hash while uploading "
+      "(the file is read once; the hash goes with complete); auto: first below "
+      "--hash-first-below, stream above"},
+     C_UPLOAD},
+    {{"hash-first-below", "PIXCTL_HASH_FIRST_BELOW", CONF_SIZE, C(hash_first_below), "64MiB",
+      "with --hash auto, files smaller than this are hashed first"},
+     C_UPLOAD},
     {{"output", "PIXCTL_OUTPUT", CONF_STR, C(output), "",
       "where to write (-o); a directory keeps the image's name"},
      C_DOWNLOAD | C_THUMB},
@@ -132,6 +147,10 @@ static const struct opt_def options[] = {
     {{"wait", "PIXCTL_WAIT", CONF_SECS, C(wait), "60s",
       "how long to wait for a variant still being made"},
      C_THUMB},
+    {{"wait", "PIXCTL_UPLOAD_WAIT", CONF_BOOL, C(upload_wait), "false",
+      "wait until the server has verified the content (up to --verify-timeout); exit 5 if "
+      "it fails"},
+     C_UPLOAD},
     {{"deleted", "PIXCTL_DELETED", CONF_BOOL, C(deleted), "false", "list the trash instead"}, C_LS},
     {{"limit", "PIXCTL_LIMIT", CONF_INT, C(limit), "0", "stop after this many images (0: all)"},
      C_LS},
@@ -391,6 +410,11 @@ static int check_ranges(const struct pixctl_config *c, char *err)
         return err_set(err, "--upload-buffer must be 16KiB-2MiB"), -1;
     if (c->limit < 0)
         return err_set(err, "--limit must not be negative"), -1;
+    if (c->hash_mode && strcmp(c->hash_mode, "auto") && strcmp(c->hash_mode, "first") &&
+        strcmp(c->hash_mode, "stream"))
+        return err_set(err, "--hash must be auto, first or stream"), -1;
+    if (c->hash_first_below < 0)
+        return err_set(err, "--hash-first-below must not be negative"), -1;
     return 0;
 }
 
@@ -409,7 +433,7 @@ static void base_defaults(struct pixctl_config *cfg)
 {
     cfg->timeout = 60, cfg->connect_timeout = 10, cfg->retries = 8, cfg->parallel = 4;
     cfg->resume = 1, cfg->verify_timeout = 7200, cfg->upload_buffer = 512 * 1024;
-    cfg->wait = 60, cfg->poll_interval = 300;
+    cfg->wait = 60, cfg->poll_interval = 300, cfg->hash_first_below = 64LL << 20;
 }
 
 static int parse_cmd(int argc, struct cli *out, struct pixctl_config *cfg, int cmd_at, char *err)

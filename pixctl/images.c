@@ -25,14 +25,20 @@ static const char *image_id(const cJSON *o)
     return *dl_jstr(o, "image_id") ? dl_jstr(o, "image_id") : dl_jstr(o, "id");
 }
 
+/* The image's state: verifying, active, failed or deleted ("-" from a server without it). */
+static const char *image_state(const cJSON *img)
+{
+    return *dl_jstr(img, "status") ? dl_jstr(img, "status") : "-";
+}
+
 static void print_row(const cJSON *img)
 {
     char size[24];
     const char *when = dl_jstr(img, "created_at");
 
     progress_fmt_bytes((double)dl_jnum(img, "size"), size, sizeof size);
-    printf("%-36s  %10s  %-20s  %s\n", image_id(img), size, *when ? when : "-",
-           dl_jstr(img, "name"));
+    printf("%-36s  %10s  %-20s  %-9s  %s\n", image_id(img), size, *when ? when : "-",
+           image_state(img), dl_jstr(img, "name"));
 }
 
 /* Prints one page; *count is the images printed so far. */
@@ -97,6 +103,26 @@ static void print_variants(const cJSON *a)
     printf("%s\n", first ? " -" : "");
 }
 
+/* One metadata field as "key:  value" (arrays other than variants are left out). */
+static void print_field(const cJSON *it)
+{
+    char key[40];
+
+    snprintf(key, sizeof key, "%s:", it->string);
+    if (cJSON_IsString(it))
+        printf("%-12s %s\n", key, it->valuestring);
+    if (cJSON_IsNumber(it))
+        printf("%-12s %.0f\n", key, it->valuedouble);
+    if (cJSON_IsBool(it))
+        printf("%-12s %s\n", key, cJSON_IsTrue(it) ? "true" : "false");
+    if (cJSON_IsArray(it) && !strcmp(it->string, "variants"))
+        print_variants(it);
+    if (cJSON_IsNull(it) && !strcmp(it->string, "sha256"))
+        printf("%-12s - (not verified yet)\n", key);
+    if (cJSON_IsObject(it) && !strcmp(it->string, "error"))
+        printf("%-12s %s: %s\n", key, dl_jstr(it, "code"), dl_jstr(it, "message"));
+}
+
 int cmd_info(struct pix *px, int argc, char **argv)
 {
     char err[ERR_MAX];
@@ -113,16 +139,7 @@ int cmd_info(struct pix *px, int argc, char **argv)
     } else {
         cJSON_ArrayForEach(it, meta)
         {
-            char key[40];
-            snprintf(key, sizeof key, "%s:", it->string);
-            if (cJSON_IsString(it))
-                printf("%-12s %s\n", key, it->valuestring);
-            if (cJSON_IsNumber(it))
-                printf("%-12s %.0f\n", key, it->valuedouble);
-            if (cJSON_IsBool(it))
-                printf("%-12s %s\n", key, cJSON_IsTrue(it) ? "true" : "false");
-            if (cJSON_IsArray(it) && !strcmp(it->string, "variants"))
-                print_variants(it);
+            print_field(it);
         }
     }
     fflush(stdout);

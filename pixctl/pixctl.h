@@ -31,6 +31,9 @@ struct pixctl_config {
     int resume;
     double verify_timeout;
     long long upload_buffer;
+    int upload_wait;            /* --wait: wait for the server's verification */
+    char *hash_mode;            /* auto | first | stream */
+    long long hash_first_below; /* auto: hash first below this size, stream above */
     /* download, thumb */
     char *output, *variant;
     double wait;

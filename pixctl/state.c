@@ -78,6 +78,17 @@ static int get_str(const cJSON *o, const char *key, char *out, size_t n)
     return 0;
 }
 
+/* The content hash, or "" for an upload hashed while it is sent (declared at complete). */
+static int get_hash(const cJSON *o, char *out, size_t n)
+{
+    const char *v = NULL, *e = NULL;
+
+    if (json_get_str(o, "sha256", &v, &e) != 1 || strlen(v) >= n)
+        return -1;
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
 static int get_u64(const cJSON *o, const char *key, unsigned long long *out)
 {
     char s[24], *end;
@@ -128,7 +139,7 @@ int state_from_json(const char *text, size_t len, struct upload_state *s, char *
         get_str(o, "path", s->file.path, sizeof s->file.path) < 0 ||
         json_get_i64(o, "size", &s->file.size, &e) != 1 || get_mtime(o, &s->file) < 0 ||
         get_u64(o, "dev", &s->file.dev) < 0 || get_u64(o, "ino", &s->file.ino) < 0 ||
-        get_str(o, "sha256", s->file.sha256, sizeof s->file.sha256) < 0 ||
+        get_hash(o, s->file.sha256, sizeof s->file.sha256) < 0 ||
         get_str(o, "api_url", s->api_url, sizeof s->api_url) < 0 ||
         get_str(o, "upload_session_id", s->session_id, sizeof s->session_id) < 0 ||
         json_get_i64(o, "chunk_size", &s->chunk_size, &e) != 1 ||

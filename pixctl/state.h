@@ -12,7 +12,7 @@ struct file_ident {
     long long size;
     long long mtime_sec, mtime_nsec;
     unsigned long long dev, ino;
-    char sha256[65];
+    char sha256[65]; /* "" for an upload hashed while it is sent (declared at complete) */
 };
 
 struct upload_state {

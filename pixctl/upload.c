@@ -1,6 +1,6 @@
-/* upload: `pixctl upload FILE...`: hash, start a session (dedup proof of possession when
- * the server has the content), send the missing chunks in parallel, complete (polling a
- * background verification), with a resume state file so a killed run carries on. */
+/* upload: `pixctl upload FILE...`: hash first (dedup proof of possession when the server has
+ * the content) or while sending, send the missing chunks in parallel, complete (the server
+ * verifies now or in the background), with a resume state file so a killed run carries on. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +12,7 @@
 
 #include "backoff.h"
 #include "client.h"
+#include "feed.h"
 #include "fsx.h"
 #include "hash.h"
 #include "json.h"
@@ -27,6 +28,12 @@
 #define REASK_AFTER 30.0    /* a session this long in 'completing': ask complete again */
 #define COMPLETE_ASKS 500   /* bounds the complete calls of one upload (about 4 h of re-asks) */
 #define URL_MARGIN_MAX 60.0 /* stop using a URL this long before it expires */
+#define FEED_SPARE 2        /* chunk buffers read ahead beyond --parallel when streaming */
+#define FEED_MEM_MAX (1LL << 30) /* ... within this much memory (at least 2 buffers) */
+
+/* What the server said of the content: verified (the session is completed), or committed
+ * and still being verified in the background. */
+enum { UP_PENDING, UP_VERIFYING, UP_VERIFIED };
 
 struct up {
     struct pix *px;
@@ -43,6 +50,9 @@ struct up {
     char image_id[64], session_id[37];
     long long chunk_size;
     int chunk_count, dedup, proof, resumed, chunks_present;
+    int stream;   /* hash while uploading: the session was created without a sha256 */
+    int verified; /* UP_* */
+    struct feed *feed;
     struct xfer_stats xs;
 };
 
@@ -146,6 +156,14 @@ static int hash(struct up *u, char *err)
     return rc;
 }
 
+/* The content hash is known. In test builds PIXPLANE_FAIL=pixctl_wrong_sha256 makes it a
+ * wrong one, declared to the server, which must then fail the upload. */
+static void hash_known(struct up *u)
+{
+    if (FAIL_POINT("pixctl_wrong_sha256"))
+        u->file.sha256[0] = u->file.sha256[0] == '0' ? '1' : '0';
+}
+
 /* ---- resume state ---- */
 
 static int state_dir(const struct pixctl_config *cfg, char *out, size_t n, char *err)
@@ -237,6 +255,8 @@ static void take_image(struct up *u, const cJSON *o)
 
     snprintf(u->image_id, sizeof u->image_id, "%s", jstr(o, "image_id"));
     u->dedup = cJSON_IsTrue(d);
+    if (!u->file.sha256[0] && strlen(jstr(o, "sha256")) == 64) /* streamed, not hashed here */
+        snprintf(u->file.sha256, sizeof u->file.sha256, "%s", jstr(o, "sha256"));
 }
 
 /* Marks the chunks the server lists in uploaded_chunks as done. */
@@ -392,7 +412,8 @@ static int start_session(struct up *u, char *err)
     cJSON_AddStringToObject(body, "file_name", u->name);
     cJSON_AddNumberToObject(body, "file_size", (double)u->file.size);
     cJSON_AddStringToObject(body, "mime_type", u->mime);
-    cJSON_AddStringToObject(body, "sha256", u->file.sha256);
+    if (!u->stream) /* streaming: the hash goes with complete */
+        cJSON_AddStringToObject(body, "sha256", u->file.sha256);
     if (util_uuid(idem) < 0) {
         rc = PIX_EIO, err_set(err, "no randomness");
         goto done;
@@ -457,7 +478,16 @@ static void chunk_done(void *ud, const struct xfer_chunk *c)
     struct up *u = ud;
 
     u->st.done[c->n] = 1;
+    if (u->feed)
+        feed_release(u->feed, c->n);
     save_state(u, 0);
+}
+
+static int chunk_ready(void *ud, struct xfer_chunk *c, char *err)
+{
+    struct up *u = ud;
+
+    return feed_ready(u->feed, c, err);
 }
 
 static void xfer_progress(void *ud, long long bytes)
@@ -477,7 +507,12 @@ static int send_missing(struct up *u, char *err)
                           .buffer = (long)cfg->upload_buffer,
                           .backoff_base = 0.5,
                           .backoff_cap = 20};
-    struct xfer_ops ops = {get_urls, chunk_done, xfer_progress, u};
+    struct xfer_ops ops = {get_urls,
+                           chunk_done,
+                           xfer_progress,
+                           u,
+                           u->feed ? chunk_ready : NULL,
+                           u->feed ? feed_wake_fd(u->feed) : -1};
     struct xfer_chunk *chunks = calloc((size_t)u->st.chunk_count, sizeof *chunks);
     int n = 0, rc, mode = cfg->quiet ? PROGRESS_NONE : u->px->tty ? PROGRESS_BAR : PROGRESS_PLAIN;
 
@@ -501,6 +536,43 @@ static int send_missing(struct up *u, char *err)
     u->xfer_secs += util_now_mono() - u->pg.start;
     save_state(u, 1);
     free(chunks);
+    return rc;
+}
+
+/* Hash while uploading: the feed reads and hashes the whole file once, in order, while the
+ * missing chunks go out from its buffers ((--parallel + FEED_SPARE) x chunk size). */
+static int send_streamed(struct up *u, char *err)
+{
+    long long fit = FEED_MEM_MAX / u->st.chunk_size;
+    int nbuf = (int)u->px->cfg->parallel + FEED_SPARE, rc;
+    double t;
+
+    if (nbuf > fit)
+        nbuf = fit < 2 ? 2 : (int)fit;
+    if (!(u->feed = feed_start(u->fd, u->file.size, u->st.chunk_size, u->st.done, nbuf, err)))
+        return PIX_EIO;
+    rc = send_missing(u, err);
+    t = util_now_mono();
+    if (rc == PIX_OK && (rc = feed_finish(u->feed, u->file.sha256, err)) == PIX_OK)
+        hash_known(u);
+    u->hash_secs += util_now_mono() - t; /* the hashing the transfer did not hide */
+    feed_free(u->feed);
+    u->feed = NULL;
+    return rc;
+}
+
+/* Sends what the server lacks. A streamed upload whose complete was already asked for
+ * (resumed in 'completing'/'verifying') hashes the file to send its sha256 again. */
+static int send_content(struct up *u, int how, char *err)
+{
+    int rc;
+
+    if (how != RESUME_COMPLETE)
+        return u->stream ? send_streamed(u, err) : send_missing(u, err);
+    if (!u->stream)
+        return PIX_OK;
+    if ((rc = hash(u, err)) == PIX_OK)
+        hash_known(u);
     return rc;
 }
 
@@ -531,8 +603,28 @@ static int verify_failed(struct up *u, const char *code, const char *msg, char *
     return PIX_EVERIFY;
 }
 
-/* Polls GET /uploads/{id} while the server completes or verifies the upload: PIX_OK with the
- * image, or with *again set when complete must be asked again (the session is back to
+/* Done with complete: verified, or committed and verifying while the caller does not --wait. */
+static int settled(const struct up *u)
+{
+    return u->verified == UP_VERIFIED || (u->verified == UP_VERIFYING && !u->px->cfg->upload_wait);
+}
+
+/* A session answer ('completed', or 'verifying' with its image id) into u. */
+static void take_status(struct up *u, const cJSON *s)
+{
+    const char *status = jstr(s, "status");
+
+    if (!strcmp(status, "completed")) {
+        take_image(u, s);
+        u->verified = UP_VERIFIED;
+    } else if (!strcmp(status, "verifying") && *jstr(s, "image_id")) {
+        take_image(u, s);
+        u->verified = UP_VERIFYING;
+    }
+}
+
+/* Polls GET /uploads/{id} while the server completes or verifies the upload: PIX_OK once
+ * settled(), or with *again set when complete must be asked again (the session is back to
  * 'uploading', or has sat in 'completing' or 'verifying' for REASK_AFTER: its completer may
  * have died, and a new complete takes the lease over once it runs out). */
 static int poll_verify(struct up *u, double deadline, int *again, char *err)
@@ -543,7 +635,7 @@ static int poll_verify(struct up *u, double deadline, int *again, char *err)
 
     snprintf(path, sizeof path, "/uploads/%s", u->st.session_id);
     pix_note(u->px, "%s: the server is verifying the upload", u->arg);
-    while (rc == PIX_OK && !u->image_id[0] && !*again && util_now_mono() < deadline) {
+    while (rc == PIX_OK && !settled(u) && !*again && util_now_mono() < deadline) {
         cJSON *s = NULL;
         if (backoff_sleep(wait) < 0)
             return err_set(err, "interrupted"), PIX_EINTR;
@@ -552,16 +644,15 @@ static int poll_verify(struct up *u, double deadline, int *again, char *err)
         if (rc != PIX_OK)
             return rc;
         const char *status = jstr(s, "status");
-        if (!strcmp(status, "completed"))
-            take_image(u, s);
-        else if (!strcmp(status, "failed"))
+        take_status(u, s);
+        if (!settled(u) && !strcmp(status, "failed"))
             rc = verify_failed(u, jstr(cJSON_GetObjectItemCaseSensitive(s, "error"), "code"),
                                jstr(cJSON_GetObjectItemCaseSensitive(s, "error"), "message"), err);
-        else if (!strcmp(status, "uploading") || util_now_mono() >= reask)
+        else if (!settled(u) && (!strcmp(status, "uploading") || util_now_mono() >= reask))
             *again = 1; /* still completing or verifying: ask again (a dead lease passes on) */
         cJSON_Delete(s);
     }
-    if (rc == PIX_OK && !u->image_id[0] && !*again) {
+    if (rc == PIX_OK && !settled(u) && !*again) {
         err_set(err, "the server did not finish verifying in --verify-timeout; run again to "
                      "keep waiting");
         rc = PIX_EAPI;
@@ -569,23 +660,49 @@ static int poll_verify(struct up *u, double deadline, int *again, char *err)
     return rc;
 }
 
-/* POST complete once: PIX_OK with image_id, or *again set when chunks must be resent
- * (*resend) or complete asked again. */
+/* complete's body: {"sha256"} once the hash is known (a streamed upload declares it here;
+ * the server fails the upload if the bytes differ), else none. */
+static cJSON *complete_body(const struct up *u)
+{
+    cJSON *b;
+
+    if (!u->file.sha256[0])
+        return NULL;
+    b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "sha256", u->file.sha256);
+    return b;
+}
+
+/* complete answered 200 or 202: settled, or poll until it is. */
+static int took_answer(struct up *u, const struct client_resp *r, double deadline, int *again,
+                       char *err)
+{
+    take_status(u, r->json);
+    if (r->status == 200 && u->verified != UP_VERIFIED)
+        return err_set(err, "the API answered complete without its status"), PIX_EAPI;
+    if (settled(u))
+        return PIX_OK;
+    return poll_verify(u, deadline, again, err);
+}
+
+/* POST complete once: PIX_OK once settled(), or *again set when chunks must be resent
+ * (*resend) or complete asked again. 200: verified; 202 with an image id: committed and
+ * verifying; 202 without (an older server): poll. */
 static int complete_once(struct up *u, double deadline, int *again, int *resend, char *err)
 {
     struct client_resp r;
+    cJSON *body = complete_body(u);
     char path[96];
     int rc;
 
     *again = *resend = 0;
     snprintf(path, sizeof path, "/uploads/%s/complete", u->st.session_id);
-    rc = client_call(u->px->api, "POST", path, NULL, NULL, CLIENT_RETRY | CLIENT_SLOW, &r, err);
+    rc = client_call(u->px->api, "POST", path, body, NULL, CLIENT_RETRY | CLIENT_SLOW, &r, err);
+    cJSON_Delete(body);
     if (rc != PIX_OK)
         return rc;
-    if (r.status == 200)
-        take_image(u, r.json);
-    else if (r.status == 202)
-        rc = poll_verify(u, deadline, again, err);
+    if (r.status == 200 || r.status == 202)
+        rc = took_answer(u, &r, deadline, again, err);
     else if (r.status == 409 && !strcmp(r.code, "chunks_missing") && take_missing(u, r.json))
         *again = *resend = 1;
     else if (r.status == 422)
@@ -625,22 +742,54 @@ static int complete(struct up *u, char *err)
 
 /* ---- one file ---- */
 
-static int upload_file(struct up *u, char *err)
+/* Hash first or stream? A resumed upload keeps the way it began (its saved state has the
+ * sha256 when it was hashed first); else --hash, auto by --hash-first-below. */
+static int pick_stream(struct up *u)
+{
+    const struct pixctl_config *cfg = u->px->cfg;
+    struct upload_state old;
+    char lerr[ERR_MAX];
+    int stream;
+
+    if (cfg->resume && state_load(u->state_file, &old, lerr) > 0) {
+        stream = !old.file.sha256[0];
+        state_clear(&old);
+        return stream;
+    }
+    if (!strcmp(cfg->hash_mode, "auto"))
+        return u->file.size >= cfg->hash_first_below;
+    return !strcmp(cfg->hash_mode, "stream");
+}
+
+/* Opens the file, finds its resume state, and hashes it unless it is to be streamed. */
+static int prepare(struct up *u, char *err)
 {
     char dir[PATH_MAX];
-    int rc, how = RESUME_NONE;
     double t;
+    int rc;
 
     if ((rc = open_file(u, err)) != PIX_OK)
         return rc;
-    t = util_now_mono();
-    if ((rc = hash(u, err)) != PIX_OK)
-        return rc;
-    u->hash_secs = util_now_mono() - t;
     if ((rc = state_dir(u->px->cfg, dir, sizeof dir, err)) != PIX_OK)
         return rc;
     if (state_path(dir, u->file.path, u->state_file, sizeof u->state_file) < 0)
         return err_set(err, "state path too long"), PIX_EUSAGE;
+    if ((u->stream = pick_stream(u)))
+        return PIX_OK;
+    t = util_now_mono();
+    if ((rc = hash(u, err)) == PIX_OK)
+        hash_known(u);
+    u->hash_secs = util_now_mono() - t;
+    return rc;
+}
+
+static int upload_file(struct up *u, char *err)
+{
+    int rc, how = RESUME_NONE;
+    double t;
+
+    if ((rc = prepare(u, err)) != PIX_OK)
+        return rc;
     if (u->px->cfg->resume && (rc = try_resume(u, &how, err)) != PIX_OK)
         return rc;
     if (how == RESUME_NONE && (rc = start_session(u, err)) != PIX_OK)
@@ -649,7 +798,9 @@ static int upload_file(struct up *u, char *err)
     if (how == RESUME_UPLOAD)
         pix_note(u->px, "%s: resuming: %d of %d chunks already on the server", u->arg,
                  u->chunks_present, u->st.chunk_count);
-    if (!u->image_id[0] && how != RESUME_COMPLETE && (rc = send_missing(u, err)) != PIX_OK)
+    if (u->image_id[0]) /* already completed, or proved: the server computed its hash */
+        u->verified = UP_VERIFIED;
+    if (!u->image_id[0] && (rc = send_content(u, how, err)) != PIX_OK)
         return rc;
     t = util_now_mono();
     if (!u->image_id[0] && (rc = complete(u, err)) != PIX_OK)
@@ -657,6 +808,13 @@ static int upload_file(struct up *u, char *err)
     u->complete_secs = util_now_mono() - t;
     drop_state(u);
     return PIX_OK;
+}
+
+/* "verified" (the server has checked the content) or "verifying" (committed, checked in
+ * the background). */
+static const char *state_name(const struct up *u)
+{
+    return u->verified == UP_VERIFIED ? "verified" : "verifying";
 }
 
 static void print_json(const struct up *u, int rc, const char *err)
@@ -668,6 +826,7 @@ static void print_json(const struct up *u, int rc, const char *err)
     cJSON_AddStringToObject(o, "file", u->arg);
     cJSON_AddStringToObject(o, "status", rc == PIX_OK ? "completed" : "failed");
     if (rc == PIX_OK) {
+        cJSON_AddStringToObject(o, "state", state_name(u));
         cJSON_AddStringToObject(o, "image_id", u->image_id);
         cJSON_AddBoolToObject(o, "deduplicated", u->dedup);
         cJSON_AddBoolToObject(o, "proof", u->proof);
@@ -678,6 +837,7 @@ static void print_json(const struct up *u, int rc, const char *err)
     cJSON_AddStringToObject(o, "sha256", u->file.sha256);
     cJSON_AddNumberToObject(o, "size", (double)u->file.size);
     cJSON_AddStringToObject(o, "upload_session_id", u->session_id);
+    cJSON_AddStringToObject(o, "hash", u->stream ? "stream" : "first");
     cJSON_AddBoolToObject(o, "resumed", u->resumed);
     cJSON_AddNumberToObject(o, "chunk_size", (double)u->chunk_size);
     cJSON_AddNumberToObject(o, "chunks_total", u->chunk_count);
@@ -710,6 +870,7 @@ static void print_plain(const struct up *u, int nfiles)
         pix_note(u->px, "%s: %d chunk%s (%s) sent in %.1fs at %s/s; done in %.1fs%s%s", u->arg,
                  u->xs.chunks_sent, u->xs.chunks_sent == 1 ? "" : "s", b, u->xfer_secs, r, secs,
                  u->chunks_present ? " (resumed)" : "", u->dedup ? " (deduplicated)" : "");
+    pix_note(u->px, "%s: %s %s", u->arg, state_name(u), u->image_id);
     if (nfiles == 1)
         printf("%s\n", u->image_id);
     else

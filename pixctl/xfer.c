@@ -2,6 +2,7 @@
  * handles (kept-alive connections), bodies streamed from the file by pread at each chunk's
  * offset, per-chunk retry with exponential backoff and jitter, URL refresh on expiry or 403. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,11 @@ static size_t read_cb(char *dst, size_t size, size_t nitems, void *ud)
         return 0;
     if ((long long)want > left)
         want = (size_t)left;
+    if (s->c->buf) {
+        memcpy(dst, s->c->buf + s->pos, want);
+        s->pos += (long long)want;
+        return want;
+    }
     do
         r = pread(s->fd, dst, want, s->c->off + s->pos);
     while (r < 0 && errno == EINTR && !pix_interrupted);
@@ -111,17 +117,36 @@ static void slot_start(struct run *r, struct slot *s, struct xfer_chunk *c)
     curl_multi_add_handle(r->m, k);
 }
 
-/* The next chunk due for a try, lowest number first; *wake gets the earliest later time. */
-static struct xfer_chunk *next_ready(struct run *r, double now, double *wake)
+/* Is c's data at hand (always, unless ops->ready says otherwise)? 1, 0, or -1 with *rc. */
+static int data_ready(struct run *r, struct xfer_chunk *c, int *rc, char *err)
+{
+    int ok;
+
+    if (!r->ops->ready)
+        return 1;
+    ok = r->ops->ready(r->ops->ud, c, err);
+    if (ok == 0 || ok == 1)
+        return ok;
+    *rc = ok;
+    return -1;
+}
+
+/* The next chunk due for a try with its data at hand, lowest number first; *wake gets the
+ * earliest later time. NULL with *rc set when the data cannot be had. */
+static struct xfer_chunk *next_ready(struct run *r, double now, double *wake, int *rc, char *err)
 {
     for (int i = 0; i < r->n; i++) {
         struct xfer_chunk *c = &r->chunks[i];
         if (c->state != XC_PENDING)
             continue;
-        if (c->not_before <= now)
-            return c;
-        if (c->not_before < *wake)
-            *wake = c->not_before;
+        if (c->not_before > now) {
+            if (c->not_before < *wake)
+                *wake = c->not_before;
+            continue;
+        }
+        int ok = data_ready(r, c, rc, err);
+        if (ok != 0)
+            return ok > 0 ? c : NULL;
     }
     return NULL;
 }
@@ -248,6 +273,7 @@ static int finished(struct run *r, CURLMsg *msg, char *err)
         r->st->chunks_sent++;
         r->st->bytes_sent += s->c->len;
         r->ops->chunk_done(r->ops->ud, s->c);
+        s->c->buf = NULL; /* chunk_done may have let it go */
     } else {
         rc = failed(r, s, msg->data.result, status, err);
     }
@@ -264,8 +290,9 @@ static int start_idle(struct run *r, double now, double *wake, char *err)
 
         if (s->c)
             continue;
-        if (!(c = next_ready(r, now, wake)))
-            return PIX_OK;
+        rc = PIX_OK;
+        if (!(c = next_ready(r, now, wake, &rc, err)))
+            return rc;
         if (!url_ok(c, now) && (rc = fetch_urls(r, c, now, err)) != PIX_OK)
             return rc;
         slot_start(r, s, c);
@@ -281,6 +308,24 @@ static void report(struct run *r)
         if (r->slots[i].c)
             b += r->slots[i].pos;
     r->ops->progress(r->ops->ud, b);
+}
+
+/* Waits up to ms for the transfers or the data source's wake fd (then drained). */
+static void wait_io(struct run *r, int ms)
+{
+    struct curl_waitfd w = {.fd = r->ops->wake_fd, .events = CURL_WAIT_POLLIN};
+    uint64_t v;
+    ssize_t got;
+
+    if (r->ops->wake_fd < 0) {
+        curl_multi_poll(r->m, NULL, 0, ms, NULL);
+        return;
+    }
+    curl_multi_poll(r->m, &w, 1, ms, NULL);
+    if (w.revents) {
+        got = read(r->ops->wake_fd, &v, sizeof v); /* EAGAIN: already drained */
+        (void)got;
+    }
 }
 
 static int loop(struct run *r, char *err)
@@ -307,7 +352,7 @@ static int loop(struct run *r, char *err)
         if (ms > POLL_MS)
             ms = POLL_MS;
         if (ms > 0 && rc == PIX_OK && r->left > 0)
-            curl_multi_poll(r->m, NULL, 0, ms, NULL);
+            wait_io(r, ms);
     }
     return rc;
 }

@@ -18,6 +18,8 @@ struct xfer_chunk {
     int attempts;        /* failed attempts so far */
     double not_before;   /* monotonic time of the next try */
     int state;
+    const unsigned char *buf; /* the chunk's bytes in memory (set by ops->ready), else NULL:
+                                 read from the file */
 };
 
 struct xfer_ops {
@@ -28,6 +30,12 @@ struct xfer_ops {
     /* Bytes stored plus bytes in flight in this run, called often (throttle drawing). */
     void (*progress)(void *ud, long long bytes);
     void *ud;
+    /* Optional (NULL: every chunk is read from the file): may c start now? 1 yes (c->buf
+     * may be set), 0 not yet, else an exit code with err. */
+    int (*ready)(void *ud, struct xfer_chunk *c, char *err);
+    /* Optional (-1: none): a non-blocking eventfd, readable when a chunk not ready before
+     * may be now; polled beside the transfers and drained by xfer. */
+    int wake_fd;
 };
 
 struct xfer_opts {

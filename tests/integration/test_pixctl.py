@@ -131,6 +131,21 @@ def wait_uploaded(px, sid, at_least, total, timeout=120):
     raise AssertionError("fewer than %d of %d chunks uploaded in %ds" % (at_least, total, timeout))
 
 
+def kill_mid_upload(px, door, src, at_least, total, *flags):
+    """Starts `pixctl upload` at 8 MiB/s through the door, one chunk at a time, and
+    SIGKILLs it once the server holds at_least of its total chunks. Returns the session."""
+    door.rate = 8 * MIB
+    try:
+        proc = px.spawn("upload", "--json", "--parallel", "1", *flags, src)
+        sid = px.state_doc()["upload_session_id"]
+        wait_uploaded(px, sid, at_least, total)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        door.rate = None
+    return sid
+
+
 def test_help_and_usage_errors(tmp_path, stack):
     if not os.path.exists(PIXCTL):
         pytest.skip("pixctl not built")
@@ -273,15 +288,7 @@ def test_changed_file_restarts_cleanly(papi, door, tmp_path):
     px = Pixctl(papi, tmp_path)
     src = tmp_path / "changing.jpg"
     write_random(src, 6 * 8 * MIB)
-    door.rate = 8 * MIB
-    try:
-        proc = px.spawn("upload", "--json", "--parallel", "1", src)
-        sid = px.state_doc()["upload_session_id"]
-        wait_uploaded(px, sid, 1, 6)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        door.rate = None
+    sid = kill_mid_upload(px, door, src, 1, 6)
     with open(src, "r+b") as f:  # same size, new content and mtime
         f.seek(5)
         f.write(b"changed")
@@ -297,15 +304,7 @@ def test_aborted_session_restarts(papi, door, tmp_path):
     px = Pixctl(papi, tmp_path)
     src = tmp_path / "aborted.jpg"
     digest = write_random(src, 4 * 8 * MIB)
-    door.rate = 8 * MIB
-    try:
-        proc = px.spawn("upload", "--json", "--parallel", "1", src)
-        sid = px.state_doc()["upload_session_id"]
-        wait_uploaded(px, sid, 1, 4)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        door.rate = None
+    sid = kill_mid_upload(px, door, src, 1, 4)
     st, _ = px.client.call("DELETE", "/uploads/%s" % sid)
     assert st == 200
     doc = px.upload_json(src)
@@ -333,6 +332,121 @@ def test_sigint_stops_cleanly_and_resumes(papi, door, tmp_path):
     doc = px.upload_json(src)
     assert doc["resumed"] is True and doc["sha256"] == digest
     assert doc["chunks_present"] + doc["chunks_sent"] == 5
+
+
+# ---- verification state and hash-while-upload (issue 15) ----
+
+def verifies_in_background(api):
+    """True when the server answers complete with the image's state (issue 15's server:
+    200 with image_status, 202 with the image id while verifying)."""
+    c = Client(api.url, api.token(user_id("probe")))
+    _, doc = c.upload(os.urandom(1000))
+    return "image_status" in doc
+
+
+def needs_async_server(api):
+    if not verifies_in_background(api):
+        pytest.skip("needs the server of issue 15 (complete answers image_status; 202 with "
+                    "image_id; complete takes a sha256)")
+
+
+def test_upload_says_verified_and_ls_info_show_the_state(papi, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "state.jpg"
+    write_random(src, 3 * MIB)
+    p = px.run("upload", src)
+    image = p.stdout.strip()
+    assert re.search(r"state\.jpg: verified %s" % image, p.stderr), p.stderr
+    doc = px.upload_json(src, "--name", "again.jpg")
+    assert doc["state"] == "verified" and doc["hash"] == "first", doc
+    rows = [line.split() for line in px.run("ls").stdout.splitlines()]
+    assert [image, "active"] in [[r[0], r[4]] for r in rows], rows
+    info = px.run("info", image).stdout
+    assert re.search(r"^status: +active$", info, re.M), info
+
+
+def test_wait_exits_nonzero_when_verification_fails(papi, tmp_path):
+    """A wrong declared sha256 (fail point): the background verification fails and
+    --wait exits 5 with the server's error code. Above the verification threshold."""
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "liar.jpg"
+    write_random(src, 70 * MIB)
+    p = px.run("upload", "--wait", "--hash", "first", src, ok=False,
+               PIXPLANE_FAIL="pixctl_wrong_sha256")
+    assert p.returncode == 5, (p.returncode, p.stderr[-2000:])
+    assert "sha256_mismatch" in p.stderr, p.stderr[-2000:]
+    assert not os.listdir(px.state), "a failed upload leaves no resume state"
+
+
+def test_streamed_upload_declares_the_right_hash(papi, door, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "streamed.jpg"
+    digest = write_random(src, 4 * 8 * MIB + 4321)
+    door.reset()
+    doc = px.upload_json(src, "--hash", "stream", "--parallel", "3")
+    assert doc["hash"] == "stream" and doc["sha256"] == digest, doc
+    assert doc["status"] == "completed" and doc["chunks_sent"] == 5 and door.total_puts() == 5
+    assert px.session(doc["upload_session_id"]).get("sha256") in (None, digest)  # new: given
+    info = json.loads(px.run("info", "--json", doc["image_id"]).stdout)
+    assert info["sha256"] == digest == sha256_file(src)
+
+
+def test_auto_streams_large_files(papi, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "auto.jpg"
+    digest = write_random(src, 9 * MIB)
+    doc = px.upload_json(src, "--hash-first-below", "8MiB")
+    assert doc["hash"] == "stream" and doc["sha256"] == digest
+    doc = px.upload_json(src, "--hash-first-below", "10MiB")
+    assert doc["hash"] == "first" and doc["proof"] is True  # hashed first: dedup, no bytes
+
+
+def test_streamed_upload_killed_then_resumed_has_the_right_hash(papi, door, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "streamed-kill.jpg"
+    digest = write_random(src, 8 * 8 * MIB + 77)
+    sid = kill_mid_upload(px, door, src, 2, 9, "--hash", "stream")
+    time.sleep(1)
+    before = px.session(sid)["uploaded_chunks"]
+    assert 2 <= len(before) < 9, before
+    assert not px.state_doc()["sha256"], "a streamed session is saved without a hash"
+    door.reset()
+    doc = px.upload_json(src, "--hash", "first")  # the saved state decides: still streamed
+    assert doc["hash"] == "stream" and doc["resumed"] is True and doc["upload_session_id"] == sid
+    assert doc["sha256"] == digest and doc["chunks_sent"] == 9 - len(before), doc
+    assert sorted(n - 1 for n in door.puts) == sorted(set(range(9)) - set(before))
+    assert px.session(sid).get("sha256") in (None, digest)
+    info = json.loads(px.run("info", "--json", doc["image_id"]).stdout)
+    assert info["sha256"] == digest
+
+
+# needs the server of issue 15
+
+def test_streamed_wrong_hash_at_complete_fails(papi, tmp_path):
+    needs_async_server(papi)
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "stream-liar.jpg"
+    write_random(src, 9 * MIB)
+    p = px.run("upload", "--wait", "--hash", "stream", src, ok=False,
+               PIXPLANE_FAIL="pixctl_wrong_sha256")
+    assert p.returncode == 5 and "sha256_mismatch" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_upload_returns_verifying_then_wait_says_verified(papi, tmp_path):
+    needs_async_server(papi)
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "big-verifying.jpg"
+    digest = write_random(src, 300 * MIB)
+    doc = px.upload_json(src, "--hash", "stream")
+    assert doc["state"] == "verifying" and doc["image_id"], doc
+    rows = {r.split()[0]: r.split()[4] for r in px.run("ls").stdout.splitlines()}
+    assert rows[doc["image_id"]] in ("verifying", "active"), rows
+    src2 = tmp_path / "big-verified.jpg"
+    digest = write_random(src2, 300 * MIB)
+    doc = px.upload_json(src2, "--wait")
+    assert doc["state"] == "verified" and doc["sha256"] == digest, doc
+    info = px.run("info", doc["image_id"]).stdout
+    assert re.search(r"^status: +active$", info, re.M), info
 
 
 # ---- sync (issue 7's routes) ----
