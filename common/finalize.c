@@ -262,18 +262,6 @@ static void store_bank(pg_conn *db, pop_bank *bank, int cap, const char *hash, c
         log_warn(rid, "pop_bank_failed", err, "content_hash", hash);
 }
 
-/* A one-PUT upload's object, copied from its staging key to the session's key (a retry
- * after the copy finds the staging key gone and the object in place). */
-static int take_staged(s3_client *s3, const struct upload_row *s, char *err)
-{
-    char staging[80];
-    int rc;
-
-    upload_staging_key(s->key, staging, sizeof staging);
-    rc = s3_copy_object(s3, staging, s->key, err);
-    return rc == S3_NOTFOUND ? S3_OK : rc; /* the HEAD that follows decides */
-}
-
 /* A one-PUT upload's staging object, once nothing needs it (what fails here is an orphan
  * for the reconciler). */
 static void drop_staged(s3_client *s3, const struct upload_row *s, const char *rid)
@@ -285,16 +273,14 @@ static void drop_staged(s3_client *s3, const struct upload_row *s, const char *r
         log_warn(rid, "s3_delete_failed", err, "key", staging);
 }
 
-/* Assembles the parts (unless parts is NULL: assembled already) or takes a one-PUT upload's
- * object, and checks the object's size. 0 (obj filled), 1 failed for good (o answered), -1
- * transient (err). */
+/* Assembles the parts (unless parts is NULL: assembled already, or a one-PUT upload's object
+ * the API copied from its staging key) and checks the object's size. 0 (obj filled), 1
+ * failed for good (o answered), -1 transient (err). */
 static int assemble(pg_conn *db, s3_client *s3, const struct upload_row *s,
                     const struct s3_part *parts, int n, struct s3_object *obj,
                     struct upload_outcome *o, char *err)
 {
-    int rc = parts ? s3_complete_multipart(s3, s->key, s->upload_id, parts, n, err)
-             : upload_one_put(s) && !finalize_pending_image(s) ? take_staged(s3, s, err)
-                                                               : S3_OK;
+    int rc = parts ? s3_complete_multipart(s3, s->key, s->upload_id, parts, n, err) : S3_OK;
 
     FAULT_POINT("complete_after_s3");
     if (rc == S3_OK || rc == S3_NOTFOUND)

@@ -76,8 +76,8 @@ static inline int finalize_pending_image(const struct upload_row *s)
 /* Most photos are one chunk: their URL is one presigned PUT of the whole object, with no
  * multipart upload to create or complete (sessions from before keep their upload id). It
  * writes a staging key ("staging/<id>" for the session's "blobs/<id>"), which a client can
- * overwrite as long as its URL lives; complete copies it to the session's key inside storage
- * first, so the bytes hashed are bytes no client can write any more. */
+ * overwrite as long as its URL lives; the API's complete copies it to the session's key
+ * inside storage first, so the bytes hashed are bytes no client can write any more. */
 static inline int upload_one_put(const struct upload_row *s)
 {
     return s->chunk_count == 1 && !s->upload_id[0];

@@ -748,26 +748,54 @@ static void respond_outcome(struct api_call *c, const struct upload_row *s,
 
 /* ListParts: every chunk present with its exact size. 1 ok (parts set), 2 already
  * assembled (a retry after the multipart upload was completed), 0/-1 answered. */
+/* A one-PUT upload's object, copied from its staging key to the session's key inside
+ * storage (common/finalize.h): S3_OK (in place: copied now, or by an earlier complete),
+ * S3_NOTFOUND (not sent yet) or S3_ERR. */
+static int one_put_take(struct api_call *c, const struct upload_row *s, char *err)
+{
+    char staging[80];
+    struct s3_object obj;
+    int rc;
+
+    upload_staging_key(s->key, staging, sizeof staging);
+    if ((rc = s3_copy_object(c->t->s3, staging, s->key, err)) != S3_NOTFOUND)
+        return rc;
+    rc = s3_head_object(c->t->s3, s->key, &obj, err);
+    return rc == S3_OK && obj.size != s->size ? S3_NOTFOUND : rc;
+}
+
+/* Answers 409 chunks_missing with the list (taken) and releases the claim. */
+static void respond_missing(struct api_call *c, const struct upload_row *s, cJSON *list)
+{
+    cJSON *e = cJSON_CreateObject(), *inner = cJSON_AddObjectToObject(e, "error");
+
+    finalize_unclaim(c->db, s, c->rid);
+    cJSON_AddStringToObject(inner, "code", "chunks_missing");
+    cJSON_AddStringToObject(inner, "message", "some chunks are missing or have the wrong size");
+    cJSON_AddItemToObject(inner, "missing_chunks", list);
+    http_respond_json(c->req, 409, e);
+}
+
+/* ListParts (or a one-PUT upload's copy): every chunk present with its exact size. 1 ok
+ * (parts set), 2 already assembled (a one PUT in place, or a retry after the multipart
+ * upload was completed), 0/-1 answered. */
 static int check_parts(struct api_call *c, const struct upload_row *s, struct s3_part **parts,
                        int *n)
 {
-    char err[ERR_MAX], staging[80];
+    char err[ERR_MAX];
     struct s3_object obj;
     int rc = S3_NOTFOUND, missing = 0;
-    cJSON *e, *list;
+    cJSON *list;
 
     if (s->upload_id[0])
         rc = s3_list_parts(c->t->s3, s->key, s->upload_id, parts, n, err);
+    else if (upload_one_put(s) && (rc = one_put_take(c, s, err)) == S3_OK)
+        return 2;
     if (rc == S3_ERR)
         return finalize_unclaim(c->db, s, c->rid), api_s3_fail(c, "list_parts", err), -1;
-    if (rc == S3_NOTFOUND && upload_one_put(s)) {
-        upload_staging_key(s->key, staging, sizeof staging);
-        if (s3_head_object(c->t->s3, staging, &obj, err) == S3_OK && obj.size == s->size)
-            return 2; /* the one PUT is there */
-    }
-    if (rc == S3_NOTFOUND && (s->upload_id[0] || upload_one_put(s)) &&
+    if (rc == S3_NOTFOUND && s->upload_id[0] &&
         s3_head_object(c->t->s3, s->key, &obj, err) == S3_OK && obj.size == s->size)
-        return 2; /* assembled already (a retry after the copy or the completion) */
+        return 2; /* assembled already (a retry after the completion) */
     list = cJSON_CreateArray();
     for (int i = 0, j = 0; i < s->chunk_count; i++) {
         while (j < *n && (*parts)[j].number < i + 1)
@@ -777,13 +805,7 @@ static int check_parts(struct api_call *c, const struct upload_row *s, struct s3
     }
     if (!missing)
         return cJSON_Delete(list), 1;
-    finalize_unclaim(c->db, s, c->rid);
-    e = cJSON_CreateObject();
-    cJSON *inner = cJSON_AddObjectToObject(e, "error");
-    cJSON_AddStringToObject(inner, "code", "chunks_missing");
-    cJSON_AddStringToObject(inner, "message", "some chunks are missing or have the wrong size");
-    cJSON_AddItemToObject(inner, "missing_chunks", list);
-    http_respond_json(c->req, 409, e);
+    respond_missing(c, s, list);
     return 0;
 }
 

@@ -76,6 +76,23 @@ static int trash_page(struct rec *r, const PGresult *page, void *ud, char *err)
     return 0;
 }
 
+/* Failed images past retention go (their owner saw why; nothing else holds them). */
+static int failed_page(struct rec *r, const PGresult *page, void *ud, char *err)
+{
+    char perr[ERR_MAX];
+
+    for (int i = 0; i < PQntuples(page); i++) {
+        const char *p[1] = {pg_val(page, i, 0)};
+        PGresult *res = r->cfg->dry_run ? NULL : rec_exec(r, "failed_drop", 1, p, perr);
+        if (!r->cfg->dry_run && !res)
+            rec_failed(r, "drop_failed_image", p[0], perr);
+        else if (r->cfg->dry_run || atoi(pg_val(res, 0, 0)) == 1)
+            rec_did(r, "drop_failed_image", p[0], NULL);
+        PQclear(res);
+    }
+    return 0;
+}
+
 /* Dry run: would purge_blob go through? -1 db error, 0 images point at it, 1 yes. */
 static int dry_unused(struct rec *r, const char *hash, char *err)
 {
@@ -129,6 +146,13 @@ int sweep_retention(struct rec *r, char *err)
                               .key_cols = {1, 0},
                               .keys = {TS_START, UUID_START},
                               .fn = trash_page};
+    struct rec_pager failed = {.stmt = "failed_list",
+                               .nfixed = 1,
+                               .fixed = {ttl},
+                               .nkeys = 2,
+                               .key_cols = {1, 0},
+                               .keys = {TS_START, UUID_START},
+                               .fn = failed_page};
     struct rec_pager unref = {.stmt = "unreferenced_list",
                               .nkeys = 2,
                               .key_cols = {1, 0},
@@ -137,7 +161,7 @@ int sweep_retention(struct rec *r, char *err)
 
     rec_secs(ttl, r->cfg->retention);
     if (rec_pages(r, &tomb, err) < 0 || rec_pages(r, &trash, err) < 0 ||
-        rec_pages(r, &unref, err) < 0)
+        rec_pages(r, &failed, err) < 0 || rec_pages(r, &unref, err) < 0)
         return -1;
     for (size_t i = 0; i < r->ndry_zero; i++) /* dry run: what the refcount fixes set to 0 */
         rec_did(r, "purge_blob", r->dry_zero[i], NULL);

@@ -77,6 +77,16 @@ const struct pg_stmt rec_stmts[] = {
      " AND deleted_at < now() - make_interval(secs => $1)"
      " AND (deleted_at, image_id) > ($2::timestamptz, $3::uuid)"
      " ORDER BY deleted_at, image_id LIMIT $4"},
+    /* images that failed verification (no content: their object went by tombstone) */
+    {"failed_list",
+     "SELECT image_id, updated_at::text AS updated_key FROM images WHERE status = 'failed'"
+     " AND updated_at < now() - make_interval(secs => $1)"
+     " AND (updated_at, image_id) > ($2::timestamptz, $3::uuid)"
+     " ORDER BY updated_at, image_id LIMIT $4"},
+    {"failed_drop",
+     "WITH u AS (DELETE FROM images WHERE image_id = $1 AND status = 'failed'"
+     " RETURNING image_id, owner_id), c AS (INSERT INTO change_log (user_id, image_id, kind)"
+     " SELECT owner_id, image_id, 'deleted' FROM u) SELECT count(*) FROM u"},
     {"blob_used", "SELECT EXISTS (SELECT 1 FROM images WHERE content_hash = $1)"},
     {"unreferenced_list",
      "SELECT content_hash, updated_at::text AS updated_key FROM blobs WHERE ref_count = 0"

@@ -411,6 +411,46 @@ def test_orphans_over_many_pages_and_batches(env):
 
 # ---- 5. retention and the shared hard-delete path ----
 
+def test_failed_images_go_after_retention(env, api):
+    """An image that failed verification (issue 15) holds no content; past the retention
+    the reconciler drops it, and its owner's devices hear of it."""
+    c = Client(api.url, api.token(user_id("rf")))
+    data = os.urandom(20 * KIB)
+    ids = []
+    for _ in range(2):
+        sid = started(c, data, declare="ef" * 32)
+        st, doc = c.complete(sid)
+        assert st == 422 and doc["error"]["code"] == "sha256_mismatch", doc
+        ids.append(env.v("SELECT image_id FROM upload_sessions WHERE upload_session_id = '%s'"
+                         % sid))
+    assert ids == [None, None]  # verified before complete answered: no image was ever made
+    big = os.urandom(9 * 1024 * KIB)  # verified in the background: a failed image
+    sid = started(c, big, declare="ef" * 32)
+    st, doc = c.complete(sid)
+    assert st == 202, doc
+    deadline = time.monotonic() + 60
+    while session_row(env, sid) != ["failed"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    old, young = doc["image_id"], None
+    sid2 = started(c, big, declare="ee" * 32)
+    st, doc2 = c.complete(sid2)
+    young = doc2["image_id"]
+    while session_row(env, sid2) != ["failed"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert env.v("SELECT count(*) FROM images WHERE status = 'failed' AND image_id IN"
+                 " ('%s', '%s')" % (old, young)) == "2"
+    env.q("UPDATE images SET updated_at = now() - interval '31 days'"
+          " WHERE image_id = '%s'" % old)
+    dry = reconcile(env, "--dry-run", "--only", "retention")
+    assert old in dry.did("retention", "drop_failed_image"), dry
+    run = reconcile(env, "--only", "retention")
+    assert run.did("retention", "drop_failed_image") == {old}, run
+    assert env.v("SELECT string_agg(image_id::text, ',') FROM images WHERE image_id IN"
+                 " ('%s', '%s')" % (old, young)) == young
+    assert env.v("SELECT kind FROM change_log WHERE image_id = '%s' ORDER BY seq DESC LIMIT 1"
+                 % old) == "deleted"
+
+
 def test_retention(env, api):
     a = Client(api.url, api.token(user_id("ra")))
     b = Client(api.url, api.token(user_id("rb")))
