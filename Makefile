@@ -156,7 +156,11 @@ TSAN_TESTS ?= test_sync.py test_upload.py test_pg_reconnect.py test_http.py test
               test_worker.py::test_upload_makes_all_variants \
               test_worker.py::test_kafka_down_10s_50_uploads_nothing_lost \
               test_worker.py::test_relay_retries_batches_kafka_refused \
-              test_worker.py::test_relay_sent_counts_only_marked_rows
+              test_worker.py::test_relay_sent_counts_only_marked_rows \
+              test_verify.py::test_false_sha256_fails_in_the_background \
+              test_verify.py::test_dedup_poisoning test_verify.py::test_restart_resumes_verification \
+              test_pixctl.py::test_streamed_upload_declares_the_right_hash \
+              test_pixctl.py::test_streamed_upload_killed_then_resumed_has_the_right_hash
 # tests/tsan/c11threads.c is linked into every TSan program: librdkafka's C11 threads.
 tsan:
 	@mkdir -p $(TSAN_BUILD)

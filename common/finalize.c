@@ -262,9 +262,7 @@ static void store_bank(pg_conn *db, pop_bank *bank, int cap, const char *hash, c
         log_warn(rid, "pop_bank_failed", err, "content_hash", hash);
 }
 
-/* A one-PUT upload's staging object, once nothing needs it (what fails here is an orphan
- * for the reconciler). */
-static void drop_staged(s3_client *s3, const struct upload_row *s, const char *rid)
+void finalize_drop_staged(s3_client *s3, const struct upload_row *s, const char *rid)
 {
     char staging[80], err[ERR_MAX];
 
@@ -283,6 +281,8 @@ static int assemble(pg_conn *db, s3_client *s3, const struct upload_row *s,
     int rc = parts ? s3_complete_multipart(s3, s->key, s->upload_id, parts, n, err) : S3_OK;
 
     FAULT_POINT("complete_after_s3");
+    if (!parts && n == FINALIZE_IN_PLACE) /* the caller just saw it, of the declared size */
+        return obj->size = s->size, 0;
     if (rc == S3_OK || rc == S3_NOTFOUND)
         rc = s3_head_object(s3, s->key, obj, err);
     if (rc == S3_NOTFOUND)
@@ -379,8 +379,6 @@ void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
         rc = commit(db, s3, s, hash, bank, opt, o, rid, err);
     if (rc < 0)
         transient(db, s, o, err, rid);
-    else if (upload_one_put(s))
-        drop_staged(s3, s, rid);
     pop_bank_free(bank);
 }
 
@@ -410,8 +408,6 @@ void finalize_pending(pg_conn *db, s3_client *s3, struct upload_row *s, const st
     PQclear(r);
     if (o->status != 202)
         return;
-    if (upload_one_put(s))
-        drop_staged(s3, s, rid);
     util_strlcpy(o->image_id, sizeof o->image_id, image_id);
     util_strlcpy(s->image_id, sizeof s->image_id, image_id);
     util_strlcpy(s->status, sizeof s->status, "verifying");

@@ -85,6 +85,14 @@ static inline int upload_one_put(const struct upload_row *s)
 
 /* The staging key of a one-PUT upload whose session key is `key`. */
 void upload_staging_key(const char *key, char *out, size_t len);
+/* Deletes a one-PUT upload's staging object once it was copied (logged on failure: the
+ * reconciler's orphan sweep takes what is left). Callers run it off the request's path. */
+void finalize_drop_staged(s3_client *s3, const struct upload_row *s, const char *rid);
+
+/* nparts of finalize_upload/finalize_pending with parts NULL: the caller has just seen the
+ * object in place with the declared size (a one-PUT copy, an assembled multipart upload),
+ * so it is not looked up again. */
+#define FINALIZE_IN_PLACE (-1)
 
 /* Extends the held lease to now + secs. 0, or -1 with err (lost: another verifier has it). */
 int finalize_renew(pg_conn *db, const struct upload_row *s, double secs, char *err) PIX_WUR;

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,10 +335,122 @@ static int hash_pass_sink(const void *data, size_t len, void *ud)
     return h->bank ? pop_bank_feed(data, len, h->bank) : 0;
 }
 
+/* Large objects are hashed on a second thread while the reads go on (the reading thread
+ * alone would add the hashing time to the transfer's): the reads fill PIPE_SLOTS slots of
+ * PIPE_SLOT bytes in order, the hasher empties them in order. */
+#define PIPE_SLOTS 8
+#define PIPE_SLOT (1024 * 1024)
+#define PIPE_MIN (8LL * PIPE_SLOT) /* smaller objects: one thread */
+
+struct hash_pipe {
+    pthread_mutex_t mu;
+    pthread_cond_t filled, emptied;
+    unsigned char *buf;
+    size_t len[PIPE_SLOTS];
+    unsigned long head, tail; /* slots [tail, head) wait to be hashed; head is being filled */
+    size_t fill;              /* bytes in the head slot */
+    int eof, failed;
+    struct hash_pass *h;
+};
+
+static void *pipe_hasher(void *arg)
+{
+    struct hash_pipe *p = arg;
+    int failed = 0;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->tail == p->head && !p->eof)
+            pthread_cond_wait(&p->filled, &p->mu);
+        if (p->tail == p->head)
+            break;
+        unsigned char *slot = p->buf + (p->tail % PIPE_SLOTS) * PIPE_SLOT;
+        size_t n = p->len[p->tail % PIPE_SLOTS];
+        pthread_mutex_unlock(&p->mu);
+        failed = failed || EVP_DigestUpdate(p->h->md, slot, n) != 1 ||
+                 (p->h->bank && pop_bank_feed(slot, n, p->h->bank) != 0);
+        pthread_mutex_lock(&p->mu);
+        p->failed = failed;
+        p->tail++;
+        pthread_cond_signal(&p->emptied);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Hands the head slot to the hasher and waits for a free one. 0, or -1 if it failed. */
+static int pipe_publish(struct hash_pipe *p, int last)
+{
+    int failed;
+
+    pthread_mutex_lock(&p->mu);
+    p->len[p->head % PIPE_SLOTS] = p->fill;
+    p->head += p->fill > 0;
+    p->eof = last;
+    pthread_cond_signal(&p->filled);
+    while (!last && p->head - p->tail == PIPE_SLOTS && !p->failed)
+        pthread_cond_wait(&p->emptied, &p->mu);
+    failed = p->failed;
+    pthread_mutex_unlock(&p->mu);
+    p->fill = 0;
+    return failed ? -1 : 0;
+}
+
+static int pipe_sink(const void *data, size_t len, void *ud)
+{
+    struct hash_pipe *p = ud;
+    const unsigned char *d = data;
+
+    if (p->h->tick && util_now_mono() >= p->h->next) {
+        p->h->next = util_now_mono() + p->h->tick->every;
+        if (p->h->tick->fn(p->h->tick->ud) != 0)
+            return -1;
+    }
+    while (len > 0) {
+        size_t take = PIPE_SLOT - p->fill < len ? PIPE_SLOT - p->fill : len;
+        memcpy(p->buf + (p->head % PIPE_SLOTS) * PIPE_SLOT + p->fill, d, take);
+        p->fill += take, d += take, len -= take;
+        if (p->fill == PIPE_SLOT && pipe_publish(p, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The parallel read of a large object, hashed on a second thread. */
+static int hash_piped(s3_client *s3, const char *key, long long size, struct hash_pass *h,
+                      char *err)
+{
+    struct hash_pipe p = {.h = h, .buf = malloc((size_t)PIPE_SLOTS * PIPE_SLOT)};
+    pthread_t t;
+    int rc;
+
+    if (!p.buf)
+        return err_set(err, "out of memory"), S3_ERR;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.filled, NULL); /* no timed waits: the clock does not matter */
+    pthread_cond_init(&p.emptied, NULL);
+    if (pthread_create(&t, NULL, pipe_hasher, &p) != 0) {
+        rc = s3_get_ranges(s3, key, size, 0, 0, hash_pass_sink, h, err); /* no thread: serial */
+    } else {
+        rc = s3_get_ranges(s3, key, size, 0, 0, pipe_sink, &p, err);
+        (void)pipe_publish(&p, 1); /* the rest, and the end: the hasher finishes */
+        pthread_join(t, NULL);
+        if (p.failed && rc == S3_OK)
+            rc = S3_ERR, err_set(err, "sha256 failed");
+    }
+    pthread_cond_destroy(&p.filled);
+    pthread_cond_destroy(&p.emptied);
+    pthread_mutex_destroy(&p.mu);
+    free(p.buf);
+    return rc;
+}
+
 static int hash_read(s3_client *s3, const char *key, long long size, struct hash_pass *h, char *err)
 {
     if (size < 0)
         return s3_get_object(s3, key, 0, -1, hash_pass_sink, h, err);
+    if (size >= PIPE_MIN)
+        return hash_piped(s3, key, size, h, err);
     return s3_get_ranges(s3, key, size, 0, 0, hash_pass_sink, h, err);
 }
 

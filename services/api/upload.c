@@ -938,6 +938,14 @@ static void run_pending(struct api_call *c, struct upload_row *s, struct s3_part
     respond_outcome(c, s, &o);
 }
 
+/* After the answer went out (the request holds nothing of it): a one-PUT upload's staging
+ * object was copied by check_parts, whatever came of the commit, and is not needed. */
+static void after_complete(struct api_call *c, const struct upload_row *s)
+{
+    if (upload_one_put(s))
+        finalize_drop_staged(c->t->s3, s, c->rid);
+}
+
 static void run_claimed(struct api_call *c, struct upload_row *s)
 {
     struct s3_part *parts = NULL;
@@ -956,13 +964,16 @@ static void run_claimed(struct api_call *c, struct upload_row *s)
     if (rc == 1)
         record_chunks(c, s, parts, n);
     else
-        free(parts), parts = NULL, n = 0;
-    if (s->size >= c->api->cfg->verify_async_threshold)
-        return run_pending(c, s, parts, n);
+        free(parts), parts = NULL, n = FINALIZE_IN_PLACE;
+    if (s->size >= c->api->cfg->verify_async_threshold) {
+        run_pending(c, s, parts, n);
+        return after_complete(c, s);
+    }
     finalize_upload(c->db, c->t->s3, s, parts, n, &opt, &o, c->rid);
     free(parts);
     count_upload(c->api, s, &o, 0);
     respond_outcome(c, s, &o);
+    after_complete(c, s);
 }
 
 /* Answers for a session nobody can claim; 0 if it is still being completed elsewhere. */

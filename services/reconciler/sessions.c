@@ -73,6 +73,8 @@ static void half_finalize(struct rec *r, const struct upload_row *s)
     if (r->cfg->dry_run)
         return rec_did(r, "finalize", s->id, "object", s->key, NULL);
     finalize_upload(r->db, r->s3, s, NULL, 0, &opt, &o, NULL);
+    if (o.status == 200 && upload_one_put(s))
+        finalize_drop_staged(r->s3, s, NULL);
     if (o.status == 503)
         return rec_failed(r, "finalize", s->id, o.msg);
     rec_did(r, "finalize", s->id, "outcome", o.status == 200 ? "committed" : o.code, "image_id",

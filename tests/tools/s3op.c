@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "pop.h"
 #include "s3.h"
 
 #define S3OP_NOTFOUND_EXIT 3
@@ -200,6 +201,7 @@ static int cmd_get(s3_client *c, const struct opts *o, char **a, int n, char *er
 struct hasher {
     EVP_MD_CTX *md;
     long long bytes;
+    char *server_hex; /* set by the server's pass instead of md */
 };
 
 static int sink_sha256(const void *data, size_t len, void *ud)
@@ -215,12 +217,24 @@ struct hash_read {
     const char *key;
     long long off, len, size, range;
     int streams;
+    int server; /* the server's own pass (pop_hash_object: the configured parallel read,
+                 * hashed on a second thread for large objects) */
 };
 
 static int hash_read(s3_client *c, const struct hash_read *rd, struct hasher *h, char *err)
 {
+    char hex[65];
+    int rc;
+
     if (!h->md || !EVP_DigestInit_ex(h->md, EVP_sha256(), NULL))
         return S3_ERR;
+    if (rd->server) { /* pop_hash_object hashes: h keeps its hex */
+        if ((rc = pop_hash_object(c, rd->key, rd->size, NULL, NULL, hex, err)) != S3_OK)
+            return rc;
+        h->bytes = rd->size;
+        h->server_hex = strdup(hex);
+        return h->server_hex ? S3_OK : S3_ERR;
+    }
     if (rd->streams > 0)
         return s3_get_ranges(c, rd->key, rd->size, rd->streams, rd->range, sink_sha256, h, err);
     return s3_get_object(c, rd->key, rd->off, rd->len, sink_sha256, h, err);
@@ -236,9 +250,12 @@ static int hash_print(s3_client *c, const struct hash_read *rd, char *err)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = hash_read(c, rd, &h, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (rc == S3_OK && EVP_DigestFinal_ex(h.md, md, NULL)) {
+    if (rc == S3_OK && (h.server_hex || EVP_DigestFinal_ex(h.md, md, NULL))) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        util_hex(md, sizeof(md), hex);
+        if (h.server_hex)
+            snprintf(hex, sizeof(hex), "%s", h.server_hex);
+        else
+            util_hex(md, sizeof(md), hex);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "sha256", hex);
         cJSON_AddNumberToObject(j, "size", (double)h.bytes);
@@ -247,6 +264,7 @@ static int hash_print(s3_client *c, const struct hash_read *rd, char *err)
         emit(j);
     }
     EVP_MD_CTX_free(h.md);
+    free(h.server_hex);
     return rc;
 }
 
@@ -268,6 +286,7 @@ static int cmd_verify(s3_client *c, const struct opts *o, char **a, int n, char 
     int rc;
     const char *streams = n > 1 ? a[1] : env_or("PIXPLANE_VERIFY_STREAMS", NULL);
     const char *range = n > 2 ? a[2] : env_or("PIXPLANE_VERIFY_RANGE", NULL);
+    rd.server = n < 2; /* no STREAMS given: exactly the server's pass */
     rd.streams = streams ? (int)num(streams, 1, S3_STREAMS_MAX, "streams") : CONF_VERIFY_STREAMS;
     rd.range = (long long)CONF_VERIFY_RANGE_MIB << 20;
     if (range && (conf_parse_size(range, &rd.range) < 0 || rd.range < 1)) {
@@ -432,7 +451,13 @@ static s3_client *client_from_env(void)
         .timeout = atof(env_or("S3_TIMEOUT", "0")),
         .stall_timeout = atof(env_or("S3_STALL_TIMEOUT", "0")),
         .connect_timeout = 10,
+        .verify_streams = atoi(env_or("PIXPLANE_VERIFY_STREAMS", "0")),
     };
+    const char *range = env_or("PIXPLANE_VERIFY_RANGE", NULL);
+    if (range && conf_parse_size(range, &cfg.verify_range) < 0) {
+        fprintf(stderr, "s3op: bad PIXPLANE_VERIFY_RANGE: %s\n", range);
+        exit(2);
+    }
     if (!cfg.endpoint || !cfg.bucket || !cfg.access_key || !cfg.secret_key) {
         fprintf(stderr, "s3op: set S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY and S3_SECRET_KEY\n");
         exit(2);
