@@ -275,6 +275,9 @@ def test_one_put_staging(env):
         assert requests.put(url, data=data, timeout=30).status_code == 200
         st, doc = c.complete(done)
         assert st == 200, doc
+        deadline = time.monotonic() + 10  # the staging object goes after the answer
+        while env.exists("staging/" + done) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not env.exists("staging/" + done) and env.exists("blobs/" + done)
         assert requests.put(url, data=data, timeout=30).status_code == 200  # a late PUT
     finally:
