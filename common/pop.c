@@ -321,17 +321,21 @@ struct hash_pass {
     double next; /* monotonic time of the next tick */
 };
 
+/* The caller's chores when their time has come (on the reading thread). 0, or -1: stop. */
+static int pass_tick(struct hash_pass *h)
+{
+    if (!h->tick || util_now_mono() < h->next)
+        return 0;
+    h->next = util_now_mono() + h->tick->every;
+    return h->tick->fn(h->tick->ud) != 0 ? -1 : 0;
+}
+
 static int hash_pass_sink(const void *data, size_t len, void *ud)
 {
     struct hash_pass *h = ud;
 
-    if (EVP_DigestUpdate(h->md, data, len) != 1)
+    if (EVP_DigestUpdate(h->md, data, len) != 1 || pass_tick(h) < 0)
         return -1;
-    if (h->tick && util_now_mono() >= h->next) {
-        h->next = util_now_mono() + h->tick->every;
-        if (h->tick->fn(h->tick->ud) != 0)
-            return -1;
-    }
     return h->bank ? pop_bank_feed(data, len, h->bank) : 0;
 }
 
@@ -401,11 +405,8 @@ static int pipe_sink(const void *data, size_t len, void *ud)
     struct hash_pipe *p = ud;
     const unsigned char *d = data;
 
-    if (p->h->tick && util_now_mono() >= p->h->next) {
-        p->h->next = util_now_mono() + p->h->tick->every;
-        if (p->h->tick->fn(p->h->tick->ud) != 0)
-            return -1;
-    }
+    if (pass_tick(p->h) < 0)
+        return -1;
     while (len > 0) {
         size_t take = PIPE_SLOT - p->fill < len ? PIPE_SLOT - p->fill : len;
         memcpy(p->buf + (p->head % PIPE_SLOTS) * PIPE_SLOT + p->fill, d, take);

@@ -142,7 +142,6 @@ static int valid_mime(const char *m, char *out, size_t outlen)
     return 0;
 }
 
-/* Validates the body; answers and returns -1 on bad input. */
 /* A declared sha256 as 64 lower-case hex digits into out; -1 answered 400. */
 static int sha256_parse(struct api_call *c, const char *in, char out[65])
 {
@@ -154,6 +153,7 @@ static int sha256_parse(struct api_call *c, const char *in, char out[65])
     return 0;
 }
 
+/* Validates the body; answers and returns -1 on bad input. */
 static int create_parse(struct api_call *c, const cJSON *body, struct create_req *q)
 {
     const char *err = NULL;
@@ -746,8 +746,6 @@ static void respond_outcome(struct api_call *c, const struct upload_row *s,
     http_respond_json(c->req, o->status, j);
 }
 
-/* ListParts: every chunk present with its exact size. 1 ok (parts set), 2 already
- * assembled (a retry after the multipart upload was completed), 0/-1 answered. */
 /* A one-PUT upload's object, copied from its staging key to the session's key inside
  * storage (common/finalize.h): S3_OK (in place: copied now, or by an earlier complete),
  * S3_NOTFOUND (not sent yet) or S3_ERR. */
@@ -954,9 +952,12 @@ static void run_claimed(struct api_call *c, struct upload_row *s)
     int n = 0, rc;
 
     if (finalize_pending_image(s)) { /* its verifier died: this complete restarts it */
+        char err[ERR_MAX];
         util_strlcpy(o.code, sizeof o.code, "verifying");
         util_strlcpy(o.image_id, sizeof o.image_id, s->image_id);
-        verify_queue(c->api, s, c->rid);
+        /* the claim took the long complete-lease: a full pool must not hold it that long */
+        if (finalize_renew(c->db, s, opt.verify_lease, err) == 0)
+            verify_queue(c->api, s, c->rid);
         return respond_outcome(c, s, &o);
     }
     if ((rc = check_parts(c, s, &parts, &n)) <= 0)

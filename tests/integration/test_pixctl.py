@@ -340,24 +340,10 @@ def test_sigint_stops_cleanly_and_resumes(papi, door, tmp_path):
 
 # ---- verification state and hash-while-upload (issue 15) ----
 
-def verifies_in_background(api):
-    """True when the server answers complete with the image's state (issue 15's server:
-    200 with image_status, 202 with the image id while verifying)."""
-    c = Client(api.url, api.token(user_id("probe")))
-    _, doc = c.upload(os.urandom(1000))
-    return "image_status" in doc
-
-
 def needs_test_hooks():
     from test_images import has_test_hooks
     if not has_test_hooks():
         pytest.skip("built without test hooks (make test / make asan build them)")
-
-
-def needs_async_server(api):
-    if not verifies_in_background(api):
-        pytest.skip("needs the server of issue 15 (complete answers image_status; 202 with "
-                    "image_id; complete takes a sha256)")
 
 
 def test_upload_says_verified_and_ls_info_show_the_state(papi, tmp_path):
@@ -375,77 +361,23 @@ def test_upload_says_verified_and_ls_info_show_the_state(papi, tmp_path):
     assert re.search(r"^status: +active$", info, re.M), info
 
 
-def test_wait_exits_nonzero_when_verification_fails(papi, tmp_path):
-    """A wrong declared sha256 (fail point): the background verification fails and
-    --wait exits 5 with the server's error code. Above the verification threshold."""
+@pytest.mark.parametrize("mode,size", [("first", 70 * MIB), ("stream", 9 * MIB)])
+def test_wait_exits_nonzero_when_verification_fails(papi, tmp_path, mode, size):
+    """A wrong sha256 (fail point), declared at creation (hash first) or sent with complete
+    (streamed): the background verification fails and --wait exits 5 with the server's
+    error code. Above the verification threshold."""
     needs_test_hooks()
     px = Pixctl(papi, tmp_path)
-    src = tmp_path / "liar.jpg"
-    write_random(src, 70 * MIB)
-    p = px.run("upload", "--wait", "--hash", "first", src, ok=False,
+    src = tmp_path / ("liar-%s.jpg" % mode)
+    write_random(src, size)
+    p = px.run("upload", "--wait", "--hash", mode, src, ok=False,
                PIXPLANE_FAIL="pixctl_wrong_sha256")
     assert p.returncode == 5, (p.returncode, p.stderr[-2000:])
     assert "sha256_mismatch" in p.stderr, p.stderr[-2000:]
     assert not os.listdir(px.state), "a failed upload leaves no resume state"
 
 
-def test_streamed_upload_declares_the_right_hash(papi, door, tmp_path):
-    px = Pixctl(papi, tmp_path)
-    src = tmp_path / "streamed.jpg"
-    digest = write_random(src, 4 * 8 * MIB + 4321)
-    door.reset()
-    doc = px.upload_json(src, "--hash", "stream", "--parallel", "3", "--wait")
-    assert doc["hash"] == "stream" and doc["sha256"] == digest, doc
-    assert doc["status"] == "completed" and doc["chunks_sent"] == 5 and door.total_puts() == 5
-    assert px.session(doc["upload_session_id"]).get("sha256") in (None, digest)  # new: given
-    info = json.loads(px.run("info", "--json", doc["image_id"]).stdout)
-    assert info["sha256"] == digest == sha256_file(src)
-
-
-def test_auto_streams_large_files(papi, tmp_path):
-    px = Pixctl(papi, tmp_path)
-    src = tmp_path / "auto.jpg"
-    digest = write_random(src, 9 * MIB)
-    doc = px.upload_json(src, "--hash-first-below", "8MiB", "--wait")  # a verified blob
-    assert doc["hash"] == "stream" and doc["sha256"] == digest
-    doc = px.upload_json(src, "--hash-first-below", "10MiB")
-    assert doc["hash"] == "first" and doc["proof"] is True  # hashed first: dedup, no bytes
-
-
-def test_streamed_upload_killed_then_resumed_has_the_right_hash(papi, door, tmp_path):
-    px = Pixctl(papi, tmp_path)
-    src = tmp_path / "streamed-kill.jpg"
-    digest = write_random(src, 8 * 8 * MIB + 77)
-    sid = kill_mid_upload(px, door, src, 2, 9, "--hash", "stream")
-    time.sleep(1)
-    before = px.session(sid)["uploaded_chunks"]
-    assert 2 <= len(before) < 9, before
-    assert not px.state_doc()["sha256"], "a streamed session is saved without a hash"
-    door.reset()
-    doc = px.upload_json(src, "--hash", "first", "--wait")  # the saved state decides: streamed
-    assert doc["hash"] == "stream" and doc["resumed"] is True and doc["upload_session_id"] == sid
-    assert doc["sha256"] == digest and doc["chunks_sent"] == 9 - len(before), doc
-    assert sorted(n - 1 for n in door.puts) == sorted(set(range(9)) - set(before))
-    assert px.session(sid).get("sha256") in (None, digest)
-    info = json.loads(px.run("info", "--json", doc["image_id"]).stdout)
-    assert info["sha256"] == digest
-
-
-# needs the server of issue 15
-
-def test_streamed_wrong_hash_at_complete_fails(papi, tmp_path):
-    needs_async_server(papi)
-    needs_test_hooks()
-    px = Pixctl(papi, tmp_path)
-    src = tmp_path / "stream-liar.jpg"
-    write_random(src, 9 * MIB)
-    p = px.run("upload", "--wait", "--hash", "stream", src, ok=False,
-               PIXPLANE_FAIL="pixctl_wrong_sha256")
-    assert p.returncode == 5 and "sha256_mismatch" in p.stderr, (p.returncode, p.stderr)
-
-
 def test_upload_returns_verifying_then_wait_says_verified(papi, tmp_path):
-    needs_async_server(papi)
     px = Pixctl(papi, tmp_path)
     src = tmp_path / "big-verifying.jpg"
     digest = write_random(src, 300 * MIB)

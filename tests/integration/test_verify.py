@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import ApiProcess, Client, object_exists, sql, sql_value, user_id
+from conftest import ApiProcess, Client, object_exists, sql_value, user_id
 from test_images import has_test_hooks
 from test_sync import SSEReader, sse_connect
 
@@ -158,7 +158,7 @@ def test_dedup_poisoning(api, s3, size_mib):
         assert sql_value("SELECT count(*) FROM blobs WHERE content_hash = '%s'" % want) == "0"
     sb = b.start(x, declare=True)
     b.put_chunks(sb, x, list(range(sb["chunk_count"])))
-    st, db_ = b.complete_settled(sb["upload_session_id"])
+    b.complete_settled(sb["upload_session_id"])
     done_b = settle(b, sb["upload_session_id"])
     done_a = settle(a, sa["upload_session_id"])
     assert done_a["status"] == "failed" and done_a["error"]["code"] == "sha256_mismatch"
