@@ -377,6 +377,48 @@ def test_wait_exits_nonzero_when_verification_fails(papi, tmp_path, mode, size):
     assert not os.listdir(px.state), "a failed upload leaves no resume state"
 
 
+def test_streamed_upload_declares_the_right_hash(papi, door, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "streamed.jpg"
+    digest = write_random(src, 4 * 8 * MIB + 4321)
+    door.reset()
+    doc = px.upload_json(src, "--hash", "stream", "--parallel", "3", "--wait")
+    assert doc["hash"] == "stream" and doc["sha256"] == digest, doc
+    assert doc["status"] == "completed" and doc["chunks_sent"] == 5 and door.total_puts() == 5
+    assert px.session(doc["upload_session_id"]).get("sha256") in (None, digest)  # new: given
+    info = json.loads(px.run("info", "--json", doc["image_id"]).stdout)
+    assert info["sha256"] == digest == sha256_file(src)
+
+
+def test_auto_streams_large_files(papi, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "auto.jpg"
+    digest = write_random(src, 9 * MIB)
+    doc = px.upload_json(src, "--hash-first-below", "8MiB", "--wait")  # a verified blob
+    assert doc["hash"] == "stream" and doc["sha256"] == digest
+    doc = px.upload_json(src, "--hash-first-below", "10MiB")
+    assert doc["hash"] == "first" and doc["proof"] is True  # hashed first: dedup, no bytes
+
+
+def test_streamed_upload_killed_then_resumed_has_the_right_hash(papi, door, tmp_path):
+    px = Pixctl(papi, tmp_path)
+    src = tmp_path / "streamed-kill.jpg"
+    digest = write_random(src, 8 * 8 * MIB + 77)
+    sid = kill_mid_upload(px, door, src, 2, 9, "--hash", "stream")
+    time.sleep(1)
+    before = px.session(sid)["uploaded_chunks"]
+    assert 2 <= len(before) < 9, before
+    assert not px.state_doc()["sha256"], "a streamed session is saved without a hash"
+    door.reset()
+    doc = px.upload_json(src, "--hash", "first", "--wait")  # the saved state decides: streamed
+    assert doc["hash"] == "stream" and doc["resumed"] is True and doc["upload_session_id"] == sid
+    assert doc["sha256"] == digest and doc["chunks_sent"] == 9 - len(before), doc
+    assert sorted(n - 1 for n in door.puts) == sorted(set(range(9)) - set(before))
+    assert px.session(sid).get("sha256") in (None, digest)
+    info = json.loads(px.run("info", "--json", doc["image_id"]).stdout)
+    assert info["sha256"] == digest
+
+
 def test_upload_returns_verifying_then_wait_says_verified(papi, tmp_path):
     px = Pixctl(papi, tmp_path)
     src = tmp_path / "big-verifying.jpg"
