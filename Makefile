@@ -61,8 +61,15 @@ endif
 FORMAT_SRC = $(wildcard common/*.[ch] services/*/*.[ch] pixctl/*.[ch] tests/unit/*/*.c \
              tests/unit/services/*/*.c tests/tools/*.c minio-dev/*.c)
 
-.PHONY: all test unit integration asan clean format check-format docs tsan scan
-all: $(BINS) $(UNIT_BIN) $(TOOL_BIN)
+.PHONY: all test unit integration asan clean format check-format docs tsan scan web
+all: $(BINS) $(UNIT_BIN) $(TOOL_BIN) $(if $(wildcard web/node_modules),web/dist/.built)
+
+# The browser pages (web/): bundled by esbuild into web/dist, which the API serves at /app/.
+# Needs web/node_modules (minio-dev/install-deps runs npm ci).
+web: web/dist/.built
+web/dist/.built: $(wildcard web/src/*) web/build.mjs web/package-lock.json
+	cd web && node build.mjs
+	touch $@
 
 $(BUILD)/%.o: %.c $(wildcard common/*.h) $(wildcard services/*/*.h)
 	@mkdir -p $(dir $@)
@@ -190,7 +197,7 @@ check-format:
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-test build-asan build-fuzz build-tsan build-scan
+	rm -rf build build-test build-asan build-fuzz build-tsan build-scan web/dist
 
 # ---- Fuzzing (issue 14): libFuzzer harnesses in tests/fuzz/fuzz_<name>.c, built with clang
 # into build-fuzz/ (ASan + UBSan, aborting on any report), apart from build/ and build-test/.
