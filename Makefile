@@ -67,7 +67,7 @@ all: $(BINS) $(UNIT_BIN) $(TOOL_BIN) $(if $(wildcard web/node_modules),web/dist/
 # The browser pages (web/): bundled by esbuild into web/dist, which the API serves at /app/.
 # Needs web/node_modules (minio-dev/install-deps runs npm ci).
 web: web/dist/.built
-web/dist/.built: $(wildcard web/src/*) web/build.mjs web/package-lock.json
+web/dist/.built: $(shell find web/src -type f 2>/dev/null) web/build.mjs web/package-lock.json
 	cd web && node build.mjs
 	touch $@
 
