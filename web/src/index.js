@@ -154,6 +154,7 @@ function startUppy() {
     theme: 'light',
     note: 'Images only. Large files are fine: they are sent in parts and resume after a reload.',
     proudlyDisplayPoweredByUppy: false,
+    hideUploadButton: true, // autoProceed: a file starts when added
     showLinkToFileUploadResult: true,
     showProgressDetails: true,
     fileManagerSelectionType: 'files',

@@ -189,7 +189,7 @@ export function installPixplane(uppy, { link = () => null } = {}) {
       const progress = (value) =>
         uppy.emit('preprocess-progress', uppy.getFile(file.id) || file, {
           mode: 'determinate',
-          message: 'Hashing',
+          message: 'Hashing (SHA-256)',
           value,
         });
       st.sha256 = await sha256(file.data, progress, signal);
