@@ -59,6 +59,10 @@ struct api_config {
     long sse_streams_per_user;
     long sse_max_streams;
     long sse_workers;
+    double stream_ticket_ttl;
+    int sse_query_token;
+    char *cors_origins;
+    char *web_dir;
     int access_log;
     long long max_body;
     double body_timeout;
@@ -84,6 +88,8 @@ struct api {
     struct stream_hub *streams;
     struct imgcache_gens *gens; /* change stamps for the workers' image caches */
     metrics *metrics;
+    struct cors *cors;  /* PIXPLANE_CORS_ORIGINS */
+    struct webapp *web; /* the browser pages at /app/ (NULL: off) */
     const unsigned char *jwt_key;
     size_t jwt_keylen;
     volatile sig_atomic_t draining;
@@ -116,9 +122,9 @@ struct api_call {
 
 typedef void (*api_handler)(struct api_call *c);
 
-/* ROUTE_QUERY_TOKEN: the bearer token may come as ?token= (EventSource cannot set headers) */
+/* ROUTE_STREAM_AUTH: also a stream ticket (?ticket=; EventSource cannot set headers) */
 /* ROUTE_BODYLESS: answered from the head alone; a body (the chunk bytes) is never read */
-enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2, ROUTE_QUERY_TOKEN = 4, ROUTE_BODYLESS = 8 };
+enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2, ROUTE_STREAM_AUTH = 4, ROUTE_BODYLESS = 8 };
 
 extern const struct route api_routes[];
 extern const size_t api_routes_count;

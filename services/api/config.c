@@ -106,6 +106,16 @@ const struct conf_opt api_conf[] = {
      "threads computing stream deltas, apart from the request workers (one job per user and "
      "change, shared by that user's streams)",
      1, 64},
+    {"stream-ticket-ttl", "PIXPLANE_STREAM_TICKET_TTL", CONF_SECS, C(stream_ticket_ttl), "60s",
+     "validity of a single-use /sync/stream ticket (POST /sync/stream-ticket), 1-60 s", 1, 60},
+    {"sse-query-token", "PIXPLANE_SSE_QUERY_TOKEN", CONF_BOOL, C(sse_query_token), "false",
+     "also accept a bearer token as /sync/stream?token= (old clients; the token then sits in "
+     "URLs, browser history and proxies' logs: prefer stream tickets)"},
+    {"cors-origins", "PIXPLANE_CORS_ORIGINS", CONF_STR, C(cors_origins), "",
+     "comma-separated origins (https://app.example.com) whose pages may call the API from a "
+     "browser; empty: same-origin only"},
+    {"web-dir", "PIXPLANE_WEB_DIR", CONF_STR, C(web_dir), "web/dist",
+     "the built browser pages (make web), served at /app/; off when the folder is absent"},
     {"access-log", "PIXPLANE_ACCESS_LOG", CONF_BOOL, C(access_log), "true",
      "log one JSON line per HTTP request"},
     {"max-body", "PIXPLANE_MAX_BODY", CONF_SIZE, C(max_body), "1MiB",

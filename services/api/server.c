@@ -5,11 +5,14 @@
 #include <string.h>
 
 #include "api.h"
+#include "cors.h"
 #include "imgcache.h"
 #include "json.h"
 #include "log.h"
 #include "opshttp.h"
 #include "stream.h"
+#include "ticket.h"
+#include "webapp.h"
 
 #define DB_ACQUIRE_TIMEOUT 2.0
 #define AUTH_CACHE_SLOTS 512 /* per worker thread */
@@ -42,7 +45,8 @@ const struct route api_routes[] = {
     R("GET", "/shared", image_shared_with_me, 0),
     R("POST", "/internal/images/{id}/cleanup", image_cleanup, ROUTE_ADMIN),
     R("GET", "/sync", sync_get, 0),
-    R("GET", "/sync/stream", sync_stream, ROUTE_QUERY_TOKEN),
+    R("GET", "/sync/stream", sync_stream, ROUTE_STREAM_AUTH),
+    R("POST", "/sync/stream-ticket", ticket_issue, 0),
     R("POST", "/internal/sync/prune", sync_prune, ROUTE_ADMIN),
 };
 const size_t api_routes_count = ARRAY_LEN(api_routes);
@@ -129,22 +133,46 @@ const char *api_param_uuid(struct api_call *c, const char *name)
     return NULL;
 }
 
-static int authenticate(struct api_call *c, int query_token)
+static int unauthorized(struct api_call *c, const char *code, const char *why)
+{
+    if (http_resp_header(c->req, "WWW-Authenticate", "Bearer") < 0)
+        log_warn(c->rid, "http", "could not add WWW-Authenticate");
+    api_error(c, 401, code, why);
+    return -1;
+}
+
+/* A stream ticket (?ticket=) stands for the token it was issued to; sent with a bearer
+ * token, both must name the same user. */
+static int authenticate_ticket(struct api_call *c, const char *bearer, const char *ticket)
+{
+    struct auth_claims other;
+    const char *why = NULL;
+
+    if (ticket_redeem(c, ticket, &c->user, &why) < 0)
+        return why ? unauthorized(c, why, "the stream ticket is unknown, used or expired") : -1;
+    if (bearer && (auth_cache_verify(c->t->auth, c->api->jwt_key, c->api->jwt_keylen, bearer,
+                                     time(NULL), &other, &why) < 0 ||
+                   strcmp(other.sub, c->user.sub) != 0))
+        return unauthorized(c, "invalid_ticket", "the stream ticket is another user's");
+    return 0;
+}
+
+/* The bearer token; on the event stream also a ticket, or ?token= if sse-query-token. */
+static int authenticate(struct api_call *c, int stream)
 {
     const char *tok = auth_bearer(http_req_header(c->req, "Authorization"));
     const char *why = "missing bearer token";
-    char qtok[1024];
+    char q[1024];
 
-    if (!tok && query_token && http_req_query_param(c->req, "token", qtok, sizeof qtok) == 1)
-        tok = qtok;
-
+    if (stream && http_req_query_param(c->req, "ticket", q, sizeof q) == 1)
+        return authenticate_ticket(c, tok, q);
+    if (!tok && stream && c->api->cfg->sse_query_token &&
+        http_req_query_param(c->req, "token", q, sizeof q) == 1)
+        tok = q;
     if (tok && auth_cache_verify(c->t->auth, c->api->jwt_key, c->api->jwt_keylen, tok, time(NULL),
                                  &c->user, &why) == 0)
         return 0;
-    if (http_resp_header(c->req, "WWW-Authenticate", "Bearer") < 0)
-        log_warn(c->rid, "http", "could not add WWW-Authenticate");
-    api_error(c, 401, "unauthorized", why);
-    return -1;
+    return unauthorized(c, "unauthorized", why);
 }
 
 /* Token bucket per user; answers 429 with Retry-After when empty. */
@@ -182,33 +210,44 @@ static void run_handler(struct api_call *c, const struct route *r)
         imgcache_write_end(c->api->gens, c->user.sub);
 }
 
+/* A path with no route for its method: OPTIONS is a preflight, anything else 404 / 405. */
+static void no_route(struct api_call *c, int status, const char *allow)
+{
+    if (status == 405 && !strcmp(http_req_method(c->req), "OPTIONS"))
+        return cors_preflight(c->api->cors, c->req, allow);
+    if (status == 405 && http_resp_header(c->req, "Allow", allow) < 0)
+        status = 500;
+    api_error(c, status, status == 405 ? "method_not_allowed" : "not_found",
+              status == 405 ? "method not allowed" : "no such route");
+}
+
 static void dispatch(http_req *req, void *tctx, void *ud)
 {
     struct api_call c = {.api = ud, .t = tctx, .req = req, .rid = http_req_id(req)};
     char allow[64] = "";
     int status = 404;
-    const struct route *r =
-        router_match(api_routes, api_routes_count, http_req_method(req), http_req_path(req),
-                     &c.params, allow, sizeof allow, &status);
+    const struct route *r;
 
-    if (r)
-        http_req_set_tag(req, r->pattern);
-    if (!r) {
-        if (status == 405 && http_resp_header(req, "Allow", allow) < 0)
-            status = 500;
-        api_error(&c, status, status == 405 ? "method_not_allowed" : "not_found",
-                  status == 405 ? "method not allowed" : "no such route");
+    if (webapp_serve(c.api->web, req, http_req_path(req)))
         return;
-    }
-    if (!(r->flags & ROUTE_PUBLIC) && authenticate(&c, r->flags & ROUTE_QUERY_TOKEN) < 0)
-        return;
+    if (cors_headers(c.api->cors, req) < 0)
+        return api_error(&c, 500, "internal", "could not build the answer");
+    r = router_match(api_routes, api_routes_count, http_req_method(req), http_req_path(req),
+                     &c.params, allow, sizeof allow, &status);
+    if (!r)
+        return no_route(&c, status, allow);
+    http_req_set_tag(req, r->pattern);
+    if (!(r->flags & ROUTE_PUBLIC) && authenticate(&c, r->flags & ROUTE_STREAM_AUTH) < 0)
+        goto out;
     if (!(r->flags & ROUTE_PUBLIC) && rate_limited(&c))
-        return;
+        goto out;
     if ((r->flags & ROUTE_ADMIN) && !c.user.admin) {
         api_error(&c, 403, "forbidden", "admin token required");
-        return;
+        goto out;
     }
     run_handler(&c, r);
+out:
+    pg_release(c.db); /* a ticket's redemption may have taken one */
 }
 
 static int bodyless(const char *method, const char *path)
@@ -295,6 +334,12 @@ int api_init(struct api *api, char *err)
     api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
     if (!api->rl)
         return err_set(err, "out of memory"), -1;
+    if (!(api->cors = cors_new(cfg->cors_origins, err)))
+        return -1;
+    if (!(api->web = webapp_load(cfg->web_dir, err)) && err[0])
+        return -1;
+    log_info(NULL, "web_pages", api->web ? "serving the browser pages at /app/" : "no pages",
+             "web_dir", cfg->web_dir);
     api->jwt_key = (const unsigned char *)cfg->jwt_secret;
     api->jwt_keylen = strlen(cfg->jwt_secret);
     s3cfg_fill(api);
@@ -344,6 +389,10 @@ void api_fini(struct api *api)
     api->pg = NULL;
     ratelimit_free(api->rl);
     api->rl = NULL;
+    cors_free(api->cors);
+    api->cors = NULL;
+    webapp_free(api->web);
+    api->web = NULL;
     metrics_free(api->metrics);
     api->metrics = NULL;
 }

@@ -18,6 +18,18 @@ const struct pg_stmt api_stmts[] = {
     FINALIZE_STMTS,
     POP_STMTS,
     {"ping", "SELECT 1"},
+    /* Stream tickets (ticket.c): $1 hex SHA-256 of the ticket, $4 the token's expiry (epoch
+     * seconds), $5 the ticket's lifetime. A ticket is spent by the DELETE that redeems it. */
+    {"ticket_issue",
+     "INSERT INTO stream_tickets (ticket_hash, user_id, admin, token_exp, expires_at)"
+     " VALUES (decode($1, 'hex'), $2, $3::boolean, to_timestamp($4::float8),"
+     " now() + make_interval(secs => $5::float8))"},
+    {"ticket_redeem",
+     "DELETE FROM stream_tickets WHERE ticket_hash = decode($1, 'hex') AND expires_at > now()"
+     " RETURNING user_id, admin, extract(epoch FROM token_exp)::bigint"},
+    {"ticket_prune",
+     "DELETE FROM stream_tickets WHERE ctid = ANY (ARRAY (SELECT ctid FROM stream_tickets"
+     " WHERE expires_at < now() LIMIT 5000))"},
     {"outbox_backlog", "SELECT count(*) FROM outbox WHERE sent_at IS NULL"},
     /* A budget that has refilled completely is the same as no row: forget it. */
     {"pop_budget_prune",

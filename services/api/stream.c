@@ -581,9 +581,11 @@ void sync_stream(struct api_call *c)
     struct stream_hub *h = c->api->streams;
     struct sync_cursor cur;
     struct sse *s;
-    char msg[128];
+    char msg[128], since[128];
     int cap;
 
+    if (!last && http_req_query_param(c->req, "since", since, sizeof since) == 1)
+        last = since; /* EventSource cannot set Last-Event-ID on a new connection */
     if (last && sync_cursor_decode(last, &cur) < 0)
         return api_error(c, 400, "bad_cursor", "Last-Event-ID is not a cursor we issued");
     if ((cap = quota_take(h, c->user.sub)) != 0)

@@ -244,6 +244,10 @@ static void prune_run(void *arg, void *tctx)
     else if (!(r = pg_exec(db, "pop_budget_prune", 1, p, err)))
         log_warn(NULL, "pop_budget_prune_failed", err);
     PQclear(r);
+    r = NULL;
+    if (db && !(r = pg_exec(db, "ticket_prune", 0, NULL, err)))
+        log_warn(NULL, "ticket_prune_failed", err);
+    PQclear(r);
     pg_release(db);
     __atomic_store_n(&t->api->housekeeping_busy, 0, __ATOMIC_RELEASE);
 }

@@ -127,11 +127,14 @@ def test_request_id_and_no_secrets_in_logs(stack):
         _, doc = c.upload(os.urandom(100))
         c.call("GET", "/images/%s" % doc["image_id"])
         requests.get(api.url + "/sync/stream?token=" + tok, timeout=2, stream=True).close()
+        ticket = c.call("POST", "/sync/stream-ticket")[1]["ticket"]
+        requests.get(api.url + "/sync/stream?ticket=" + ticket, timeout=2, stream=True).close()
     finally:
         api.stop()
     log = open(api.log_path).read()
     assert '"request_id":"trace-abc.123"' in log
     assert tok not in log and tok.split(".")[2] not in log
+    assert ticket not in log
     assert "X-Amz-Signature" not in log and os.environ["S3_SECRET_KEY"] not in log
     assert os.environ["PIXPLANE_JWT_SECRET"] not in log
 
