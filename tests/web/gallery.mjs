@@ -9,7 +9,8 @@
 //    worker made it), `pixctl rm ID` vanishes.
 // 3. Through the UI, on image --rename: open it (preview loads), rename, share, download the
 //    original, delete; in the trash, restore it.
-// Screenshots: DIR/gallery.png, DIR/gallery-viewer.png, DIR/gallery-trash.png.
+// Screenshots in DIR: gallery.png (the grid), gallery-live.png (pixctl's upload arriving),
+// gallery-viewer.png, gallery-trash.png, gallery-mobile.png (a phone's width).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -88,6 +89,8 @@ try {
   out.uploaded.first = await page.$eval('#grid li[data-id]', (li) => li.dataset.id); // at the top
   out.uploaded.state_on_arrival = await page.$eval(tileSel(up.image_id), (li) => li.dataset.thumb);
   step('upload_appeared');
+  await new Promise((r) => setTimeout(r, 450)); // its arrival animation
+  await page.screenshot({ path: join(o.out, 'gallery-live.png') });
   await thumbLoaded(up.image_id);
   step('upload_thumb_loaded');
 
@@ -165,6 +168,9 @@ try {
   out.back = await page.$eval(tileSel(id) + ' .tile-name', (e) => e.textContent);
   step('back_in_photos');
   out.live_state = await page.$eval('#live', (e) => e.dataset.state);
+  await page.setViewport({ width: 390, height: 844 }); // isMobile would reload the page
+  await new Promise((r) => setTimeout(r, 400));
+  await page.screenshot({ path: join(o.out, 'gallery-mobile.png') });
   out.ok = true;
 } catch (e) {
   out.ok = false;

@@ -13,7 +13,6 @@ import { Grid } from './gallery/grid.js';
 import { fillIcons } from './gallery/icons.js';
 import { Viewer, explain } from './gallery/viewer.js';
 
-const PAGE = 60;
 const STREAM_WAIT = 5000; // ms the list waits for the stream before loading anyway
 
 const VIEWS = {
@@ -140,7 +139,7 @@ function trashed() {
   trashTimer = setTimeout(async () => {
     const gen = state.gen;
     try {
-      const { body } = await call('GET', `/images?status=deleted&limit=${PAGE}`);
+      const { body } = await call('GET', '/images?status=deleted');
       if (gen === state.gen) for (const r of body.images) grid.upsert(r, { live: true });
     } catch {
       /* the next visit loads it */
@@ -180,9 +179,8 @@ async function loadPage(first = false) {
   summary();
   try {
     const src = VIEWS[state.view].src;
-    const q = new URLSearchParams({ limit: String(PAGE) });
-    if (state.next) q.set('cursor', state.next);
-    const { body } = await call('GET', src + (src.includes('?') ? '&' : '?') + q);
+    const q = state.next ? (src.includes('?') ? '&' : '?') + 'cursor=' + encodeURIComponent(state.next) : '';
+    const { body } = await call('GET', src + q); // the API's page size (PIXPLANE_PAGE_SIZE)
     if (gen !== state.gen) return;
     state.next = body.next_cursor;
     grid.complete = !body.next_cursor;
@@ -211,7 +209,7 @@ function summary() {
   const n = grid.count();
   const v = VIEWS[state.view];
   const settled = !state.loading && grid.complete;
-  $('#count').textContent = n || settled ? v.count(n, !grid.complete) : '';
+  $('#count').textContent = n ? v.count(n, !grid.complete) : '';
   const empty = $('#empty');
   empty.hidden = !(settled && n === 0);
   empty.querySelector('.empty-title').textContent = v.empty[0];

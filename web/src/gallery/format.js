@@ -27,13 +27,6 @@ export function when(iso) {
   return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
-// Newest first, as GET /images pages them: created_at, then image_id, both descending.
-export function newerFirst(a, b) {
-  const d = Date.parse(b.created_at) - Date.parse(a.created_at);
-  if (d) return d;
-  return a.image_id < b.image_id ? 1 : a.image_id > b.image_id ? -1 : 0;
-}
-
 export function el(tag, props = {}, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {

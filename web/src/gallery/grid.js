@@ -1,6 +1,6 @@
 // The grid of one view (photos, shared, trash): its records, in the API's order (newest
 // first), one tile each, and each tile's thumbnail, asked for once the tile nears the screen.
-import { ago, el, fmtBytes, newerFirst } from './format.js';
+import { ago, el, fmtBytes } from './format.js';
 import { icon } from './icons.js';
 import { cachedUrl, forgetUrl, variantUrl } from './urls.js';
 
@@ -61,16 +61,21 @@ export class Grid {
       const merged = { ...old, ...rec };
       this.items.set(id, merged);
       this.caption(li, merged);
-      if (thumbChanged(old, merged) && li._near) this.loadThumb(li, becameReady(old, merged));
+      const shown = li.querySelector('img').getAttribute('src') && merged.status === 'active';
+      if (li._near && !shown && thumbChanged(old, merged)) this.loadThumb(li, becameReady(old, merged));
       return;
     }
-    const last = this.ul.lastElementChild;
-    if (live && !this.complete && last && newerFirst(rec, this.items.get(last.dataset.id)) > 0)
-      return;
+    let last = this.ul.lastElementChild;
+    while (last && !last.dataset.id) last = last.previousElementSibling; // skip a leaving tile
+    if (live && !this.complete && last && older(rec, this.items.get(last.dataset.id))) return;
     this.items.set(id, rec);
     const t = this.makeTile(rec);
-    if (live) t.classList.add('is-new');
-    this.place(t, rec);
+    if (live) {
+      t.classList.add('is-new');
+      this.place(t, rec);
+    } else {
+      this.ul.append(t); // a page: the API's order, after everything loaded so far
+    }
     this.seen.observe(t);
     this.onChange();
   }
@@ -94,13 +99,12 @@ export class Grid {
     return n ? n.dataset.id : null;
   }
 
-  // Tiles are kept in API order; a page appends, a live upload lands at the top.
+  // A live arrival goes before the first tile that is not newer (an upload: the top).
   place(t, rec) {
-    let after = this.ul.lastElementChild;
-    while (after && (!after.dataset.id || newerFirst(rec, this.items.get(after.dataset.id)) < 0))
-      after = after.previousElementSibling;
-    if (after) after.after(t);
-    else this.ul.prepend(t);
+    let before = this.ul.firstElementChild;
+    while (before && (!before.dataset.id || older(rec, this.items.get(before.dataset.id))))
+      before = before.nextElementSibling;
+    this.ul.insertBefore(t, before);
   }
 
   makeTile(rec) {
@@ -208,6 +212,11 @@ export class Grid {
     if (ev.target.closest('.tile-restore')) this.onRestore(li.dataset.id);
     else if (ev.target.closest('button.tile-open')) this.onOpen(li.dataset.id);
   }
+}
+
+// created_at has whole seconds: a tie is not "older"
+function older(a, b) {
+  return Date.parse(a.created_at) < Date.parse(b.created_at);
 }
 
 function thumbChanged(a, b) {

@@ -37,6 +37,6 @@ export function icon(name, cls = 'icon') {
 // Fills every <span data-icon="NAME"> placeholder of the static HTML.
 export function fillIcons(root = document) {
   for (const el of root.querySelectorAll('[data-icon]')) {
-    el.replaceWith(icon(el.dataset.icon, el.className || 'icon'));
+    el.replaceWith(icon(el.dataset.icon, ('icon ' + el.className).trim()));
   }
 }
