@@ -2,7 +2,8 @@
 
 Pictures uploaded with pixctl show as thumbnails once the stack's worker has made them, paged
 by the list cursors (a page size of 6 makes the page follow them); with the page open, an
-upload and a delete made by pixctl show without a reload; rename, share, download, delete
+upload and a delete made by pixctl show without a reload, and so do those made while the
+page's API was down (the stream resumes from its cursor); rename, share, download, delete
 and restore work through the UI. The driver (tests/web/gallery.mjs) reports what the page
 showed; everything is then checked again through the API. Screenshots go to
 tests/artifacts/web/gallery*.png (the grid, an upload arriving, the viewer, the trash, a phone)."""
@@ -17,6 +18,7 @@ import time
 
 import pytest
 
+import conftest
 from conftest import BUILD, ROOT, ApiProcess, Client, user_id
 
 PIXCTL = os.path.join(BUILD, "pixctl")
@@ -104,20 +106,55 @@ def wait_variants(c, ids, timeout=60):
         timeout, sorted(todo))
 
 
+class Served:
+    """The API serving the pages (api), and another server of the same deployment (other)
+    for a device's changes while the first is down."""
+
+    def __init__(self):
+        self.overrides = {"PIXPLANE_WEB_DIR": WEB_DIST, "PIXPLANE_PAGE_SIZE": PAGE_SIZE}
+        self.api = ApiProcess(self.overrides)
+        self.other = ApiProcess()
+
+    def stop_api(self):
+        self.api.stop()
+
+    def start_api_again(self):
+        """A new process on the same ports: the open page reconnects to the same origin."""
+        ports = iter([self.api.port, self.api.ops_port])
+        real = conftest.free_port
+        conftest.free_port = lambda: next(ports)
+        try:
+            self.api = ApiProcess(self.overrides)
+        finally:
+            conftest.free_port = real
+
+    def stop(self):
+        for p in (self.api, self.other):
+            if p.proc.poll() is None or not p.log.closed:
+                p.stop()
+
+
 @pytest.fixture(scope="module")
-def gallery_api(stack):
+def served(stack):
     for what, ok in (("chromium", os.path.exists(CHROMIUM)), ("node", shutil.which("node")),
                      ("pixctl", os.path.exists(PIXCTL)), ("convert", shutil.which("convert"))):
         if not ok:
             pytest.skip("%s missing" % what)
     assert os.path.exists(os.path.join(WEB_DIST, "gallery.html")), "pages not built: make web"
-    api = ApiProcess({"PIXPLANE_WEB_DIR": WEB_DIST, "PIXPLANE_PAGE_SIZE": PAGE_SIZE})
-    yield api
-    api.stop()
+    s = Served()
+    yield s
+    s.stop()
 
 
-def test_gallery_thumbnails_live_changes_and_actions(gallery_api, tmp_path):
-    api = gallery_api
+def pixctl_json(env, *args):
+    p = subprocess.run([PIXCTL, "--json"] + list(args), env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, (args, p.stderr[-2000:])
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def test_gallery_thumbnails_live_changes_and_actions(served, tmp_path):
+    api = served.api
     me, friend = user_id("gal"), user_id("friend")
     tok = api.token(me)
     c = Client(api.url, tok)
@@ -125,30 +162,47 @@ def test_gallery_thumbnails_live_changes_and_actions(gallery_api, tmp_path):
     (home / "state").mkdir(parents=True)
     env = pixctl_env(api, tok, home)
 
-    pics = make_pictures(str(tmp_path), NAMES + ["just-arrived"])
-    live_pic = pics.pop()
-    out = subprocess.run([PIXCTL, "upload", "--json"] + pics, env=env, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    ids = [json.loads(line)["image_id"] for line in out.stdout.splitlines() if line.strip()]
+    pics = make_pictures(str(tmp_path), NAMES + ["just-arrived", "while-away"])
+    away_pic, live_pic = pics.pop(), pics.pop()
+    ids = [d["image_id"] for d in pixctl_json(env, "upload", *pics)]
     assert len(ids) == len(NAMES)
     wait_variants(c, ids)
     listed = [i["image_id"] for i in all_pages(c, "/images")]
     assert sorted(listed) == sorted(ids)
-    gone, renamed = listed[7], listed[1]  # pixctl deletes one; the UI renames another
+    # pixctl deletes one with the page open, another while the page's API is down; the UI
+    # renames, shares, deletes and restores a third
+    gone, gone_away, renamed = listed[7], listed[10], listed[1]
     new_name = "Abendlicht am See — Ü.jpg"
 
     os.makedirs(ARTIFACTS, exist_ok=True)
     t0 = time.monotonic()
-    p = subprocess.run(
+    drv = subprocess.Popen(
         ["node", DRIVER, "--api", api.url, "--token", tok, "--pixctl", PIXCTL, "--out", ARTIFACTS,
          "--expect", str(len(ids)), "--upload", live_pic, "--rm", gone, "--rename", renamed,
-         "--new-name", new_name, "--share-with", friend],
-        env=env, capture_output=True, text=True, timeout=120)
+         "--new-name", new_name, "--share-with", friend, "--restart"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = drv.stdout.readline()  # the driver's own deadline bounds every wait
+        assert json.loads(line or "{}").get("pause") == "restart", line
+        # the page's API goes away; a device uploads and deletes through another server
+        served.stop_api()
+        other = pixctl_env(served.other, tok, home)
+        away = pixctl_json(other, "upload", away_pic)[0]["image_id"]
+        pixctl_json(other, "rm", gone_away)
+        served.start_api_again()
+        drv.stdin.write(json.dumps({"added": away, "removed": gone_away}) + "\n")
+        drv.stdin.flush()
+        rest, err = drv.communicate(timeout=100)
+    finally:
+        if drv.poll() is None:
+            drv.kill()
+            drv.wait()
     took = time.monotonic() - t0
-    assert p.returncode == 0, p.stderr[-3000:]
-    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert drv.returncode == 0, err[-3000:]
+    r = json.loads(rest.strip().splitlines()[-1])
     reqs = r.pop("requests")
+    print("gallery driver: %.1fs, steps (ms) %s, live states %s" % (
+        r["seconds"], {k: v["at_ms"] for k, v in r["steps"].items()}, r["live_states"]))
     assert r["ok"], json.dumps(r, indent=1)[:4000]
     assert r["problems"] == [], r["problems"]  # no script error, no CSP refusal
     assert took < 90, took
@@ -165,7 +219,8 @@ def test_gallery_thumbnails_live_changes_and_actions(gallery_api, tmp_path):
         got = [q["status"] for q in reqs if "/images/%s/variants/thumbnail_small" % i in q["url"]]
         assert got == [200], (i, got, i == renamed, i == gone)
 
-    # 2. pixctl's upload appeared at the top and its thumbnail loaded; its delete vanished
+    # 2. with the page open, pixctl's upload appeared at the top and its thumbnail loaded;
+    # its delete vanished
     up = r["uploaded"]
     with open(live_pic, "rb") as f:
         assert up["sha256"] == hashlib.sha256(f.read()).hexdigest()
@@ -175,6 +230,13 @@ def test_gallery_thumbnails_live_changes_and_actions(gallery_api, tmp_path):
     assert c.call("GET", "/images/%s" % gone)[0] == 404
     trash = [i["image_id"] for i in all_pages(c, "/images?status=deleted")]
     assert gone in trash
+
+    # ... and while the page's API was down: the page reconnected from its cursor
+    assert r["restart"] == {"added": away, "removed": gone_away}
+    assert "reconnecting" in r["live_states"] and r["live_state"] == "live", r["live_states"]
+    assert any("/sync/stream?ticket=" in q["url"] and "&since=" in q["url"] for q in reqs)
+    assert c.call("GET", "/images/%s/metadata" % away)[1]["status"] == "active"
+    assert c.call("GET", "/images/%s" % gone_away)[0] == 404
 
     # 3. rename, share, download, delete and restore through the UI
     st, meta = c.call("GET", "/images/%s/metadata" % renamed)

@@ -7,6 +7,9 @@
 // 1. The page lists the N images already uploaded, and their thumbnails load.
 // 2. With the page open: `pixctl upload FILE` appears (and its thumbnail loads once the
 //    worker made it), `pixctl rm ID` vanishes.
+// With --restart: prints {"pause":"restart"} and waits for a line on stdin while pytest
+//    restarts the API and, meanwhile, uploads and deletes through another server; the page
+//    reconnects and shows both ({"added":ID,"removed":ID} on that line).
 // 3. Through the UI, on image --rename: open it (preview loads), rename, share, download the
 //    original, delete; in the trash, restore it.
 // Screenshots in DIR: gallery.png (the grid), gallery-live.png (pixctl's upload arriving),
@@ -16,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { args, deadline, launch, recordNetwork } from './browser.mjs';
 
 const o = args();
@@ -38,12 +42,24 @@ const browser = await launch();
 const page = await browser.newPage();
 const net = recordNetwork(page);
 const problems = [];
+let apiDown = false; // while pytest restarts the API, a refused connection is expected
 page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
 page.on('console', (m) => {
+  if (apiDown && /ERR_CONNECTION_REFUSED/.test(m.text())) return;
   if (m.type() === 'error' || /Content Security Policy|Refused to/.test(m.text()))
     problems.push('console: ' + m.text());
 });
 await page.setViewport({ width: 1280, height: 860 });
+const liveStates = []; // every state the live indicator went through
+await page.exposeFunction('pixLiveState', (st) => liveStates.push(st));
+await page.evaluateOnNewDocument(() =>
+  document.addEventListener('DOMContentLoaded', () => {
+    const live = document.querySelector('#live');
+    new MutationObserver(() => window.pixLiveState(live.dataset.state)).observe(live, {
+      attributeFilter: ['data-state'],
+    });
+  }),
+);
 const downloads = mkdtempSync(join(tmpdir(), 'pixplane-gallery-dl-'));
 const cdp = await page.createCDPSession();
 await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
@@ -74,7 +90,11 @@ try {
   );
   await page.waitForSelector('#live[data-state="live"]', { timeout: 15000 });
   out.tiles = await page.$$eval('#grid li[data-id]', (ls) =>
-    ls.map((li) => ({ id: li.dataset.id, thumb: li.dataset.thumb, w: li.querySelector('img').naturalWidth })),
+    ls.map((li) => ({
+      id: li.dataset.id,
+      thumb: li.dataset.thumb,
+      w: li.querySelector('img').naturalWidth,
+    })),
   );
   out.count_text = await page.$eval('#count', (e) => e.textContent);
   step('listed');
@@ -99,6 +119,23 @@ try {
   await page.waitForSelector(tileSel(o.rm), { hidden: true, timeout: 15000 });
   step('rm_vanished');
 
+  if (o.restart) {
+    const stdin = createInterface({ input: process.stdin });
+    const line = new Promise((resolve) => stdin.once('line', resolve));
+    apiDown = true;
+    console.log(JSON.stringify({ pause: 'restart' }));
+    const { added, removed } = JSON.parse(await line);
+    stdin.close();
+    step('api_restarted');
+    await page.waitForSelector(tileSel(added), { timeout: 30000 });
+    await page.waitForSelector(tileSel(removed), { hidden: true, timeout: 30000 });
+    await thumbLoaded(added);
+    await page.waitForSelector('#live[data-state="live"]', { timeout: 10000 });
+    apiDown = false;
+    out.restart = { added, removed };
+    step('caught_up');
+  }
+
   // 3. the viewer, on one image
   const id = o.rename;
   await page.click(tileSel(id) + ' .tile-open');
@@ -110,7 +147,7 @@ try {
     },
     { timeout: 20000 },
   );
-  await page.waitForFunction(() => document.querySelector('[data-f="variants"] .chip'), { timeout: 10000 });
+  await page.waitForSelector('[data-f="variants"] .chip', { timeout: 10000 });
   out.viewer = await page.evaluate(() => ({
     title: document.querySelector('#v-title').textContent,
     sha256: document.querySelector('[data-f="sha256"]').textContent,
@@ -126,7 +163,10 @@ try {
   await page.type('#v-rename-input', o['new-name']);
   await page.click('#v-rename button[type="submit"]');
   await page.waitForFunction(
-    (n) => document.querySelector('#v-title').textContent === n && !document.querySelector('#v-title').hidden,
+    (n) => {
+      const t = document.querySelector('#v-title');
+      return t.textContent === n && !t.hidden;
+    },
     { timeout: 10000 },
     o['new-name'],
   );
@@ -134,13 +174,15 @@ try {
 
   await page.type('#v-share-input', o['share-with']);
   await page.click('#v-share button[type="submit"]');
-  await page.waitForFunction(() => /^Shared with/.test(document.querySelector('#v-share-msg').textContent), {
-    timeout: 10000,
-  });
+  await page.waitForFunction(
+    () => /^Shared with/.test(document.querySelector('#v-share-msg').textContent),
+    { timeout: 10000 },
+  );
   step('shared');
 
   await page.click('#viewer .v-download');
-  const got = await waitFor(() => readdirSync(downloads).filter((f) => !f.endsWith('.crdownload')), 15000);
+  const done = () => readdirSync(downloads).filter((f) => !f.endsWith('.crdownload'));
+  const got = await waitFor(done, 15000);
   out.download = {
     name: got[0],
     sha256: createHash('sha256').update(readFileSync(join(downloads, got[0]))).digest('hex'),
@@ -178,6 +220,7 @@ try {
   await page.screenshot({ path: join(o.out, 'gallery-failure.png') }).catch(() => {});
 }
 
+out.live_states = liveStates;
 out.problems = problems;
 out.requests = net.map((e) => ({ method: e.method, url: e.url, status: e.status, type: e.type }));
 out.seconds = (Date.now() - t0) / 1000;

@@ -20,7 +20,10 @@ const VIEWS = {
     src: '/images',
     label: 'Photos',
     count: (n, more) => `${n}${more ? '+' : ''} photo${n === 1 && !more ? '' : 's'}`,
-    empty: ['No photos yet', 'Upload some from this browser or with pixctl: they appear here as they arrive.'],
+    empty: [
+      'No photos yet',
+      'Upload some from this browser or with pixctl: they appear here as they arrive.',
+    ],
     // a change puts an image in this view when this says so, and takes it out otherwise
     holds: (r) => r.owner_id === state.me && (r.status === 'active' || r.status === 'verifying'),
   },
@@ -28,7 +31,10 @@ const VIEWS = {
     src: '/shared',
     label: 'Shared with me',
     count: (n, more) => `${n}${more ? '+' : ''} shared with you`,
-    empty: ['Nothing shared with you yet', 'When someone shares a photo with you, it shows up here.'],
+    empty: [
+      'Nothing shared with you yet',
+      'When someone shares a photo with you, it shows up here.',
+    ],
     holds: (r) => r.owner_id !== state.me && r.status === 'active',
   },
   trash: {
@@ -65,11 +71,17 @@ async function boot() {
   state.me = await whoami();
   showUser();
   $('#app').hidden = false;
-  grid = new Grid($('#grid'), { onOpen: (id) => viewer.open(id), onRestore: restore, onChange: summary });
+  grid = new Grid($('#grid'), {
+    onOpen: (id) => viewer.open(id),
+    onRestore: restore,
+    onChange: summary,
+  });
   viewer = new Viewer($('#viewer'), { grid, me: state.me, toast, onDelete: trash });
   for (const b of document.querySelectorAll('[data-view]'))
     b.addEventListener('click', () => b.dataset.view !== state.view && show(b.dataset.view));
-  $('#list-error button').addEventListener('click', () => (state.ready ? loadPage() : show(state.view)));
+  $('#list-error button').addEventListener('click', () =>
+    state.ready ? loadPage() : show(state.view),
+  );
   new IntersectionObserver((es) => es.some((e) => e.isIntersecting) && loadPage(), {
     rootMargin: '800px',
   }).observe($('#sentinel'));
@@ -107,7 +119,9 @@ function liveState(s) {
   live.querySelector('.live-label').textContent =
     { live: 'Live', reconnecting: 'Reconnecting…', resync: 'Catching up…' }[s] || s;
   live.title =
-    s === 'live' ? 'Changes from every device show up here as they happen' : 'Reconnecting to live updates';
+    s === 'live'
+      ? 'Changes from every device show up here as they happen'
+      : 'Reconnecting to live updates';
 }
 
 function apply(d) {
@@ -179,15 +193,17 @@ async function loadPage(first = false) {
   summary();
   try {
     const src = VIEWS[state.view].src;
-    const q = state.next ? (src.includes('?') ? '&' : '?') + 'cursor=' + encodeURIComponent(state.next) : '';
-    const { body } = await call('GET', src + q); // the API's page size (PIXPLANE_PAGE_SIZE)
+    const sep = src.includes('?') ? '&' : '?';
+    const q = state.next ? sep + 'cursor=' + encodeURIComponent(state.next) : '';
+    const { body } = await call('GET', src + q); // pages of the API's size (PIXPLANE_PAGE_SIZE)
     if (gen !== state.gen) return;
     state.next = body.next_cursor;
     grid.complete = !body.next_cursor;
     for (const r of body.images) grid.upsert(r);
   } catch (e) {
     if (gen !== state.gen) return;
-    if (e.status === 401) return signin('That token was refused (expired, or made for another server). Paste a fresh one.');
+    if (e.status === 401)
+      return signin('That token was refused (expired, or for another server). Paste a fresh one.');
     const err = $('#list-error');
     err.querySelector('.list-error-text').textContent = explain(e, 'Could not load the list');
     err.hidden = false;
@@ -241,13 +257,14 @@ async function restore(id, rec = grid.get(id)) {
     toast(explain(e, 'Could not restore'));
     return;
   }
+  const back = rec && { ...rec, status: 'active' };
   if (state.view === 'trash') grid.remove(id);
-  else if (VIEWS[state.view].holds({ ...rec, status: 'active' })) grid.upsert({ ...rec, status: 'active' }, { live: true });
+  else if (back && VIEWS[state.view].holds(back)) grid.upsert(back, { live: true });
   toast(`Restored “${rec ? rec.name : 'the photo'}”.`);
 }
 
 function toast(text, action) {
-  const t = el('div', { class: 'toast', role: 'status' }, el('span', { text }));
+  const t = el('div', { class: 'toast' }, el('span', { text })); // #toasts is a live region
   const done = () => {
     t.classList.add('is-leaving');
     setTimeout(() => t.remove(), 200);

@@ -60,9 +60,11 @@ export class Grid {
     if (old && li) {
       const merged = { ...old, ...rec };
       this.items.set(id, merged);
+      if (merged.name !== old.name) forgetUrl(id, 'original'); // its signed URL names the file
       this.caption(li, merged);
       const shown = li.querySelector('img').getAttribute('src') && merged.status === 'active';
-      if (li._near && !shown && thumbChanged(old, merged)) this.loadThumb(li, becameReady(old, merged));
+      if (li._near && !shown && thumbChanged(old, merged))
+        this.loadThumb(li, becameReady(old, merged));
       return;
     }
     let last = this.ul.lastElementChild;
@@ -110,18 +112,23 @@ export class Grid {
   makeTile(rec) {
     const trash = this.mode === 'trash';
     const li = el('li', { class: 'tile', 'data-id': rec.image_id, 'data-thumb': 'loading' });
-    const open = el(
-      trash ? 'div' : 'button',
-      { class: 'tile-open', type: trash ? null : 'button' },
-      el('span', { class: 'ph', 'aria-hidden': 'true' }, icon('image'), el('span', { class: 'ph-text' })),
-      el('img', { alt: '', decoding: 'async', draggable: 'false' }),
-    );
-    const img = open.querySelector('img');
+    // a trashed image is not opened: its tile is no button
+    const open = el(trash ? 'div' : 'button', { class: 'tile-open' });
+    if (!trash) open.type = 'button';
+    const ph = el('span', { class: 'ph', 'aria-hidden': 'true' }, icon('image'));
+    ph.append(el('span', { class: 'ph-text' }));
+    const img = el('img', { alt: '', decoding: 'async', draggable: 'false' });
+    open.append(ph, img);
     img.addEventListener('load', () => this.setThumb(li, 'ready'));
     img.addEventListener('error', () => this.thumbError(li));
-    li.append(open, el('div', { class: 'tile-cap' }, el('span', { class: 'tile-name' }), el('span', { class: 'tile-sub' })));
-    if (trash)
-      li.append(el('button', { type: 'button', class: 'btn small tile-restore' }, icon('restore'), 'Restore'));
+    const cap = el('div', { class: 'tile-cap' });
+    cap.append(el('span', { class: 'tile-name' }), el('span', { class: 'tile-sub' }));
+    li.append(open, cap);
+    if (trash) {
+      const b = el('button', { type: 'button', class: 'btn small tile-restore' });
+      b.append(icon('restore'), 'Restore');
+      li.append(b);
+    }
     this.caption(li, rec);
     return li;
   }
@@ -201,7 +208,8 @@ export class Grid {
     const id = li.dataset.id;
     if (!id) return;
     forgetUrl(id, THUMB);
-    if (li._reloaded || this.mode === 'trash') return this.setThumb(li, this.mode === 'trash' ? 'none' : 'error');
+    if (this.mode === 'trash') return this.setThumb(li, 'none');
+    if (li._reloaded) return this.setThumb(li, 'error');
     li._reloaded = true;
     this.loadThumb(li, true);
   }

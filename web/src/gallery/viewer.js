@@ -36,9 +36,14 @@ export class Viewer {
       if (ev.key === 'ArrowLeft') this.step(-1);
       if (ev.key === 'ArrowRight') this.step(1);
     });
-    // a click on the backdrop (the dialog box itself, outside stage and panel) closes
+    this.$('#v-rename-input').addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape') return;
+      ev.preventDefault(); // Escape leaves the rename, not the viewer
+      this.renaming(false);
+    });
+    // a click beside the picture closes, as on the backdrop
     dialog.addEventListener('click', (ev) => {
-      if (ev.target === dialog) this.close();
+      if (ev.target === dialog || ev.target.classList.contains('v-stage')) this.close();
     });
   }
 
@@ -141,12 +146,13 @@ export class Viewer {
     f('sha256', m.sha256 || '— (not verified yet)');
     if (m.variants === undefined) return; // a list record: the metadata call brings them
     const chips = this.$('[data-f="variants"]');
+    // the metadata has a list; a sync entry a map of type -> state
     const vs = Array.isArray(m.variants)
-      ? m.variants
-      : Object.entries(m.variants || {}).map(([variant_type, status]) => ({ variant_type, status }));
-    chips.replaceChildren(
-      ...vs.map((v) => el('span', { class: 'chip ' + v.status, text: `${v.variant_type.replace('_', ' ')} · ${v.status}` })),
-    );
+      ? m.variants.map((v) => [v.variant_type, v.status])
+      : Object.entries(m.variants);
+    const chip = ([type, st]) =>
+      el('span', { class: 'chip ' + st, text: `${type.replace('_', ' ')} · ${st}` });
+    chips.replaceChildren(...vs.map(chip));
     if (!vs.length) chips.textContent = '—';
   }
 
@@ -167,8 +173,10 @@ export class Viewer {
 
   renaming(on) {
     const f = this.$('#v-rename');
+    const was = !f.hidden;
     f.hidden = !on;
     this.$('#v-title').hidden = on;
+    if (was && !on) this.$('.v-rename-btn').focus();
     if (on) {
       const i = this.$('#v-rename-input');
       i.value = this.$('#v-title').textContent;
@@ -185,7 +193,8 @@ export class Viewer {
     if (!name) return;
     try {
       await call('PATCH', `/images/${id}`, { name });
-      this.grid.upsert({ ...this.grid.get(id), name });
+      const rec = this.grid.get(id);
+      if (rec) this.grid.upsert({ ...rec, name });
       if (this.id === id) {
         this.renaming(false);
         this.$('#v-title').textContent = name;
@@ -202,7 +211,8 @@ export class Viewer {
     this.msg('Preparing the download…');
     try {
       const r = await variantUrl(id, 'original');
-      if (r.state !== 'ready') throw new Error(r.state === 'pending' ? 'the upload is still being verified' : 'not available');
+      if (r.state === 'pending') throw new Error('the upload is still being verified');
+      if (r.state !== 'ready') throw new Error('not available');
       const a = el('a', { href: r.url, download: '' });
       document.body.append(a);
       a.click();
@@ -227,15 +237,18 @@ export class Viewer {
     const input = this.$('#v-share-input');
     const out = this.$('#v-share-msg');
     const user = input.value.trim();
+    const id = this.id;
     if (!user) return;
     out.classList.remove('bad');
     try {
-      await call('POST', `/images/${this.id}/shares`, { user_id: user });
+      await call('POST', `/images/${id}/shares`, { user_id: user });
+      const rec = this.grid.get(id); // sharing makes a private image "shared"
+      const visibility = rec && rec.visibility === 'public' ? 'public' : 'shared';
+      if (rec) this.grid.upsert({ ...rec, visibility });
+      if (id !== this.id) return;
       out.textContent = `Shared with ${user}.`;
       input.value = '';
-      const rec = this.grid.get(this.id);
-      if (rec && rec.visibility === 'private') this.grid.upsert({ ...rec, visibility: 'shared' });
-      this.$('[data-f="visibility"]').textContent = this.grid.get(this.id).visibility;
+      this.$('[data-f="visibility"]').textContent = visibility;
     } catch (e) {
       out.textContent = explain(e, 'Could not share');
       out.classList.add('bad');
