@@ -75,6 +75,7 @@ export function variantUrl(id, variant, { fresh = false } = {}) {
       return { state: 'ready', url: r.body.download_url };
     } catch (e) {
       if (e instanceof ApiError && e.status === 422) return { state: 'failed' };
+      if (e instanceof ApiError && e.code === 'unknown_variant') return { state: 'failed' };
       if (e instanceof ApiError && e.status === 404) return { state: 'gone' };
       throw e;
     }
