@@ -53,6 +53,7 @@ struct api_config {
     long shares_per_image;
     long shares_per_user;
     long sessions_per_user;
+    long batch_max_items;
     long long inflight_bytes_per_user;
     double sync_retention;
     double sse_heartbeat;
@@ -204,6 +205,7 @@ struct upload_plan {
 int upload_plan(long long size, long long preferred, long long min, long max_chunks,
                 struct upload_plan *out) PIX_WUR;
 void upload_create(struct api_call *c);
+void upload_batch(struct api_call *c); /* batch.c */
 void upload_status(struct api_call *c);
 void upload_part_urls(struct api_call *c);
 void upload_part_redirect(struct api_call *c);

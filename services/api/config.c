@@ -88,6 +88,8 @@ const struct conf_opt api_conf[] = {
      "users one image can be shared with (1-10000; more: 409 share_limit_reached)", 1, 10000},
     {"shares-per-user", "PIXPLANE_SHARES_PER_USER", CONF_INT, C(shares_per_user), "10000",
      "shares one owner can hold over all images (1-1000000)", 1, 1000000},
+    {"batch-max-items", "PIXPLANE_BATCH_MAX_ITEMS", CONF_INT, C(batch_max_items), "500",
+     "items one POST /uploads/batch may carry (more: 413 too_many_items)", 1, 5000},
     {"sessions-per-user", "PIXPLANE_SESSIONS_PER_USER", CONF_INT, C(sessions_per_user), "500",
      "open upload sessions one user may hold (more: 429 too_many_open_sessions)", 1, 1000000},
     {"inflight-bytes-per-user", "PIXPLANE_INFLIGHT_BYTES_PER_USER", CONF_SIZE,

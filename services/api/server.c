@@ -27,6 +27,7 @@ const struct route api_routes[] = {
     R("GET", "/readyz", api_readyz, ROUTE_PUBLIC),
     R("GET", "/metrics", api_metrics, ROUTE_ADMIN),
     R("POST", "/uploads", upload_create, 0),
+    R("POST", "/uploads/batch", upload_batch, 0),
     R("GET", "/uploads/{id}", upload_status, 0),
     R("DELETE", "/uploads/{id}", upload_abort, 0),
     R("POST", "/uploads/{id}/chunks/urls", upload_part_urls, 0),

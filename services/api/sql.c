@@ -74,6 +74,65 @@ const struct pg_stmt api_stmts[] = {
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS ")"
      " SELECT *, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c) FROM s"},
+    /* POST /uploads/batch in one round trip ($2: the checked items as a JSON array, each
+     * with its ordinal, new session id, plan and offered challenge). Items whose
+     * idempotency_key names one of the caller's sessions are replays (nothing spent or
+     * inserted). The others are admitted in order while the caller's open sessions stay
+     * within $3 and their declared bytes within $4; each distinct declared sha256 spends one
+     * budget unit and gets a challenge as in session_create (the first item with it).
+     * Returns the new sessions (kind 'new'), the replayed ones ('replay', with the ordinal)
+     * and one 'caps' row: the open count and bytes before, so the caller can tell who was
+     * refused. After the session columns: declared sha256, kind, ordinal, count, bytes, and
+     * whether the content's bank is dry (queue a refill). */
+    {"session_batch",
+     "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING),"
+     " i AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(ord int, id uuid, name text,"
+     " size bigint, mime text, sha text, csz bigint, ccnt int, okey text, idem text,"
+     " nonce text, ranges text, answer text)),"
+     " r AS (SELECT i.ord, x.upload_session_id AS rsid FROM i JOIN upload_sessions x"
+     " ON x.owner_id = $1 AND x.idempotency_key = i.idem),"
+     " cur AS (SELECT count(*) AS n, coalesce(sum(file_size), 0) AS bytes FROM upload_sessions"
+     " WHERE owner_id = $1 AND status IN ('uploading', 'completing', 'verifying')"
+     " AND expires_at > now()),"
+     " a AS (SELECT * FROM (SELECT i.*, cur.n + row_number() OVER w AS cnt,"
+     " cur.bytes + sum(i.size) OVER w AS total FROM i, cur"
+     " WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ord = i.ord) WINDOW w AS (ORDER BY i.ord)) q"
+     " WHERE cnt <= $3::bigint AND total <= $4::bigint),"
+     " h AS (SELECT DISTINCT ON (sha) ord, sha, size FROM a WHERE sha IS NOT NULL"
+     " AND nonce <> '' ORDER BY sha, ord),"
+     " b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
+     " SELECT $1, sha, $5::float8 - 1 FROM h ON CONFLICT (user_id, content_hash) DO UPDATE"
+     " SET tokens = least($5::float8, t.tokens"
+     " + extract(epoch FROM now() - t.updated_at) / $6::float8) - 1, updated_at = now()"
+     " WHERE least($5::float8, t.tokens"
+     " + extract(epoch FROM now() - t.updated_at) / $6::float8) >= 1 RETURNING content_hash),"
+     " hb AS (SELECT h.* FROM h JOIN b ON b.content_hash = h.sha),"
+     " e AS (SELECT hb.ord, bl.content_hash FROM hb JOIN blobs bl ON bl.content_hash = hb.sha"
+     " AND bl.size = hb.size AND bl.ref_count >= CASE WHEN $7::int <= 1 THEN 1"
+     " ELSE 2 + floor(bl.pop_salt * ($7::int - 1)) END),"
+     " c AS (DELETE FROM pop_bank WHERE id IN (SELECT k.id FROM e CROSS JOIN LATERAL"
+     " (SELECT id FROM pop_bank WHERE content_hash = e.content_hash ORDER BY id LIMIT 1"
+     " FOR UPDATE SKIP LOCKED) k) RETURNING content_hash, nonce, ranges, answer),"
+     " s AS (INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
+     " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
+     " pop_nonce, pop_ranges, pop_answer, expires_at)"
+     " SELECT a.id, $1, a.name, a.size, a.mime, a.sha, a.csz, a.ccnt, a.okey, a.idem,"
+     " CASE WHEN hb.ord IS NOT NULL THEN coalesce(c.nonce, a.nonce) END,"
+     " CASE WHEN hb.ord IS NOT NULL THEN coalesce(c.ranges, a.ranges::jsonb) END,"
+     " CASE WHEN c.nonce IS NOT NULL THEN c.answer"
+     " WHEN e.ord IS NOT NULL OR hb.ord IS NULL THEN NULL ELSE a.answer END,"
+     " now() + make_interval(secs => $8::float8)"
+     " FROM a LEFT JOIN hb ON hb.ord = a.ord LEFT JOIN e ON e.ord = a.ord"
+     " LEFT JOIN c ON c.content_hash = e.content_hash"
+     " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+     " RETURNING " SESSION_COLS ", declared_sha256)"
+     " SELECT s.*, 'new'::text, NULL::int, NULL::bigint, NULL::numeric,"
+     " EXISTS (SELECT 1 FROM e WHERE e.content_hash = s.declared_sha256)"
+     " AND NOT EXISTS (SELECT 1 FROM c WHERE c.content_hash = s.declared_sha256) FROM s"
+     " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'replay', r.ord, NULL, NULL, false"
+     " FROM r JOIN upload_sessions ON upload_session_id = r.rsid"
+     " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'caps', NULL, cur.n, cur.bytes, false"
+     " FROM cur LEFT JOIN upload_sessions ON false"},
     /* The caller's open sessions and the bytes they declare (the caps of POST /uploads),
      * and whether an Idempotency-Key $2 names one of theirs (a replay is never refused). */
     {"sessions_open",

@@ -11,6 +11,7 @@
 #include "json.h"
 #include "log.h"
 #include "pop.h"
+#include "upload.h"
 
 #define MIB (1024LL * 1024)
 #define MAX_PART_SIZE (5LL * 1024 * MIB) /* S3's largest part */
@@ -117,12 +118,6 @@ static cJSON *sess_json(const struct upload_row *s)
 
 /* ---- POST /uploads ---- */
 
-struct create_req {
-    const char *name, *mime, *sha256, *sha256_in;
-    long long size;
-    char mime_lc[128], sha_lc[65];
-};
-
 /* The formats the worker's libvips reads. Anything else (SVG: scripts; BMP, ICO) is 415. */
 static const char *const image_types[] = {"image/jpeg", "image/jpg",  "image/png",  "image/gif",
                                           "image/webp", "image/tiff", "image/heic", "image/heif",
@@ -142,19 +137,35 @@ static int valid_mime(const char *m, char *out, size_t outlen)
     return 0;
 }
 
-/* A declared sha256 as 64 lower-case hex digits into out; -1 answered 400. */
-static int sha256_parse(struct api_call *c, const char *in, char out[65])
+/* A sha256 as 64 lower-case hex digits into out; -1 if it is not 64 hex digits. */
+static int sha256_norm(const char *in, char out[65])
 {
     unsigned char raw[32];
 
     if (strlen(in) != 64 || util_unhex(in, raw, 32) < 0)
-        return api_error(c, 400, "bad_request", "sha256 must be 64 hex digits"), -1;
+        return -1;
     util_hex(raw, 32, out);
     return 0;
 }
 
-/* Validates the body; answers and returns -1 on bad input. */
-static int create_parse(struct api_call *c, const cJSON *body, struct create_req *q)
+/* A declared sha256 into out; -1 answered 400. */
+static int sha256_parse(struct api_call *c, const char *in, char out[65])
+{
+    if (sha256_norm(in, out) < 0)
+        return api_error(c, 400, "bad_request", "sha256 must be 64 hex digits"), -1;
+    return 0;
+}
+
+static int req_err(struct upload_err *e, int status, const char *code, const char *msg)
+{
+    e->status = status;
+    e->code = code;
+    e->msg = msg;
+    return -1;
+}
+
+int upload_req_check(const struct api_config *cfg, const cJSON *body, struct upload_req *q,
+                     struct upload_err *e)
 {
     const char *err = NULL;
     int has_sha;
@@ -163,25 +174,33 @@ static int create_parse(struct api_call *c, const cJSON *body, struct create_req
         json_get_i64(body, "file_size", &q->size, &err) != 1 ||
         json_get_str(body, "mime_type", &q->mime, &err) != 1 ||
         (has_sha = json_get_str(body, "sha256", &q->sha256_in, &err)) < 0)
-        return api_error(c, 400, "bad_request",
-                         err ? err : "file_name, file_size and mime_type are required"),
-               -1;
+        return req_err(e, 400, "bad_request",
+                       err ? err : "file_name, file_size and mime_type are required");
     if (!api_valid_name(q->name, 255))
-        return api_error(c, 400, "bad_request", "file_name must be 1-255 bytes of UTF-8 text"), -1;
+        return req_err(e, 400, "bad_request", "file_name must be 1-255 bytes of UTF-8 text");
     if (q->size <= 0)
-        return api_error(c, 400, "bad_request", "file_size must be a positive integer"), -1;
-    if (q->size > c->api->cfg->max_file_size)
-        return api_error(c, 413, "file_too_large", "file_size exceeds the maximum"), -1;
+        return req_err(e, 400, "bad_request", "file_size must be a positive integer");
+    if (q->size > cfg->max_file_size)
+        return req_err(e, 413, "file_too_large", "file_size exceeds the maximum");
     if (!valid_mime(q->mime, q->mime_lc, sizeof q->mime_lc))
-        return api_error(c, 415, "unsupported_media_type",
-                         "mime_type must be one of image/jpeg, png, gif, webp, tiff, heic, heif, "
-                         "avif, jxl"),
-               -1;
+        return req_err(e, 415, "unsupported_media_type",
+                       "mime_type must be one of image/jpeg, png, gif, webp, tiff, heic, heif, "
+                       "avif, jxl");
     q->sha256 = NULL;
-    if (has_sha == 1 && sha256_parse(c, q->sha256_in, q->sha_lc) < 0)
-        return -1;
+    if (has_sha == 1 && sha256_norm(q->sha256_in, q->sha_lc) < 0)
+        return req_err(e, 400, "bad_request", "sha256 must be 64 hex digits");
     if (has_sha == 1)
         q->sha256 = q->sha_lc;
+    return 0;
+}
+
+/* Validates the body; answers and returns -1 on bad input. */
+static int create_parse(struct api_call *c, const cJSON *body, struct upload_req *q)
+{
+    struct upload_err e;
+
+    if (upload_req_check(c->api->cfg, body, q, &e) < 0)
+        return api_error(c, e.status, e.code, e.msg), -1;
     return 0;
 }
 
@@ -213,7 +232,7 @@ static void refill_run(void *arg, void *tctx)
 
 /* Queues a refill of a dry bank on the background pool (dropped when too many wait: the
  * next dry hit queues it again). */
-static void queue_refill(struct api_call *c, const char *hash)
+void upload_queue_refill(struct api_call *c, const char *hash)
 {
     struct refill_job *j;
 
@@ -263,28 +282,32 @@ void upload_housekeeping(struct api *api)
 /* What POST /uploads offers for a declared sha256 (see session_create): a fresh challenge
  * (nonce, ranges as JSON) and a random answer for the case it stays a decoy. nonce ""
  * means none is offered (no sha256, or dedup without upload turned off). */
-struct offer {
-    char nonce[33], answer[65];
-    buf ranges;
-};
-
-/* Made for every declared sha256, whether or not the content exists, so the work is the
- * same. 0, or -1 answered. */
-static int make_offer(struct api_call *c, const struct create_req *q, struct offer *f)
+int upload_offer_make(const struct api_config *cfg, const struct upload_req *q,
+                      struct upload_offer *f, struct upload_err *e)
 {
     struct pop_challenge ch;
 
-    if (!q->sha256 || c->api->cfg->pop_budget < 1)
+    if (!q->sha256 || cfg->pop_budget < 1)
         return 0;
     if (pop_challenge_new(q->size, &ch) < 0 || pop_decoy_answer(f->answer) < 0)
-        return api_error(c, 500, "internal", "no randomness"), -1;
+        return req_err(e, 500, "internal", "no randomness");
     if (pop_ranges_json(&ch, &f->ranges) < 0)
-        return api_error(c, 500, "internal", "out of memory"), -1;
+        return req_err(e, 500, "internal", "out of memory");
     util_strlcpy(f->nonce, sizeof f->nonce, ch.nonce);
     return 0;
 }
 
-static cJSON *create_json(const struct upload_row *s)
+/* make_offer, answering on failure. */
+static int make_offer(struct api_call *c, const struct upload_req *q, struct upload_offer *f)
+{
+    struct upload_err e;
+
+    if (upload_offer_make(c->api->cfg, q, f, &e) < 0)
+        return api_error(c, e.status, e.code, e.msg), -1;
+    return 0;
+}
+
+cJSON *upload_created_json(const struct upload_row *s)
 {
     cJSON *o = sess_json(s), *ch, *ranges;
 
@@ -300,7 +323,7 @@ static cJSON *create_json(const struct upload_row *s)
     return o;
 }
 
-static int idem_key_ok(const char *k)
+int upload_idem_ok(const char *k)
 {
     size_t n = k ? strlen(k) : 0;
 
@@ -313,7 +336,7 @@ static int idem_key_ok(const char *k)
 }
 
 /* Same Idempotency-Key: the same session if the request is the same, else 422. */
-static void create_replay(struct api_call *c, const struct create_req *q, const char *key)
+static void create_replay(struct api_call *c, const struct upload_req *q, const char *key)
 {
     const char *p[2] = {c->user.sub, key};
     struct upload_row s;
@@ -329,7 +352,7 @@ static void create_replay(struct api_call *c, const struct create_req *q, const 
                          "Idempotency-Key was used with a different request");
     if (http_resp_header(c->req, "Idempotent-Replayed", "true") < 0)
         log_warn(c->rid, "http", "header");
-    http_respond_json(c->req, 201, create_json(&s));
+    http_respond_json(c->req, 201, upload_created_json(&s));
 }
 
 /* Parameters of session_create beyond the session's own columns. */
@@ -339,13 +362,13 @@ struct create_params {
 
 /* Inserts the session (see session_create): 1 made (s filled), 0 Idempotency-Key replay,
  * -1 answered. */
-static int session_insert(struct api_call *c, const struct create_req *q, const char *idem,
+static int session_insert(struct api_call *c, const struct upload_req *q, const char *idem,
                           struct upload_row *s)
 {
     const struct api_config *cfg = c->api->cfg;
     struct upload_plan plan;
     struct create_params v;
-    struct offer f = {.nonce = ""};
+    struct upload_offer f = {.nonce = ""};
     const char *p[17];
     char err[ERR_MAX];
     PGresult *r = NULL;
@@ -378,7 +401,7 @@ static int session_insert(struct api_call *c, const struct create_req *q, const 
     if (rc == 1)
         upload_row_load(r, 0, s);
     if (rc == 1 && pg_val(r, 0, UPLOAD_ROW_NCOLS)[0] == 't')
-        queue_refill(c, q->sha256); /* stored content whose bank is dry */
+        upload_queue_refill(c, q->sha256); /* stored content whose bank is dry */
 done:
     PQclear(r);
     buf_free(&f.ranges);
@@ -388,7 +411,7 @@ done:
 /* The per-user caps on open sessions and the bytes they declare; a replay of one of the
  * caller's Idempotency-Keys passes. 0, or -1 answered (429 says which limit). Counted before
  * the insert, so concurrent creates may pass a cap by their number: a bound, not a quota. */
-static int within_caps(struct api_call *c, const struct create_req *q, const char *idem)
+static int within_caps(struct api_call *c, const struct upload_req *q, const char *idem)
 {
     const struct api_config *cfg = c->api->cfg;
     const char *p[2] = {c->user.sub, idem ? idem : ""};
@@ -424,7 +447,7 @@ static int within_caps(struct api_call *c, const struct create_req *q, const cha
 void upload_create(struct api_call *c)
 {
     const char *idem = http_req_header(c->req, "Idempotency-Key");
-    struct create_req q = {0};
+    struct upload_req q = {0};
     struct upload_row s;
     cJSON *body = api_body(c);
     int rc;
@@ -433,7 +456,7 @@ void upload_create(struct api_call *c)
         return;
     if (create_parse(c, body, &q) < 0 || !api_db(c))
         goto done;
-    if (idem && !idem_key_ok(idem)) {
+    if (idem && !upload_idem_ok(idem)) {
         api_error(c, 400, "bad_request", "Idempotency-Key must be 1-128 printable characters");
         goto done;
     }
@@ -441,7 +464,7 @@ void upload_create(struct api_call *c)
         goto done;
     rc = session_insert(c, &q, idem, &s);
     if (rc == 1)
-        http_respond_json(c->req, 201, create_json(&s));
+        http_respond_json(c->req, 201, upload_created_json(&s));
     else if (rc == 0)
         create_replay(c, &q, idem);
 done:

@@ -1,0 +1,283 @@
+/* batch: POST /uploads/batch opens many upload sessions in one call and one database round
+ * trip (session_batch), for bulk imports; each item's answer is independent, in order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "json.h"
+#include "log.h"
+#include "upload.h"
+
+/* One item of the batch and, once known, its answer. */
+struct bitem {
+    struct upload_req q;
+    struct upload_offer f;
+    struct upload_plan plan;
+    struct upload_err e; /* e.status 0: valid so far */
+    const char *idem;
+    char id[37];
+    cJSON *answer; /* the created or replayed session */
+    int replayed;
+};
+
+struct batch {
+    struct bitem *it;
+    int n;
+    long long open, bytes; /* the caller's open sessions before the batch (the caps row) */
+};
+
+static void item_fail(struct bitem *b, int status, const char *code, const char *msg)
+{
+    b->e = (struct upload_err){.status = status, .code = code, .msg = msg};
+}
+
+/* Whether an earlier valid item carries the same idempotency_key. */
+static int idem_repeated(const struct batch *bt, int i)
+{
+    for (int k = 0; k < i; k++)
+        if (!bt->it[k].e.status && bt->it[k].idem && !strcmp(bt->it[k].idem, bt->it[i].idem))
+            return 1;
+    return 0;
+}
+
+/* Checks item i like POST /uploads, and prepares its id, plan and challenge offer. */
+static void item_check(struct api_call *c, struct batch *bt, int i, const cJSON *o)
+{
+    const struct api_config *cfg = c->api->cfg;
+    struct bitem *b = &bt->it[i];
+    const char *err = NULL;
+    int has_key;
+
+    if (!cJSON_IsObject(o))
+        return item_fail(b, 400, "bad_request", "an item must be an object");
+    if (upload_req_check(cfg, o, &b->q, &b->e) < 0)
+        return;
+    if ((has_key = json_get_str(o, "idempotency_key", &b->idem, &err)) < 0 ||
+        (has_key == 1 && !upload_idem_ok(b->idem)))
+        return item_fail(b, 400, "bad_request",
+                         "idempotency_key must be 1-128 printable characters");
+    if (has_key != 1)
+        b->idem = NULL;
+    if (b->idem && idem_repeated(bt, i))
+        return item_fail(b, 400, "bad_request", "idempotency_key repeated within the batch");
+    if (upload_plan(b->q.size, cfg->chunk_size, cfg->min_chunk_size, cfg->max_chunks, &b->plan) < 0)
+        return item_fail(b, 413, "file_too_large", "file_size cannot be split into chunks");
+    if (util_uuid(b->id) < 0)
+        return item_fail(b, 500, "internal", "no randomness");
+    if (upload_offer_make(cfg, &b->q, &b->f, &b->e) < 0)
+        return;
+}
+
+/* The valid items as session_batch's JSON parameter. */
+static char *items_param(const struct batch *bt)
+{
+    cJSON *a = cJSON_CreateArray();
+    char key[64];
+    char *s;
+
+    for (int i = 0; a && i < bt->n; i++) {
+        const struct bitem *b = &bt->it[i];
+        cJSON *o;
+
+        if (b->e.status || !(o = cJSON_CreateObject()))
+            continue;
+        snprintf(key, sizeof key, "blobs/%s", b->id);
+        cJSON_AddNumberToObject(o, "ord", i);
+        cJSON_AddStringToObject(o, "id", b->id);
+        cJSON_AddStringToObject(o, "name", b->q.name);
+        cJSON_AddNumberToObject(o, "size", (double)b->q.size);
+        cJSON_AddStringToObject(o, "mime", b->q.mime_lc);
+        if (b->q.sha256)
+            cJSON_AddStringToObject(o, "sha", b->q.sha256);
+        cJSON_AddNumberToObject(o, "csz", (double)b->plan.chunk_size);
+        cJSON_AddNumberToObject(o, "ccnt", b->plan.chunk_count);
+        cJSON_AddStringToObject(o, "okey", key);
+        if (b->idem)
+            cJSON_AddStringToObject(o, "idem", b->idem);
+        cJSON_AddStringToObject(o, "nonce", b->f.nonce);
+        if (b->f.nonce[0])
+            cJSON_AddStringToObject(o, "ranges", b->f.ranges.data);
+        cJSON_AddStringToObject(o, "answer", b->f.answer);
+        cJSON_AddItemToArray(a, o);
+    }
+    s = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return s;
+}
+
+/* A replayed item: the same session if the request is the same, else 422. */
+static void item_replay(struct bitem *b, const struct upload_row *s)
+{
+    if (strcmp(s->name, b->q.name) || s->size != b->q.size || strcmp(s->mime, b->q.mime_lc) ||
+        strcmp(s->declared, b->q.sha256 ? b->q.sha256 : ""))
+        return item_fail(b, 422, "idempotency_key_reused",
+                         "idempotency_key was used with a different request");
+    b->answer = upload_created_json(s);
+    b->replayed = 1;
+}
+
+static struct bitem *item_by_id(struct batch *bt, const char *id)
+{
+    for (int i = 0; i < bt->n; i++)
+        if (!bt->it[i].e.status && !strcmp(bt->it[i].id, id))
+            return &bt->it[i];
+    return NULL;
+}
+
+/* Reads session_batch's rows into the items; queues refills of dry banks. */
+static void take_rows(struct api_call *c, struct batch *bt, PGresult *r)
+{
+    struct upload_row s;
+    const int k = UPLOAD_ROW_NCOLS + 1; /* after the declared sha256: kind, ord, n, bytes, dry */
+
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *kind = pg_val(r, row, k);
+        struct bitem *b;
+
+        if (!strcmp(kind, "caps")) {
+            bt->open = pg_i64(r, row, k + 2);
+            bt->bytes = pg_i64(r, row, k + 3);
+            continue;
+        }
+        upload_row_load(r, row, &s);
+        if (!strcmp(kind, "replay"))
+            b = &bt->it[atoi(pg_val(r, row, k + 1))];
+        else
+            b = item_by_id(bt, s.id);
+        if (!b || b->e.status || b->answer)
+            continue;
+        if (!strcmp(kind, "replay"))
+            item_replay(b, &s);
+        else
+            b->answer = upload_created_json(&s);
+        if (!strcmp(kind, "new") && pg_val(r, row, k + 4)[0] == 't')
+            upload_queue_refill(c, s.declared);
+    }
+}
+
+/* Valid items with no session: refused by the caps (admitted in order while they fit), or
+ * their idempotency_key taken by a concurrent request. */
+static void settle_rest(const struct api_config *cfg, struct batch *bt)
+{
+    long long n = bt->open, bytes = bt->bytes;
+
+    for (int i = 0; i < bt->n; i++) {
+        struct bitem *b = &bt->it[i];
+
+        if (b->e.status || b->replayed)
+            continue;
+        n++;
+        bytes += b->q.size;
+        if (b->answer)
+            continue;
+        if (n > cfg->sessions_per_user)
+            item_fail(b, 429, "too_many_open_sessions",
+                      "the caller's open upload sessions are at the cap; complete or abort "
+                      "some first");
+        else if (bytes > cfg->inflight_bytes_per_user)
+            item_fail(b, 429, "inflight_bytes_exceeded",
+                      "the caller's open upload sessions declare the most bytes allowed; "
+                      "complete or abort some first");
+        else
+            item_fail(b, 409, "conflict", "concurrent request with this idempotency_key");
+    }
+}
+
+static cJSON *results_json(struct batch *bt)
+{
+    cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "items");
+
+    for (int i = 0; i < bt->n; i++) {
+        struct bitem *b = &bt->it[i];
+        cJSON *x = cJSON_CreateObject(), *e;
+
+        cJSON_AddNumberToObject(x, "index", i);
+        cJSON_AddNumberToObject(x, "status_code", b->e.status ? b->e.status : 201);
+        if (b->e.status) {
+            e = cJSON_AddObjectToObject(x, "error");
+            cJSON_AddStringToObject(e, "code", b->e.code);
+            cJSON_AddStringToObject(e, "message", b->e.msg);
+        } else {
+            cJSON_AddItemToObject(x, "session", b->answer);
+            cJSON_AddBoolToObject(x, "replayed", b->replayed);
+            b->answer = NULL;
+        }
+        cJSON_AddItemToArray(a, x);
+    }
+    return o;
+}
+
+/* Runs session_batch over the valid items; -1 answered. */
+static int batch_insert(struct api_call *c, struct batch *bt)
+{
+    const struct api_config *cfg = c->api->cfg;
+    char caps[24], bytes[24], cap[16], refill[32], thr[16], ttl[24], err[ERR_MAX];
+    char *items = items_param(bt);
+    const char *p[8] = {c->user.sub, items, caps, bytes, cap, refill, thr, ttl};
+    PGresult *r;
+
+    if (!items)
+        return api_error(c, 500, "internal", "out of memory"), -1;
+    snprintf(caps, sizeof caps, "%ld", cfg->sessions_per_user);
+    snprintf(bytes, sizeof bytes, "%lld", cfg->inflight_bytes_per_user);
+    snprintf(cap, sizeof cap, "%ld", cfg->pop_budget);
+    snprintf(refill, sizeof refill, "%.3f", cfg->pop_budget_refill);
+    snprintf(thr, sizeof thr, "%ld", cfg->dedup_threshold);
+    snprintf(ttl, sizeof ttl, "%.0f", cfg->session_ttl);
+    r = api_db(c) ? pg_exec(c->db, "session_batch", 8, p, err) : NULL;
+    free(items);
+    if (!r && c->db)
+        api_db_fail(c, "session_batch", err);
+    if (!r)
+        return -1;
+    take_rows(c, bt, r);
+    PQclear(r);
+    settle_rest(cfg, bt);
+    return 0;
+}
+
+static void batch_free(struct batch *bt)
+{
+    for (int i = 0; i < bt->n; i++) {
+        buf_free(&bt->it[i].f.ranges);
+        cJSON_Delete(bt->it[i].answer);
+    }
+    free(bt->it);
+}
+
+void upload_batch(struct api_call *c)
+{
+    const long max = c->api->cfg->batch_max_items;
+    cJSON *body = api_body(c), *items, *o;
+    struct batch bt = {0};
+    char msg[96];
+    int n, i = 0;
+
+    if (!body)
+        return;
+    items = cJSON_GetObjectItemCaseSensitive(body, "items");
+    if (!cJSON_IsArray(items) || (n = cJSON_GetArraySize(items)) < 1) {
+        api_error(c, 400, "bad_request", "items must be a non-empty array");
+        goto done;
+    }
+    if (n > max) {
+        snprintf(msg, sizeof msg, "at most %ld items per batch", max);
+        api_error(c, 413, "too_many_items", msg);
+        goto done;
+    }
+    if (!(bt.it = calloc((size_t)n, sizeof *bt.it))) {
+        api_error(c, 500, "internal", "out of memory");
+        goto done;
+    }
+    bt.n = n;
+    cJSON_ArrayForEach(o, items)
+    {
+        item_check(c, &bt, i++, o);
+    }
+    if (batch_insert(c, &bt) == 0)
+        http_respond_json(c->req, 200, results_json(&bt));
+done:
+    batch_free(&bt);
+    cJSON_Delete(body);
+}
