@@ -7,8 +7,8 @@
  *   0 POST /uploads   1 POST /uploads/{id}/chunks/urls   2 POST /uploads/{id}/proof
  *   3 PATCH /images/{id}   4 POST /images/{id}/shares
  *   5 json_parse_object, the typed getters and json_error_body
- *   6 json_utf8_seqlen and api_valid_name against a reference */
-enum { T_CREATE, T_URLS, T_PROOF, T_PATCH, T_SHARE, T_JSON, T_UTF8, T_COUNT };
+ *   6 json_utf8_seqlen and api_valid_name against a reference   7 POST /uploads/batch */
+enum { T_CREATE, T_URLS, T_PROOF, T_PATCH, T_SHARE, T_JSON, T_UTF8, T_BATCH, T_COUNT };
 
 #define ID "5b0c9d4e-2f3a-4b5c-8d6e-7f8091a2b3c4"
 
@@ -68,11 +68,12 @@ static void route(int target, unsigned opt)
 {
     static const struct {
         const char *method, *path;
-    } routes[] = {{"POST", "/uploads"},
-                  {"POST", "/uploads/" ID "/chunks/urls"},
-                  {"POST", "/uploads/" ID "/proof"},
-                  {"PATCH", "/images/" ID},
-                  {"POST", "/images/" ID "/shares"}};
+    } routes[T_COUNT] = {[T_CREATE] = {"POST", "/uploads"},
+                         [T_URLS] = {"POST", "/uploads/" ID "/chunks/urls"},
+                         [T_PROOF] = {"POST", "/uploads/" ID "/proof"},
+                         [T_PATCH] = {"PATCH", "/images/" ID},
+                         [T_SHARE] = {"POST", "/images/" ID "/shares"},
+                         [T_BATCH] = {"POST", "/uploads/batch"}};
     const char *jerr = NULL;
     cJSON *o = json_parse_object(freq.body, freq.bodylen, &jerr);
     int status = fake_call(routes[target].method, routes[target].path);
@@ -83,7 +84,7 @@ static void route(int target, unsigned opt)
     if (target == T_URLS && status == 200)
         CHECK(o && !strcmp(row.status, "uploading") && row.expired[0] == 'f',
               "chunk URLs only for an open session");
-    if (target == T_CREATE && status / 100 == 2)
+    if ((target == T_CREATE || target == T_BATCH) && status / 100 == 2)
         CHECK(0, "no session is created without a database");
     cJSON_Delete(o);
 }
@@ -226,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_request(data + 5 + ilen, size - 5 - ilen);
     if (ilen && !memchr(idem, '\0', ilen))
         fake_header("Idempotency-Key", idem);
-    if (target <= T_SHARE)
+    if (target <= T_SHARE || target == T_BATCH)
         route(target, data[1]);
     else if (target == T_JSON)
         json(data[1]);
