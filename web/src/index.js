@@ -11,6 +11,7 @@ import Dashboard from '@uppy/dashboard';
 import '@uppy/core/css/style.min.css';
 import '@uppy/dashboard/css/style.min.css';
 import './index.css';
+import { fillIcons } from './gallery/icons.js';
 import { ApiError, call, fmtBytes, forgetToken, setToken, token, whoami } from './lib/api.js';
 import * as memory from './upload/memory.js';
 import { installPixplane } from './upload/pixplane.js';
@@ -151,7 +152,7 @@ function startUppy() {
     target: '#dashboard',
     width: '100%',
     height: 400,
-    theme: 'light',
+    theme: 'auto',
     note: 'Images only. Large files are fine: they are sent in parts and resume after a reload.',
     proudlyDisplayPoweredByUppy: false,
     hideUploadButton: true, // autoProceed: a file starts when added
@@ -205,6 +206,7 @@ async function start() {
 }
 
 async function boot() {
+  fillIcons(); // the gallery's line icons
   $('nav-gallery').href = pageLink('gallery.html');
   $('nav-upload').href = pageLink('./');
   $('signout').addEventListener('click', () => {
