@@ -59,6 +59,7 @@ async function openPage(browser, consoleLog) {
     if (m.type() === 'error' || m.type() === 'warning') consoleLog.push(m.text());
   });
   page.on('pageerror', (e) => consoleLog.push('pageerror: ' + e.message));
+  page.on('dialog', (d) => d.accept()); // "leave the page?" while uploading: yes
   return page;
 }
 

@@ -80,7 +80,13 @@ function renderResults() {
         ),
         r.error ? el('div', { className: 'error', textContent: r.error }) : null,
       ),
-      el('a', { className: 'open', href: galleryLink(r.image_id), textContent: 'Open' }),
+      el('a', {
+        className: 'open',
+        href: galleryLink(r.image_id),
+        target: '_blank', // this page keeps uploading
+        rel: 'noopener',
+        textContent: 'Open',
+      }),
     );
     Object.assign(li.dataset, {
       fileId: fileID,
@@ -188,6 +194,16 @@ function startUppy() {
       forgetToken();
       showSignin('The token was refused (expired?). Paste a new one to continue.');
     }
+  });
+  // leaving stops the uploads (they resume when the same files are added again): ask first
+  window.addEventListener('beforeunload', (ev) => {
+    const busy = uppy
+      .getFiles()
+      .some(
+        (f) =>
+          !f.error && (f.progress.preprocess || (f.progress.uploadStarted && !f.progress.complete)),
+      );
+    if (busy) ev.preventDefault();
   });
   window.pixplaneUploader = { uppy }; // for integrators and the browser tests
   return uppy;
