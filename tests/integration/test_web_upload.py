@@ -174,6 +174,8 @@ def test_three_files_through_the_file_input(app, s3, tmp_path):
     assert [n for n, r in shown.items() if r["deduplicated"]] == ["meadow.jpg"]
     for r in shown.values():
         assert r["link"].endswith("gallery.html#image=" + r["image_id"])
+    linked = [r for r in out["results"] if r["image_id"] == out["linked"]["image_id"]]
+    assert linked and out["linked"]["title"] == linked[0]["name"]  # the link opens its viewer
 
     sess = sessions_of(user)
     assert sess["harbour.jpg"][2] >= 3 and sess["badge.png"][2] == 1

@@ -129,6 +129,14 @@ async function files(browser, out) {
   out.results = await page.evaluate(resultsInPage);
   out.ok = ok === true;
   out.puts = puts(log);
+  // a result's link opens that image in the gallery's viewer (the token is in sessionStorage)
+  const last = out.results[out.results.length - 1];
+  await page.goto(last.link, { waitUntil: 'load' });
+  const title = await page.waitForFunction(
+    () => document.querySelector('#viewer[open] #v-title')?.textContent,
+    { timeout: 15000 },
+  );
+  out.linked = { image_id: last.image_id, title: await title.jsonValue() };
 }
 
 // The upload session of the page's only file, from Uppy's state.

@@ -87,6 +87,22 @@ async function boot() {
   }).observe($('#sentinel'));
   await startLive();
   await show('photos');
+  await openLinked();
+}
+
+// `#image=ID` (the uploader's result links): that image's viewer, once the list is in.
+async function openLinked() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('image');
+  if (!id) return;
+  if (!grid.get(id)) {
+    try {
+      const { body } = await call('GET', '/images/' + encodeURIComponent(id) + '/metadata');
+      grid.upsert(body);
+    } catch (e) {
+      return toast(explain(e, 'That image cannot be shown'));
+    }
+  }
+  viewer.open(id);
 }
 
 // Opens the stream; resolves on its first event (the cursor "now"), or after STREAM_WAIT.
