@@ -46,11 +46,12 @@ struct bjob {
     char mime[32];
     char reason[128]; /* skipped: why */
     char idem[96];
-    cJSON *session; /* the batch's answer, for the worker */
-    int tries;      /* batch rounds refused with 429 */
-    int indexed;    /* the index already says this (nothing to write) */
-    int matched;    /* skipped for its content: image_id is another file's */
-    char kind;      /* what the index said (IIDX_*), 0 if nothing */
+    char gone_id[64]; /* the image the index names, no longer in the library */
+    cJSON *session;   /* the batch's answer, for the worker */
+    int tries;        /* batch rounds refused with 429 */
+    int indexed;      /* the index already says this (nothing to write) */
+    int matched;      /* skipped for its content: image_id is another file's */
+    char kind;        /* what the index said (IIDX_*), 0 if nothing */
     int rc;
     char err[ERR_MAX];
     struct upload_result res;
@@ -205,7 +206,7 @@ static void job_finish(struct bulk *b, struct bjob *j, int st)
     if (b->cfg->json)
         print_json(j, st);
     else if (st != B_FAILED)
-        printf("%s  %s\n", j->res.image_id, j->arg);
+        printf("%s  %s\n", j->res.image_id[0] ? j->res.image_id : "-", j->arg);
     fflush(stdout);
     draw(b, 0);
     pthread_mutex_unlock(&b->mu);
@@ -263,6 +264,12 @@ static void *worker_main(void *arg)
     struct bjob *j;
 
     while ((j = job_take(w->b))) {
+        if (pix_interrupted) { /* not begun: dropped, the rerun carries on */
+            cJSON_Delete(j->session);
+            free(j);
+            job_done(w->b);
+            continue;
+        }
         j->rc = upload_session_file(&w->px, &j->it, j->session, &j->res, j->err);
         if (j->rc != PIX_OK)
             job_finish(w->b, j, B_FAILED);
@@ -520,14 +527,15 @@ static int hash_job(struct bjob *j)
 }
 
 /* The idempotency key of j's session: the same file (path, size, mtime) with the same
- * content asks for the same session, however often the import runs. */
+ * content asks for the same session, however often the import runs; once the image it made
+ * has left the library (deleted), a new one. */
 static void make_idem(struct bjob *j)
 {
     char text[PATH_MAX + 160], hex[65];
     const struct file_ident *f = &j->it.file;
 
-    snprintf(text, sizeof text, "pixctl-import\n%s\n%lld\n%lld.%09lld\n%s", f->path, f->size,
-             f->mtime_sec, f->mtime_nsec, f->sha256);
+    snprintf(text, sizeof text, "pixctl-import\n%s\n%lld\n%lld.%09lld\n%s\n%s", f->path, f->size,
+             f->mtime_sec, f->mtime_nsec, f->sha256, j->gone_id);
     hash_string(text, hex);
     snprintf(j->idem, sizeof j->idem, "pixctl-import-%s", hex);
 }
@@ -679,6 +687,8 @@ static void take_path(struct bulk *b, const char *arg)
                  j->matched ? "the same content is already in your library" : "already imported");
         return;
     }
+    if (j->kind == IIDX_IMPORTED && !iidx_set_get(b->have_id, j->res.image_id))
+        snprintf(j->gone_id, sizeof j->gone_id, "%s", j->res.image_id);
     j->res.image_id[0] = '\0';
     b->pend[b->npend++] = j;
     if (b->npend == BATCH_MAX)

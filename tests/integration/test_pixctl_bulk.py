@@ -187,6 +187,19 @@ def test_from_list(bapi, door, jpegs, tmp_path):
     assert "missing.jpg" in p.stderr
     assert len(images(px, verified=False)) == 15
 
+    # an image deleted on the server comes back with the next import, as a new image
+    first = {d["file"]: d["image_id"] for d in docs if d["status"] == "uploaded"}
+    gone_file, gone_id = sorted(first.items())[0]
+    st, doc = px.client.call("DELETE", "/images/%s" % gone_id)
+    assert st in (200, 204), (st, doc)
+    p, docs, summ = run_import(px, "--from-list", "-", stdin="".join(
+        "%s\n" % f for f in sorted(first)))
+    # (the trash still holds the content: proved, no bytes sent, or sent again)
+    assert summ["uploaded"] + summ["deduplicated"] == 1 and summ["skipped"] == 4, summ
+    again = [d for d in docs if d["status"] in ("uploaded", "deduplicated")][0]
+    assert again["file"] == gone_file and again["image_id"] != gone_id
+    assert len(images(px, verified=False)) == 15
+
 
 def test_kill_and_rerun(bapi, door, jpegs, tmp_path):
     """SIGKILL part-way (slow storage, two files at a time), then the same command: every
