@@ -489,7 +489,8 @@ static int index_lookup(struct bulk *b, struct bjob *j)
     return fresh;
 }
 
-/* Skips j if its content is known (PIX_OK, j freed: *gone set). */
+/* Skips j (reported and freed, *gone set) if the library or this import already has its
+ * content, unless --allow-duplicates. */
 static void dedup_check(struct bulk *b, struct bjob *j, int *gone)
 {
     const char *have = iidx_set_get(b->have_sha, j->it.file.sha256);
@@ -500,11 +501,12 @@ static void dedup_check(struct bulk *b, struct bjob *j, int *gone)
     if (have) {
         *gone = 1;
         j->matched = 1;
-        return job_skip(b, j, have, "the same content is already in your library");
+        job_skip(b, j, have, "the same content is already in your library");
+        return;
     }
     if (iidx_set_put(b->run_sha, j->it.file.sha256, "") == 0) {
         *gone = 1;
-        return job_skip(b, j, "", "the same content as another file of this import");
+        job_skip(b, j, "", "the same content as another file of this import");
     }
 }
 
@@ -566,8 +568,10 @@ static void take_item(struct bulk *b, struct bjob *j, cJSON *item, struct bjob *
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
 
-    if (st == 201 && (j->session = cJSON_DetachItemFromObjectCaseSensitive(item, "session")))
-        return queue_push(b, j);
+    if (st == 201 && (j->session = cJSON_DetachItemFromObjectCaseSensitive(item, "session"))) {
+        queue_push(b, j);
+        return;
+    }
     if (st == 429 && ++j->tries < BATCH_TRIES) {
         retry[(*nr)++] = j;
         return;
@@ -591,7 +595,8 @@ static void post_batch(struct bulk *b, struct bjob **jobs, int n, struct bjob **
     if (rc == PIX_OK && r.status == 413 && n > 1) {
         client_resp_free(&r);
         post_batch(b, jobs, n / 2, retry, nr);
-        return post_batch(b, jobs + n / 2, n - n / 2, retry, nr);
+        post_batch(b, jobs + n / 2, n - n / 2, retry, nr);
+        return;
     }
     if (rc == PIX_OK && r.status != 200)
         rc = client_error(&r, err);
@@ -667,18 +672,24 @@ static void take_path(struct bulk *b, const char *arg)
     int rc;
 
     if (!j) {
+        pthread_mutex_lock(&b->mu);
         b->worst = pix_worst(b->worst, PIX_EIO);
-        return pix_errorf("upload %s: out of memory", arg);
+        pthread_mutex_unlock(&b->mu);
+        pix_errorf("upload %s: out of memory", arg);
+        return;
     }
     snprintf(j->arg, sizeof j->arg, "%s", arg);
     j->it.arg = j->arg;
     j->it.mime = j->mime;
     if ((rc = examine(b, j)) == EXAMINE_IGNORE) {
         b->ignored++;
-        return free(j);
+        free(j);
+        return;
     }
-    if (rc != PIX_OK)
-        return job_fail(b, j, rc, j->err);
+    if (rc != PIX_OK) {
+        job_fail(b, j, rc, j->err);
+        return;
+    }
     if (index_lookup(b, j) && iidx_set_get(b->have_id, j->res.image_id) &&
         (j->kind == IIDX_IMPORTED || !b->cfg->allow_duplicates)) {
         j->indexed = 1;
