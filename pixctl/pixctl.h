@@ -34,6 +34,11 @@ struct pixctl_config {
     int upload_wait;            /* --wait: wait for the server's verification */
     char *hash_mode;            /* auto | first | stream */
     long long hash_first_below; /* auto: hash first below this size, stream above */
+    /* upload: bulk import */
+    int recursive;        /* -r: directories are walked */
+    char *from_list;      /* a file of paths, one a line ("-": stdin) */
+    int allow_duplicates; /* import content the library already has */
+    long files;           /* files in flight at once */
     /* download, thumb */
     char *output, *variant;
     double wait;
@@ -68,6 +73,8 @@ void pix_note(const struct pix *px, const char *fmt, ...) PIX_PRINTF(2, 3);
 /* Commands: args are the positional arguments after the command name. */
 typedef int (*pix_cmd_fn)(struct pix *px, int argc, char **argv);
 int cmd_upload(struct pix *px, int argc, char **argv);
+/* upload -r / --from-list: a bulk import (bulk.c). */
+int cmd_upload_bulk(struct pix *px, int argc, char **argv);
 int cmd_download(struct pix *px, int argc, char **argv);
 int cmd_thumb(struct pix *px, int argc, char **argv);
 int cmd_ls(struct pix *px, int argc, char **argv);

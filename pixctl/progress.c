@@ -97,6 +97,33 @@ int progress_render(char *out, size_t n, const char *verb, const char *label, lo
     return snprintf(out, n, "%s %.*s [%s] %s", verb, lablen, label, bar, stats);
 }
 
+int progress_render_import(char *out, size_t n, long long files, long long files_total,
+                           long long bytes, long long bytes_total, double secs, int width)
+{
+    char b[24], bt[24] = "", r[24], eta[24] = "--:--", ft[32] = "";
+    double frate = secs > 0 ? (double)files / secs : 0;
+    int len;
+
+    if (n == 0)
+        return 0;
+    progress_fmt_bytes((double)bytes, b, sizeof b);
+    progress_fmt_bytes(secs > 0 ? (double)bytes / secs : 0, r, sizeof r);
+    if (files_total >= 0) {
+        snprintf(ft, sizeof ft, "/%lld", files_total);
+        bt[0] = '/';
+        progress_fmt_bytes((double)bytes_total, bt + 1, sizeof bt - 1);
+        if (frate > 0)
+            progress_fmt_eta((double)(files_total - files) / frate, eta, sizeof eta);
+    }
+    len = snprintf(out, n, "import %lld%s files  %s%s  %s/s  %.1f files/s%s%s", files, ft, b, bt, r,
+                   frate, files_total >= 0 ? "  ETA " : "", files_total >= 0 ? eta : "");
+    if (width > 1 && len >= width && (size_t)width <= n) {
+        out[width - 1] = '\0';
+        len = width - 1;
+    }
+    return len;
+}
+
 static int term_width(FILE *f)
 {
     struct winsize ws;

@@ -41,4 +41,11 @@ double progress_ema(double prev, double inst, double dt, double tau);
 int progress_render(char *out, size_t n, const char *verb, const char *label, long long done,
                     long long total, double rate, int width);
 
+/* One line for a whole import after secs seconds: "import 120/2000 files  36.0 MiB/600.0 MiB
+ *  12.0 MiB/s  40.0 files/s  ETA 0:47" (rates are averages; the ETA follows the files).
+ * files_total < 0: unknown (no totals, no ETA). At most width columns (0: no limit).
+ * Returns the length. */
+int progress_render_import(char *out, size_t n, long long files, long long files_total,
+                           long long bytes, long long bytes_total, double secs, int width);
+
 #endif

@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,9 +15,11 @@
 #include "fsx.h"
 #include "hash.h"
 #include "json.h"
+#include "mime.h"
 #include "plan.h"
 #include "progress.h"
 #include "state.h"
+#include "upload.h"
 #include "xfer.h"
 
 #define SAVE_EVERY 1.0    /* seconds between state file updates while chunks finish */
@@ -58,53 +59,18 @@ struct up {
 
 /* ---- the file ---- */
 
-static const struct {
-    const char *ext, *mime;
-} mime_ext[] = {{"jpg", "image/jpeg"},    {"jpeg", "image/jpeg"},  {"jpe", "image/jpeg"},
-                {"png", "image/png"},     {"gif", "image/gif"},    {"webp", "image/webp"},
-                {"heic", "image/heic"},   {"heif", "image/heif"},  {"avif", "image/avif"},
-                {"tif", "image/tiff"},    {"tiff", "image/tiff"},  {"bmp", "image/bmp"},
-                {"svg", "image/svg+xml"}, {"ico", "image/x-icon"}, {"jxl", "image/jxl"}};
-
-/* The MIME type from the first bytes, or NULL. */
-static const char *sniff_mime(const unsigned char *b, ssize_t n)
-{
-    if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
-        return "image/jpeg";
-    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
-        return "image/png";
-    if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
-        return "image/gif";
-    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
-        return "image/webp";
-    if (n >= 12 && !memcmp(b + 4, "ftypavif", 8))
-        return "image/avif";
-    if (n >= 12 && (!memcmp(b + 4, "ftypheic", 8) || !memcmp(b + 4, "ftypheix", 8)))
-        return "image/heic";
-    if (n >= 12 && !memcmp(b + 4, "ftypmif1", 8))
-        return "image/heif";
-    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4)))
-        return "image/tiff";
-    if (n >= 2 && !memcmp(b, "BM", 2))
-        return "image/bmp";
-    return NULL;
-}
-
 static int pick_mime(struct up *u, char *err)
 {
-    const char *dot = strrchr(fsx_basename(u->arg), '.'), *m = NULL;
-    unsigned char head[16];
+    const char *m = mime_from_name(u->arg);
+    unsigned char head[MIME_SNIFF_BYTES];
     ssize_t n;
 
     if (u->px->cfg->mime_type && *u->px->cfg->mime_type) {
         snprintf(u->mime, sizeof u->mime, "%s", u->px->cfg->mime_type);
         return PIX_OK;
     }
-    for (size_t i = 0; dot && i < ARRAY_LEN(mime_ext); i++)
-        if (!strcasecmp(dot + 1, mime_ext[i].ext))
-            m = mime_ext[i].mime;
     if (!m && (n = pread(u->fd, head, sizeof head, 0)) > 0)
-        m = sniff_mime(head, n);
+        m = mime_sniff(head, (size_t)n);
     if (!m)
         return err_set(err, "cannot tell the image type; pass --mime-type"), PIX_EUSAGE;
     snprintf(u->mime, sizeof u->mime, "%s", m);
@@ -120,6 +86,10 @@ static int open_file(struct up *u, char *err)
         return err_set(err, "%s", strerror(errno)), PIX_EIO;
     if (fstat(u->fd, &sb) < 0)
         return err_set(err, "%s", strerror(errno)), PIX_EIO;
+    if (S_ISDIR(sb.st_mode)) {
+        err_set(err, "is a directory (-r imports a directory)");
+        return PIX_EUSAGE;
+    }
     if (!S_ISREG(sb.st_mode))
         return err_set(err, "not a regular file"), PIX_EIO;
     if (sb.st_size == 0)
@@ -166,7 +136,7 @@ static void hash_known(struct up *u)
 
 /* ---- resume state ---- */
 
-static int state_dir(const struct pixctl_config *cfg, char *out, size_t n, char *err)
+int upload_state_dir(const struct pixctl_config *cfg, char *out, size_t n, char *err)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 
@@ -186,7 +156,7 @@ static void save_state(struct up *u, int force)
     char err[ERR_MAX];
     double now = util_now_mono();
 
-    if (!u->st.session_id[0] || (!force && now - u->last_save < SAVE_EVERY))
+    if (!u->state_file[0] || !u->st.session_id[0] || (!force && now - u->last_save < SAVE_EVERY))
         return;
     u->last_save = now;
     if (state_save(u->state_file, &u->st, err) < 0)
@@ -770,7 +740,7 @@ static int prepare(struct up *u, char *err)
 
     if ((rc = open_file(u, err)) != PIX_OK)
         return rc;
-    if ((rc = state_dir(u->px->cfg, dir, sizeof dir, err)) != PIX_OK)
+    if ((rc = upload_state_dir(u->px->cfg, dir, sizeof dir, err)) != PIX_OK)
         return rc;
     if (state_path(dir, u->file.path, u->state_file, sizeof u->state_file) < 0)
         return err_set(err, "state path too long"), PIX_EUSAGE;
@@ -808,6 +778,75 @@ static int upload_file(struct up *u, char *err)
     u->complete_secs = util_now_mono() - t;
     drop_state(u);
     return PIX_OK;
+}
+
+/* ---- one file of a bulk import ---- */
+
+/* Opens it->arg and checks it is still the file that was hashed. */
+static int bulk_open(struct up *u, const struct upload_item *it, char *err)
+{
+    struct stat sb;
+
+    if ((u->fd = open(u->arg, O_RDONLY | O_CLOEXEC)) < 0) {
+        err_set(err, "%s", strerror(errno));
+        return PIX_EIO;
+    }
+    if (fstat(u->fd, &sb) < 0) {
+        err_set(err, "%s", strerror(errno));
+        return PIX_EIO;
+    }
+    if (sb.st_size != it->file.size || sb.st_mtim.tv_sec != it->file.mtime_sec ||
+        sb.st_mtim.tv_nsec != it->file.mtime_nsec || sb.st_ino != it->file.ino) {
+        err_set(err, "the file changed while it was imported");
+        return PIX_EIO;
+    }
+    u->file = it->file;
+    snprintf(u->mime, sizeof u->mime, "%s", it->mime);
+    snprintf(u->name, sizeof u->name, "%s", fsx_basename(it->file.path));
+    return PIX_OK;
+}
+
+/* Takes the batch's session and decides how to carry on (RESUME_*): a new or replayed
+ * session still uploading answers its challenge; a dead one is replaced. */
+static int bulk_session(struct up *u, const cJSON *s, int *how, char *err)
+{
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(s, "dedup_challenge");
+    int rc;
+
+    *how = RESUME_NONE;
+    if (s && (rc = adopt_session(u, s, err)) != PIX_OK)
+        return rc;
+    if (s)
+        *how = resume_how(u, s);
+    if (*how == RESUME_NONE)
+        return start_session(u, err); /* none, or dead (expired, aborted, failed) */
+    if (*how == RESUME_UPLOAD && cJSON_IsObject(ch))
+        return prove(u, ch, err);
+    return PIX_OK;
+}
+
+int upload_session_file(struct pix *px, const struct upload_item *it, const cJSON *session,
+                        struct upload_result *res, char *err)
+{
+    struct up u = {.px = px, .arg = it->arg, .fd = -1, .t0 = util_now_mono()};
+    int how = RESUME_NONE, rc = bulk_open(&u, it, err);
+
+    if (rc == PIX_OK)
+        rc = bulk_session(&u, session, &how, err);
+    if (rc == PIX_OK && !u.image_id[0])
+        rc = send_content(&u, how, err);
+    if (rc == PIX_OK && !u.image_id[0])
+        rc = complete(&u, err);
+    memset(res, 0, sizeof *res);
+    snprintf(res->image_id, sizeof res->image_id, "%s", u.image_id);
+    snprintf(res->session_id, sizeof res->session_id, "%s", u.session_id);
+    res->dedup = u.dedup;
+    res->proof = u.proof;
+    res->bytes_sent = u.xs.bytes_sent;
+    if (u.fd >= 0)
+        close(u.fd);
+    state_clear(&u.st);
+    return rc;
 }
 
 /* "verified" (the server has checked the content) or "verifying" (committed, checked in
@@ -882,6 +921,12 @@ int cmd_upload(struct pix *px, int argc, char **argv)
 {
     int worst = PIX_OK;
 
+    if (px->cfg->recursive || (px->cfg->from_list && *px->cfg->from_list))
+        return cmd_upload_bulk(px, argc, argv);
+    if (argc == 0) {
+        pix_errorf("usage: pixctl upload FILE... (see pixctl upload --help)");
+        return PIX_EUSAGE;
+    }
     if (argc > 1 && px->cfg->name && *px->cfg->name)
         return pix_errorf("--name needs exactly one file"), PIX_EUSAGE;
     for (int i = 0; i < argc && !pix_interrupted; i++) {
