@@ -15,28 +15,9 @@ import time
 
 import pytest
 
-from conftest import start_api
-from s3door import S3Door
-from test_pixctl import PIXCTL, Pixctl
+from test_pixctl import PIXCTL, Pixctl, door, papi  # noqa: F401 (fixtures)
 
 NFILES = 60
-
-
-@pytest.fixture(scope="module")
-def door(stack):
-    if not os.path.exists(PIXCTL):
-        pytest.skip("pixctl not built (%s)" % PIXCTL)
-    d = S3Door(os.environ["S3_ENDPOINT"])
-    yield d
-    d.close()
-
-
-@pytest.fixture(scope="module")
-def bapi(door):
-    """An API whose presigned URLs point at the door."""
-    p = start_api(S3_PUBLIC_ENDPOINT=door.url, PIXPLANE_PART_URL_TTL="10m")
-    yield p
-    p.stop()
 
 
 def sha256_file(path):
@@ -110,8 +91,8 @@ def images(px, timeout=60, verified=True):
         time.sleep(0.3)
 
 
-def test_import_and_reimport(bapi, door, jpegs, tmp_path):
-    px = Pixctl(bapi, tmp_path)
+def test_import_and_reimport(papi, door, jpegs, tmp_path):
+    px = Pixctl(papi, tmp_path)
     lib = tmp_path / "library"
     want = make_library(jpegs, lib)
 
@@ -164,8 +145,8 @@ def test_import_and_reimport(bapi, door, jpegs, tmp_path):
         assert door.total_puts() == 0
 
 
-def test_from_list(bapi, door, jpegs, tmp_path):
-    px = Pixctl(bapi, tmp_path)
+def test_from_list(papi, door, jpegs, tmp_path):
+    px = Pixctl(papi, tmp_path)
     lib = tmp_path / "library"
     want = make_library(jpegs, lib)
     paths = sorted(want)[:10]
@@ -201,10 +182,10 @@ def test_from_list(bapi, door, jpegs, tmp_path):
     assert len(images(px, verified=False)) == 15
 
 
-def test_kill_and_rerun(bapi, door, jpegs, tmp_path):
+def test_kill_and_rerun(papi, door, jpegs, tmp_path):
     """SIGKILL part-way (slow storage, two files at a time), then the same command: every
     file is one image, none twice."""
-    px = Pixctl(bapi, tmp_path)
+    px = Pixctl(papi, tmp_path)
     lib = tmp_path / "library"
     want = make_library(jpegs, lib)
     door.rate = 32 * 1024
@@ -236,10 +217,10 @@ def test_kill_and_rerun(bapi, door, jpegs, tmp_path):
     assert summ["skipped"] == NFILES and summ["bytes_sent"] == 0, summ
 
 
-def test_failures_reported(bapi, door, jpegs, tmp_path):
+def test_failures_reported(papi, door, jpegs, tmp_path):
     """A file that is gone when it is read (a dangling symlink) and an empty one fail with
     their reasons; every other file is imported; the exit code is the first failure's."""
-    px = Pixctl(bapi, tmp_path)
+    px = Pixctl(papi, tmp_path)
     lib = tmp_path / "library"
     want = make_library(jpegs, lib)
     os.symlink(lib / "vanished.jpg", lib / "2023" / "gone.jpg")
