@@ -10,3 +10,4 @@ CREATE TABLE stream_tickets (
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX stream_tickets_expires ON stream_tickets (expires_at);
+CREATE INDEX stream_tickets_user ON stream_tickets (user_id, expires_at);

@@ -117,14 +117,6 @@ static void item_replay(struct bitem *b, const struct upload_row *s)
     b->replayed = 1;
 }
 
-static struct bitem *item_by_id(struct batch *bt, const char *id)
-{
-    for (int i = 0; i < bt->n; i++)
-        if (!bt->it[i].e.status && !strcmp(bt->it[i].id, id))
-            return &bt->it[i];
-    return NULL;
-}
-
 /* Reads session_batch's rows into the items; queues refills of dry banks. */
 static void take_rows(struct api_call *c, struct batch *bt, PGresult *r)
 {
@@ -134,19 +126,20 @@ static void take_rows(struct api_call *c, struct batch *bt, PGresult *r)
     for (int row = 0; row < PQntuples(r); row++) {
         const char *kind = pg_val(r, row, k);
         struct bitem *b;
+        int ord;
 
         if (!strcmp(kind, "caps")) {
             bt->open = pg_i64(r, row, k + 2);
             bt->bytes = pg_i64(r, row, k + 3);
             continue;
         }
-        upload_row_load(r, row, &s);
-        if (!strcmp(kind, "replay"))
-            b = &bt->it[atoi(pg_val(r, row, k + 1))];
-        else
-            b = item_by_id(bt, s.id);
-        if (!b || b->e.status || b->answer)
+        ord = atoi(pg_val(r, row, k + 1)); /* new and replayed rows carry their item's */
+        if (ord < 0 || ord >= bt->n)
             continue;
+        b = &bt->it[ord];
+        if (b->e.status || b->answer)
+            continue;
+        upload_row_load(r, row, &s);
         if (!strcmp(kind, "replay"))
             item_replay(b, &s);
         else

@@ -19,11 +19,13 @@ const struct pg_stmt api_stmts[] = {
     POP_STMTS,
     {"ping", "SELECT 1"},
     /* Stream tickets (ticket.c): $1 hex SHA-256 of the ticket, $4 the token's expiry (epoch
-     * seconds), $5 the ticket's lifetime. A ticket is spent by the DELETE that redeems it. */
+     * seconds), $5 the ticket's lifetime; none while the user holds $6 live ones. A ticket
+     * is spent by the DELETE that redeems it. */
     {"ticket_issue",
      "INSERT INTO stream_tickets (ticket_hash, user_id, admin, token_exp, expires_at)"
-     " VALUES (decode($1, 'hex'), $2, $3::boolean, to_timestamp($4::float8),"
-     " now() + make_interval(secs => $5::float8))"},
+     " SELECT decode($1, 'hex'), $2, $3::boolean, to_timestamp($4::float8),"
+     " now() + make_interval(secs => $5::float8) WHERE (SELECT count(*) FROM stream_tickets"
+     " WHERE user_id = $2 AND expires_at > now()) < $6::int RETURNING 1"},
     {"ticket_redeem",
      "DELETE FROM stream_tickets WHERE ticket_hash = decode($1, 'hex') AND expires_at > now()"
      " RETURNING user_id, admin, extract(epoch FROM token_exp)::bigint"},
@@ -80,9 +82,9 @@ const struct pg_stmt api_stmts[] = {
      * inserted). The others are admitted in order while the caller's open sessions stay
      * within $3 and their declared bytes within $4; each distinct declared sha256 spends one
      * budget unit and gets a challenge as in session_create (the first item with it).
-     * Returns the new sessions (kind 'new'), the replayed ones ('replay', with the ordinal)
-     * and one 'caps' row: the open count and bytes before, so the caller can tell who was
-     * refused. After the session columns: declared sha256, kind, ordinal, count, bytes, and
+     * Returns the new sessions (kind 'new') and the replayed ones ('replay'), each with its
+     * item's ordinal, and one 'caps' row: the open count and bytes before, so the caller can tell
+     * who was refused. After the session columns: declared sha256, kind, ordinal, count, bytes, and
      * whether the content's bank is dry (queue a refill). */
     {"session_batch",
      "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING),"
@@ -126,9 +128,10 @@ const struct pg_stmt api_stmts[] = {
      " LEFT JOIN c ON c.content_hash = e.content_hash"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS ", declared_sha256)"
-     " SELECT s.*, 'new'::text, NULL::int, NULL::bigint, NULL::numeric,"
+     " SELECT s.*, 'new'::text, a.ord, NULL::bigint, NULL::numeric,"
      " EXISTS (SELECT 1 FROM e WHERE e.content_hash = s.declared_sha256)"
-     " AND NOT EXISTS (SELECT 1 FROM c WHERE c.content_hash = s.declared_sha256) FROM s"
+     " AND NOT EXISTS (SELECT 1 FROM c WHERE c.content_hash = s.declared_sha256)"
+     " FROM s JOIN a ON a.id = s.upload_session_id"
      " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'replay', r.ord, NULL, NULL, false"
      " FROM r JOIN upload_sessions ON upload_session_id = r.rsid"
      " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'caps', NULL, cur.n, cur.bytes, false"

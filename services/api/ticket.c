@@ -10,7 +10,8 @@
 #include "log.h"
 #include "ticket.h"
 
-#define TICKET_BYTES 32 /* 256 bits from the OS RNG */
+#define TICKET_BYTES 32      /* 256 bits from the OS RNG */
+#define TICKETS_PER_STREAM 4 /* live tickets a user may hold per stream they may open */
 
 /* The stored form: hex SHA-256 of the ticket text (the ticket itself is never stored). */
 static int ticket_hash(const char *ticket, char hex[65])
@@ -39,8 +40,8 @@ static cJSON *ticket_json(const char *ticket, double ttl, time_t now)
 void ticket_issue(struct api_call *c)
 {
     unsigned char raw[TICKET_BYTES];
-    char *ticket = NULL, hex[65], exp[24], ttl[24], err[ERR_MAX];
-    const char *p[5] = {hex, c->user.sub, c->user.admin ? "true" : "false", exp, ttl};
+    char *ticket = NULL, hex[65], exp[24], ttl[24], cap[16], err[ERR_MAX];
+    const char *p[6] = {hex, c->user.sub, c->user.admin ? "true" : "false", exp, ttl, cap};
     double secs = c->api->cfg->stream_ticket_ttl;
     PGresult *r;
 
@@ -51,14 +52,19 @@ void ticket_issue(struct api_call *c)
     }
     snprintf(exp, sizeof exp, "%lld", (long long)c->user.exp);
     snprintf(ttl, sizeof ttl, "%.3f", secs);
+    snprintf(cap, sizeof cap, "%ld", c->api->cfg->sse_streams_per_user * TICKETS_PER_STREAM);
     if (!api_db(c))
         goto out;
-    if (!(r = pg_exec(c->db, "ticket_issue", 5, p, err))) {
+    if (!(r = pg_exec(c->db, "ticket_issue", 6, p, err))) {
         api_db_fail(c, "ticket_issue", err);
         goto out;
     }
+    if (PQntuples(r) == 0)
+        api_error(c, 429, "too_many_tickets",
+                  "too many unused stream tickets; open a stream with one or wait a minute");
+    else
+        http_respond_json(c->req, 201, ticket_json(ticket, secs, time(NULL)));
     PQclear(r);
-    http_respond_json(c->req, 201, ticket_json(ticket, secs, time(NULL)));
 out:
     free(ticket);
 }

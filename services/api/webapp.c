@@ -101,9 +101,11 @@ static int add_file(webapp *w, const char *dir, const char *name, size_t *total,
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (w->n == WEBAPP_MAX_FILES)
         return err_set(err, "web-dir: more than %d files", WEBAPP_MAX_FILES), -1;
-    if (read_all(path, &f->data, &f->len) < 0 || !(f->name = strdup(name)))
+    if (read_all(path, &f->data, &f->len) < 0)
         return err_set(err, "web-dir: cannot read %s", path), -1;
-    w->n++;
+    w->n++; /* from here webapp_free frees it */
+    if (!(f->name = strdup(name)))
+        return err_set(err, "out of memory"), -1;
     if ((*total += f->len) > WEBAPP_MAX_BYTES)
         return err_set(err, "web-dir: over %ld bytes in all", WEBAPP_MAX_BYTES), -1;
     f->type = type_of(name);

@@ -213,3 +213,19 @@ def test_ticket_stream_sees_the_users_changes_from_a_cursor(stack):
         assert sorted(got) == [200] + [401] * 7
     finally:
         api.stop()
+
+
+def test_unused_tickets_are_capped_per_user(stack):
+    """Tickets are rows: one user cannot pile them up (4 live ones per stream they may open),
+    and that cap is theirs alone."""
+    api = ApiProcess({"PIXPLANE_SSE_STREAMS_PER_USER": "1"})
+    try:
+        a = Client(api.url, api.token(user_id("tkc")))
+        got = [a.call("POST", "/sync/stream-ticket")[0] for _ in range(6)]
+        assert got == [201] * 4 + [429] * 2
+        st, doc = a.call("POST", "/sync/stream-ticket")
+        assert st == 429 and doc["error"]["code"] == "too_many_tickets"
+        b = Client(api.url, api.token(user_id("tkd")))
+        assert b.call("POST", "/sync/stream-ticket")[0] == 201
+    finally:
+        api.stop()
