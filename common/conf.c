@@ -25,6 +25,8 @@ static const char *type_name(enum conf_type t)
         return "size";
     case CONF_SECS:
         return "duration";
+    case CONF_LIST:
+        return "list";
     }
     return "?";
 }
@@ -155,6 +157,25 @@ int conf_parse_secs(const char *s, double *out)
     return 0;
 }
 
+/* A CONF_LIST value: s, or the lines so far and s as one more. */
+static int list_add(char **target, const char *s, int fresh)
+{
+    const char *old = fresh || !*target ? "" : *target;
+    size_t lo = strlen(old), ls = strlen(s);
+    char *copy = malloc(lo + ls + 2);
+
+    if (!copy)
+        return -1;
+    memcpy(copy, old, lo);
+    if (lo && ls)
+        copy[lo++] = '\n';
+    memcpy(copy + lo, s, ls + 1);
+    if (!fresh)
+        free(*target);
+    *target = copy;
+    return 0;
+}
+
 /* Parses s into o's target. For CONF_STR the previous value is freed unless fresh is set
  * (the defaults step, where the target may not hold a pointer yet). */
 static int set_value(const struct conf_opt *o, const char *s, int fresh)
@@ -169,6 +190,8 @@ static int set_value(const struct conf_opt *o, const char *s, int fresh)
             free(*(char **)o->target);
         *(char **)o->target = copy;
         return 0;
+    case CONF_LIST:
+        return list_add(o->target, s, fresh);
     case CONF_INT:
         return parse_int(s, o->target);
     case CONF_BOOL:
@@ -186,11 +209,11 @@ static int apply_defaults(const struct conf_opt *opts, size_t n, char *err)
     size_t i;
 
     for (i = 0; i < n; i++) /* so conf_free is safe whenever a later default fails */
-        if (opts[i].type == CONF_STR)
+        if (opts[i].type == CONF_STR || opts[i].type == CONF_LIST)
             *(char **)opts[i].target = NULL;
     for (i = 0; i < n; i++) {
         const struct conf_opt *o = &opts[i];
-        const char *def = o->def && *o->def ? o->def : (o->type == CONF_STR ? "" : "0");
+        const char *def = o->def && *o->def ? o->def : (o->type == CONF_STR || o->type == CONF_LIST ? "" : "0");
 
         if (set_value(o, def, 1) < 0) {
             err_set(err, "bad default '%.*s' for --%s: expected %s", CONF_ECHO_MAX, def, o->name,
@@ -373,7 +396,7 @@ fail:
 void conf_free(const struct conf_opt *opts, size_t n)
 {
     for (size_t i = 0; opts != NULL && i < n; i++) {
-        if (opts[i].type != CONF_STR)
+        if (opts[i].type != CONF_STR && opts[i].type != CONF_LIST)
             continue;
         free(*(char **)opts[i].target);
         *(char **)opts[i].target = NULL;
@@ -387,6 +410,7 @@ static const char *default_text(const struct conf_opt *o)
         return o->def;
     switch (o->type) {
     case CONF_STR:
+    case CONF_LIST:
         return "\"\"";
     case CONF_BOOL:
         return "false";

@@ -12,6 +12,7 @@ enum conf_type {
     CONF_BOOL, /* int *: true/false/1/0/yes/no/on/off */
     CONF_SIZE, /* long long *: bytes, suffixes K M G T (binary: KiB...) */
     CONF_SECS, /* double *: seconds, suffixes ms s m h d */
+    CONF_LIST, /* char **: like CONF_STR, but each repeat of the flag adds a line */
 };
 
 struct conf_opt {

@@ -407,23 +407,6 @@ static int index_open(struct bulk *b, char *err)
 
 /* ---- one file: classify, look up, hash ---- */
 
-/* The image type of path, or NULL: by extension, else by its first bytes. */
-static const char *detect(const char *path)
-{
-    const char *m = mime_from_name(path);
-    unsigned char head[MIME_SNIFF_BYTES];
-    ssize_t n;
-    int fd;
-
-    if (m)
-        return m;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return NULL;
-    n = pread(fd, head, sizeof head, 0);
-    close(fd);
-    return n > 0 ? mime_sniff(head, (size_t)n) : NULL;
-}
-
 static void ident_of(struct file_ident *f, const struct stat *sb)
 {
     f->size = sb->st_size;
@@ -448,7 +431,7 @@ static int examine(struct bulk *b, struct bjob *j)
         err_set(j->err, "not a regular file");
         return b->listed ? PIX_EIO : EXAMINE_IGNORE;
     }
-    m = detect(j->arg);
+    m = mime_of_file(j->arg);
     if (!m && b->cfg->mime_type && *b->cfg->mime_type)
         m = b->cfg->mime_type;
     if (!mime_importable(m)) {

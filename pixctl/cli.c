@@ -79,13 +79,23 @@ static const struct pix_command commands[] = {
      "Downloads a variant of an image (default thumbnail_small). Waits up to --wait while\n"
      "the server is still making it. Prints the path written.",
      1, 1},
-    {"sync", cmd_sync, C_SYNC, "DIR [--watch]", "mirror your images into a folder",
+    {"sync", cmd_sync, C_SYNC, "DIR [--watch] [--two-way]", "sync your images with a folder",
      "Mirrors your images into DIR: downloads added and updated images (verified, through a\n"
      "temporary file, so no partial file ever has a final name), renames, removes deleted\n"
      "ones. The cursor and an index live in DIR/.pixplane/; killed at any point, the next\n"
      "run carries on. Names collide as `NAME (ID-PREFIX).EXT` (the image with the smallest\n"
      "id keeps the plain name). --watch keeps running and follows the server's event\n"
-     "stream, reconnecting with backoff.",
+     "stream, reconnecting with backoff.\n\n"
+     "--two-way also carries the folder's changes to the server: new files are uploaded,\n"
+     "renames rename, deletions go to the trash, an edited file becomes a new image that\n"
+     "replaces the old one (which goes to the trash). The same image changed on both\n"
+     "sides is a conflict; nothing is lost: edit against edit keeps the server's version\n"
+     "under the name and yours as `NAME (conflict HOST DATE).EXT`; an edit or a rename\n"
+     "beats a deletion; of two renames the server's wins. A pass that would delete more\n"
+     "than --max-delete images stops and changes nothing, as does an emptied folder\n"
+     "(unmounted?) unless --force. Files changing while they are read wait for the next\n"
+     "pass. Only files directly in DIR are synced; hidden, temporary and swap files and\n"
+     "--exclude globs are left alone. With --watch, local changes are followed too.",
      1, 1},
 };
 
@@ -181,6 +191,20 @@ static const struct opt_def options[] = {
      C_SYNC},
     {{"poll-interval", "PIXCTL_POLL_INTERVAL", CONF_SECS, C(poll_interval), "5m",
       "with --watch, also pull changes this often (a safety net)"},
+     C_SYNC},
+    {{"two-way", "PIXCTL_TWO_WAY", CONF_BOOL, C(two_way), "false",
+      "also carry the folder's changes (new, renamed, edited, deleted files) to the server"},
+     C_SYNC},
+    {{"max-delete", "PIXCTL_MAX_DELETE", CONF_INT, C(max_delete), "-1",
+      "two-way: stop if a pass would delete more than this many images on the server "
+      "(-1: 50, or 10 % of the files if less, but at least 5)"},
+     C_SYNC},
+    {{"force", "PIXCTL_FORCE", CONF_BOOL, C(force), "false",
+      "two-way: no deletion limit, and an emptied folder deletes its images"},
+     C_SYNC},
+    {{"exclude", "PIXCTL_EXCLUDE", CONF_LIST, C(exclude), "",
+      "two-way: a file-name glob not to sync (repeatable); hidden, temporary and swap "
+      "files are never synced"},
      C_SYNC},
 };
 
@@ -433,6 +457,8 @@ static int check_ranges(const struct pixctl_config *c, char *err)
         return err_set(err, "--timeout and --connect-timeout must be positive"), -1;
     if (c->upload_buffer < 16 * 1024 || c->upload_buffer > 2 * 1024 * 1024)
         return err_set(err, "--upload-buffer must be 16KiB-2MiB"), -1;
+    if (c->max_delete < -1)
+        return err_set(err, "--max-delete must be 0 or more"), -1;
     if (c->limit < 0)
         return err_set(err, "--limit must not be negative"), -1;
     if (c->hash_mode && strcmp(c->hash_mode, "auto") && strcmp(c->hash_mode, "first") &&
@@ -460,6 +486,7 @@ static void base_defaults(struct pixctl_config *cfg)
     cfg->files = 8;
     cfg->resume = 1, cfg->verify_timeout = 7200, cfg->upload_buffer = 512 * 1024;
     cfg->wait = 60, cfg->poll_interval = 300, cfg->hash_first_below = 64LL << 20;
+    cfg->max_delete = -1;
 }
 
 static int parse_cmd(int argc, struct cli *out, struct pixctl_config *cfg, int cmd_at, char *err)

@@ -1,5 +1,7 @@
 /* mime: image types by extension and by magic bytes (JPEG, PNG, GIF, WebP, AVIF, HEIC/HEIF,
  * TIFF, BMP), and the subset the server accepts. */
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -65,4 +67,20 @@ int mime_importable(const char *mime)
         if (!strcmp(mime, importable[i]))
             return 1;
     return 0;
+}
+
+const char *mime_of_file(const char *path)
+{
+    const char *m = mime_from_name(path);
+    unsigned char head[MIME_SNIFF_BYTES];
+    ssize_t n;
+    int fd;
+
+    if (m)
+        return m;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return NULL;
+    n = pread(fd, head, sizeof head, 0);
+    close(fd);
+    return n > 0 ? mime_sniff(head, (size_t)n) : NULL;
 }

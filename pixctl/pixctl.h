@@ -48,6 +48,10 @@ struct pixctl_config {
     /* sync */
     int watch;
     double poll_interval;
+    int two_way;     /* carry local changes to the server too */
+    long max_delete; /* two-way: server deletions a pass may make (-1: the default rule) */
+    int force;       /* two-way: no deletion guard */
+    char *exclude;   /* two-way: file name globs not synced, one a line */
 };
 
 typedef struct client client;

@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fsx.h"
 #include "sidx.h"
 
-#define SIDX_HEADER "# pixplane sync index v1"
+#define SIDX_HEADER "# pixplane sync index v2"
+#define SIDX_FIELDS 12
 #define SIDX_MAX (256 * 1024 * 1024)
 
 /* s with tabs and newlines as spaces (they cannot appear in names the API accepts). */
@@ -26,10 +28,13 @@ char *sidx_format(const struct sidx *x)
 
     for (int i = 0; i < x->n && !fail; i++) {
         const struct sidx_entry *e = &x->e[i];
-        fail = buf_printf(&b, "%s\t%s\t%lld\t", e->id, e->sha256, e->size) < 0;
+        fail = buf_printf(&b, "%s\t%s\t%lld\t%lld\t%llu\t%d\t", e->id, e->sha256, e->size,
+                          e->mtime_ns, e->ino, e->foreign) < 0;
         put_field(&b, e->local, &fail);
         fail = fail || buf_puts(&b, "\t") < 0;
         put_field(&b, e->name, &fail);
+        fail = fail || buf_printf(&b, "\t%d\t%s\t%lld\t", e->srv, e->srv_sha256, e->srv_size) < 0;
+        put_field(&b, e->srv_name, &fail);
         fail = fail || buf_puts(&b, "\n") < 0;
     }
     if (fail) {
@@ -47,26 +52,56 @@ static int copy_field(char *dst, size_t n, const char *src)
     return 0;
 }
 
-/* One line "id\tsha\tsize\tlocal\tname" (modified in place). */
+static int num_field(const char *s, long long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return *s && !*end && !errno && *out >= 0 ? 0 : -1;
+}
+
+/* The v2 fields after the first three (f as split by parse_line). */
+static int parse_v2(char **f, struct sidx_entry *e)
+{
+    long long foreign, srv;
+    char *end;
+
+    errno = 0;
+    e->ino = strtoull(f[4], &end, 10);
+    if (!*f[4] || *end || errno || *f[4] == '-')
+        return -1;
+    if (num_field(f[3], &e->mtime_ns) < 0 ||
+        num_field(f[5], &foreign) < 0 || num_field(f[8], &srv) < 0 || srv > SIDX_SRV_GONE ||
+        num_field(f[10], &e->srv_size) < 0 || copy_field(e->local, sizeof e->local, f[6]) < 0 ||
+        copy_field(e->name, sizeof e->name, f[7]) < 0 ||
+        copy_field(e->srv_sha256, sizeof e->srv_sha256, f[9]) < 0 ||
+        copy_field(e->srv_name, sizeof e->srv_name, f[11]) < 0)
+        return -1;
+    e->foreign = foreign != 0;
+    e->srv = (int)srv;
+    return 0;
+}
+
+/* One line, v1 "id sha size local name" or v2 (sidx_format), modified in place. */
 static int parse_line(char *line, struct sidx *x)
 {
-    char *f[5], *end;
+    char *f[SIDX_FIELDS];
     struct sidx_entry *e;
     int k = 0;
 
-    for (char *p = line; k < 5; k++) {
+    for (char *p = line; p && k < SIDX_FIELDS; k++) {
         f[k] = p;
-        if (k == 4)
-            break;
-        if (!(p = strchr(p, '\t')))
-            return -1;
-        *p++ = '\0';
+        if ((p = strchr(p, '\t')))
+            *p++ = '\0';
     }
-    if (!*f[0] || !(e = sidx_add(x, f[0])))
+    if ((k != 5 && k != SIDX_FIELDS) || !*f[0] || !(e = sidx_add(x, f[0])))
         return -1;
-    e->size = strtoll(f[2], &end, 10);
-    if (*end || e->size < 0 || copy_field(e->sha256, sizeof e->sha256, f[1]) < 0 ||
-        copy_field(e->local, sizeof e->local, f[3]) < 0 ||
+    if (num_field(f[2], &e->size) < 0 || copy_field(e->sha256, sizeof e->sha256, f[1]) < 0)
+        return -1;
+    if (k == SIDX_FIELDS)
+        return parse_v2(f, e);
+    if (copy_field(e->local, sizeof e->local, f[3]) < 0 ||
         copy_field(e->name, sizeof e->name, f[4]) < 0)
         return -1;
     return 0;
@@ -163,6 +198,16 @@ void sidx_remove(struct sidx *x, struct sidx_entry *e)
         return;
     memmove(&x->e[i], &x->e[i + 1], sizeof *e * (size_t)(x->n - i - 1));
     x->n--;
+}
+
+void sidx_note_stat(struct sidx_entry *e, const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        return;
+    e->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    e->ino = (unsigned long long)st.st_ino;
 }
 
 void sidx_free(struct sidx *x)

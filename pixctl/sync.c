@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,27 +22,18 @@
 #include "progress.h"
 #include "sidx.h"
 #include "sse.h"
+#include "sync.h"
 
-#define META ".pixplane"
-#define TMP_REL ".pixplane/tmp/"
+#define META SYNC_META
+#define TMP_REL SYNC_TMP_REL
+#define CURSOR_MAX SYNC_CURSOR_MAX
 #define PAGE_LIMIT 200
 #define MAX_PAGES 1000000
-#define CURSOR_MAX 512
 #define STREAM_IDLE 90L /* seconds without a byte (heartbeats included): reconnect */
 #define RECONNECT_BASE 1.0
 #define RECONNECT_CAP 30.0
 #define STREAM_GOOD 30.0 /* a stream that lasted this long resets the backoff */
-
-struct syncer {
-    struct pix *px;
-    char dir[PATH_MAX], tmpdir[PATH_MAX], index_path[PATH_MAX], cursor_path[PATH_MAX];
-    struct sidx idx;
-    char cursor[CURSOR_MAX];
-    int lockfd;
-    int added, updated, removed, renamed, downloads;
-    int dl_rc; /* first download failure of this pass */
-    char dl_err[ERR_MAX];
-};
+#define SETTLE 0.5       /* --two-way --watch: quiet time after a local change before a pass */
 
 /* ---- paths and notes ---- */
 
@@ -61,17 +53,17 @@ static void pjoin(char *out, size_t n, const char *a, const char *b)
     out[la + lb] = '\0';
 }
 
-static void abs_of(const struct syncer *s, const char *local, char *out, size_t n)
+void sync_abs(const struct syncer *s, const char *local, char *out, size_t n)
 {
     pjoin(out, n, s->dir, local);
 }
 
-static int in_tmp(const char *local)
+int sync_in_tmp(const char *local)
 {
     return !strncmp(local, TMP_REL, strlen(TMP_REL));
 }
 
-static void action(const struct syncer *s, const char *what, const char *id, const char *path,
+void sync_action(const struct syncer *s, const char *what, const char *id, const char *path,
                    const char *from)
 {
     if (s->px->cfg->json) {
@@ -96,12 +88,12 @@ static void action(const struct syncer *s, const char *what, const char *id, con
 
 /* ---- index and cursor on disk ---- */
 
-static int save_index(struct syncer *s, char *err)
+int sync_save_index(struct syncer *s, char *err)
 {
     return sidx_save(s->index_path, &s->idx, err) < 0 ? PIX_EIO : PIX_OK;
 }
 
-static int save_cursor(struct syncer *s, const char *cursor, char *err)
+int sync_save_cursor(struct syncer *s, const char *cursor, char *err)
 {
     char line[CURSOR_MAX + 2];
 
@@ -180,7 +172,7 @@ static int has_content(struct syncer *s, const struct sidx_entry *e)
 
     if (!e->local[0] || e->need)
         return 0;
-    abs_of(s, e->local, path, sizeof path);
+    sync_abs(s, e->local, path, sizeof path);
     return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == e->size;
 }
 
@@ -192,7 +184,7 @@ static int same_content(struct syncer *s, const struct sidx_entry *e, const char
     long long n;
     int fd, ok;
 
-    abs_of(s, fname, path, sizeof path);
+    sync_abs(s, fname, path, sizeof path);
     if (sidx_find_local(&s->idx, fname) || lstat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
         st.st_size != e->size || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return 0;
@@ -242,8 +234,8 @@ static int fetch(struct syncer *s, struct sidx_entry *e, char *err)
         unlink(tmp);
         return PIX_EIO;
     }
-    if (e->local[0] && !in_tmp(e->local)) {
-        abs_of(s, e->local, old, sizeof old);
+    if (e->local[0] && !sync_in_tmp(e->local)) {
+        sync_abs(s, e->local, old, sizeof old);
         unlink(old);
     }
     snprintf(e->local, sizeof e->local, TMP_REL "%s", e->id);
@@ -268,7 +260,7 @@ static int ensure_content(struct syncer *s, char *err)
     for (int i = 0; i < s->idx.n && !pix_interrupted; i++) {
         struct sidx_entry *e = &s->idx.e[i];
         int rc;
-        if (has_content(s, e) || (!e->need && adopt(s, e)))
+        if (e->hold || has_content(s, e) || (!e->need && adopt(s, e)))
             continue;
         rc = fetch(s, e, err);
         if (rc == PIX_EINTR || rc == PIX_EIO)
@@ -287,7 +279,7 @@ static int taken(void *ud, const char *fname)
     char path[PATH_MAX * 2];
     struct stat st;
 
-    abs_of(s, fname, path, sizeof path);
+    sync_abs(s, fname, path, sizeof path);
     return lstat(path, &st) == 0 && !sidx_find_local(&s->idx, fname);
 }
 
@@ -296,9 +288,9 @@ static int park(struct syncer *s, struct sidx_entry *e, const char *want, char *
 {
     char from[PATH_MAX * 2], to[PATH_MAX];
 
-    if (!e->local[0] || in_tmp(e->local) || !strcmp(e->local, want))
+    if (e->hold || !e->local[0] || sync_in_tmp(e->local) || !strcmp(e->local, want))
         return 0;
-    abs_of(s, e->local, from, sizeof from);
+    sync_abs(s, e->local, from, sizeof from);
     pjoin(to, sizeof to, s->tmpdir, e->id);
     if (rename(from, to) < 0)
         return err_set(err, "rename %s: %s", from, strerror(errno)), -1;
@@ -327,23 +319,25 @@ static int place(struct syncer *s, struct sidx_entry *e, const char *want, const
     const char *name = want;
     int r;
 
-    abs_of(s, e->local, from, sizeof from);
-    abs_of(s, want, to, sizeof to);
+    sync_abs(s, e->local, from, sizeof from);
+    sync_abs(s, want, to, sizeof to);
     if ((r = move_noreplace(from, to)) < 0 && errno == EEXIST) {
         naming_suffixed(want, e->id, alt, sizeof alt);
         name = alt;
-        abs_of(s, name, to, sizeof to);
+        sync_abs(s, name, to, sizeof to);
         r = move_noreplace(from, to);
     }
     if (r < 0)
         return err_set(err, "cannot place %s: %s", to, strerror(errno)), PIX_EIO;
     snprintf(e->local, sizeof e->local, "%s", name);
+    if (e->fetched)
+        sidx_note_stat(e, to);
     if (e->fetched == 1)
-        s->added++, action(s, "added", e->id, name, NULL);
+        s->added++, sync_action(s, "added", e->id, name, NULL);
     if (e->fetched == 2)
-        s->updated++, action(s, "updated", e->id, name, NULL);
+        s->updated++, sync_action(s, "updated", e->id, name, NULL);
     if (!e->fetched && was[0] && strcmp(was, name))
-        s->renamed++, action(s, "renamed", e->id, name, was);
+        s->renamed++, sync_action(s, "renamed", e->id, name, was);
     e->fetched = 0;
     return PIX_OK;
 }
@@ -380,7 +374,7 @@ static int arrange(struct syncer *s, char *err)
     }
     for (int i = 0; i < s->idx.n && rc == PIX_OK; i++) {
         struct sidx_entry *e = &s->idx.e[i];
-        if (!in_tmp(e->local))
+        if (!sync_in_tmp(e->local))
             snprintf(was[i], sizeof was[i], "%s", e->local);
         int r = park(s, e, ne[i].out, err);
         if (r < 0)
@@ -388,16 +382,16 @@ static int arrange(struct syncer *s, char *err)
         parked += r > 0;
     }
     if (rc == PIX_OK && parked)
-        rc = save_index(s, err);
+        rc = sync_save_index(s, err);
     for (int i = 0; i < s->idx.n && rc == PIX_OK; i++)
-        if (in_tmp(s->idx.e[i].local))
+        if (sync_in_tmp(s->idx.e[i].local))
             rc = place(s, &s->idx.e[i], ne[i].out, was[i], err);
     free(ne);
     free(was);
     return rc;
 }
 
-static int reconcile(struct syncer *s, char *err)
+int sync_reconcile(struct syncer *s, char *err)
 {
     int rc = ensure_content(s, err);
 
@@ -405,7 +399,7 @@ static int reconcile(struct syncer *s, char *err)
         rc = arrange(s, err);
     if (rc == PIX_OK || rc == PIX_EINTR) {
         char e2[ERR_MAX];
-        if (save_index(s, e2) != PIX_OK && rc == PIX_OK)
+        if (sync_save_index(s, e2) != PIX_OK && rc == PIX_OK)
             rc = PIX_EIO, snprintf(err, ERR_MAX, "%s", e2);
     }
     return rc;
@@ -420,14 +414,14 @@ static const char *entry_id(const cJSON *it)
     return *dl_jstr(it, "id") ? dl_jstr(it, "id") : dl_jstr(it, "image_id");
 }
 
-static void remove_entry(struct syncer *s, struct sidx_entry *e)
+void sync_remove_entry(struct syncer *s, struct sidx_entry *e)
 {
     char path[PATH_MAX * 2];
 
     if (e->local[0]) {
-        abs_of(s, e->local, path, sizeof path);
-        if (unlink(path) == 0 && !in_tmp(e->local))
-            s->removed++, action(s, "removed", e->id, e->local, NULL);
+        sync_abs(s, e->local, path, sizeof path);
+        if (unlink(path) == 0 && !sync_in_tmp(e->local))
+            s->removed++, sync_action(s, "removed", e->id, e->local, NULL);
     }
     sidx_remove(&s->idx, e);
 }
@@ -442,7 +436,7 @@ static int upsert(struct syncer *s, const cJSON *it, char *err)
     /* the owner's images still verifying (or failed) have no content to mirror yet */
     if (*status && strcmp(status, "active")) {
         if ((e = sidx_find(&s->idx, id)))
-            remove_entry(s, e);
+            sync_remove_entry(s, e);
         return PIX_OK;
     }
 
@@ -473,12 +467,12 @@ static int apply(struct syncer *s, const cJSON *page, char *err)
     {
         struct sidx_entry *e = sidx_find(&s->idx, entry_id(it));
         if (e)
-            remove_entry(s, e);
+            sync_remove_entry(s, e);
     }
     for (size_t k = 0; k < ARRAY_LEN(lists) && rc == PIX_OK; k++)
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(page, lists[k])) if (rc == PIX_OK)
             rc = upsert(s, it, err);
-    return rc == PIX_OK ? reconcile(s, err) : rc;
+    return rc == PIX_OK ? sync_reconcile(s, err) : rc;
 }
 
 /* After a full listing: whatever it did not mention is gone from the server. */
@@ -486,11 +480,11 @@ static int drop_unseen(struct syncer *s, char *err)
 {
     for (int i = s->idx.n - 1; i >= 0; i--)
         if (!s->idx.e[i].seen)
-            remove_entry(s, &s->idx.e[i]);
-    return reconcile(s, err);
+            sync_remove_entry(s, &s->idx.e[i]);
+    return sync_reconcile(s, err);
 }
 
-static void page_cursor(const cJSON *page, char *out, size_t n)
+void sync_page_cursor(const cJSON *page, char *out, size_t n)
 {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(page, "cursor");
 
@@ -503,7 +497,7 @@ static void page_cursor(const cJSON *page, char *out, size_t n)
 }
 
 /* GET /sync?since=... : PIX_OK with the page, or 1 when the cursor is too old (410). */
-static int get_page(struct syncer *s, const char *since, cJSON **page, char *err)
+int sync_get_page(struct syncer *s, const char *since, cJSON **page, char *err)
 {
     char *esc = client_escape(s->px->api, since), path[CURSOR_MAX * 3 + 64];
     struct client_resp r;
@@ -532,7 +526,7 @@ static int get_page(struct syncer *s, const char *since, cJSON **page, char *err
 static int all_present(const struct syncer *s)
 {
     for (int i = 0; i < s->idx.n; i++)
-        if (!s->idx.e[i].local[0] || s->idx.e[i].need || in_tmp(s->idx.e[i].local))
+        if (!s->idx.e[i].local[0] || s->idx.e[i].need || sync_in_tmp(s->idx.e[i].local))
             return 0;
     return 1;
 }
@@ -551,7 +545,7 @@ static int pull(struct syncer *s, char *err)
     for (int pages = 0; pages < MAX_PAGES && rc == PIX_OK; pages++) {
         cJSON *page = NULL;
         int more;
-        if ((rc = get_page(s, since, &page, err)) == 1) {
+        if ((rc = sync_get_page(s, since, &page, err)) == 1) {
             if (full)
                 return err_set(err, "the server refuses a full resync (410)"), PIX_EAPI;
             pix_note(s->px, "sync: the cursor is too old; resyncing everything");
@@ -562,13 +556,13 @@ static int pull(struct syncer *s, char *err)
         if (rc != PIX_OK)
             break;
         rc = apply(s, page, err);
-        page_cursor(page, since, sizeof since);
+        sync_page_cursor(page, since, sizeof since);
         more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(page, "has_more"));
         cJSON_Delete(page);
         if (rc == PIX_OK && !since[0])
             rc = PIX_EAPI, err_set(err, "the sync feed gave no cursor");
         if (rc == PIX_OK && !full && all_present(s))
-            rc = save_cursor(s, since, err);
+            rc = sync_save_cursor(s, since, err);
         if (!more)
             break;
     }
@@ -580,7 +574,7 @@ static int pull(struct syncer *s, char *err)
         return snprintf(err, ERR_MAX, "%.200s (the cursor stays; run again)",
                         s->dl_rc != PIX_OK ? s->dl_err : "some files are missing"),
                s->dl_rc != PIX_OK ? s->dl_rc : PIX_EIO;
-    return strcmp(s->cursor, since) ? save_cursor(s, since, err) : PIX_OK;
+    return strcmp(s->cursor, since) ? sync_save_cursor(s, since, err) : PIX_OK;
 }
 
 /* ---- --watch: the event stream ---- */
@@ -643,7 +637,8 @@ static struct curl_slist *stream_headers(struct stream *st)
  * ended and is worth reconnecting, an exit code otherwise. */
 static int stream_loop(struct stream *st, CURLM *m, char *err)
 {
-    double last_pull = util_now_mono();
+    double last_pull = util_now_mono(), local_at = 0;
+    struct curl_waitfd wait = {.fd = st->s->wfd, .events = CURL_WAIT_POLLIN};
     int running = 1, q, rc = PIX_OK;
     CURLMsg *msg;
 
@@ -658,17 +653,21 @@ static int stream_loop(struct stream *st, CURLM *m, char *err)
                 return PIX_EAPI;
             return PIX_OK;
         }
-        if (st->events || util_now_mono() - last_pull >= st->s->px->cfg->poll_interval) {
+        if (st->s->wfd >= 0 && bisync_drain_events(st->s))
+            local_at = util_now_mono();
+        if (st->events || util_now_mono() - last_pull >= st->s->px->cfg->poll_interval ||
+            (local_at > 0 && util_now_mono() - local_at >= SETTLE)) {
             char perr[ERR_MAX];
             st->events = 0;
+            local_at = 0;
             last_pull = util_now_mono();
-            if ((rc = pull(st->s, perr)) == PIX_EINTR)
+            if ((rc = st->s->pass(st->s, perr)) == PIX_EINTR)
                 return rc;
             if (rc != PIX_OK)
                 pix_errorf("sync: %s", perr);
         }
         if (running)
-            curl_multi_poll(m, NULL, 0, 1000, NULL);
+            curl_multi_poll(m, &wait, st->s->wfd >= 0, local_at > 0 ? 100 : 1000, NULL);
     }
     return pix_interrupted ? PIX_EINTR : PIX_OK;
 }
@@ -728,7 +727,7 @@ static int watch(struct syncer *s, char *err)
         pix_note(s->px, "sync: %s; reconnecting in %.1fs", err, wait);
         if (backoff_sleep(wait) < 0)
             break;
-        if ((rc = pull(s, err)) == PIX_EINTR)
+        if ((rc = s->pass(s, err)) == PIX_EINTR)
             break;
         if (rc != PIX_OK)
             pix_errorf("sync: %s", err);
@@ -751,27 +750,34 @@ static void summary(const struct syncer *s)
 
 int cmd_sync(struct pix *px, int argc, char **argv)
 {
-    struct syncer s = {.px = px, .lockfd = -1};
+    struct syncer s = {.px = px, .lockfd = -1, .pass = pull, .wfd = -1};
     char err[ERR_MAX] = "";
     int rc = sync_open(&s, argv[0], err);
 
+    if (rc == PIX_OK && px->cfg->two_way)
+        rc = bisync_open(&s, err);
     if (rc == PIX_OK) {
-        rc = pull(&s, err);
+        rc = s.pass(&s, err);
         if (rc != PIX_OK && rc != PIX_EINTR && px->cfg->watch) {
-            pix_errorf("sync %s: %s", argv[0], err); /* keep watching: the next pull retries */
+            pix_errorf("sync %s: %s", argv[0], err); /* keep watching: the next pass retries */
             rc = PIX_OK;
         }
         if (rc == PIX_OK && px->cfg->watch)
             rc = watch(&s, err);
     }
     if (rc == PIX_OK || (rc == PIX_EINTR && px->cfg->watch)) {
-        summary(&s);
+        if (px->cfg->two_way)
+            bisync_summary(&s);
+        else
+            summary(&s);
         rc = PIX_OK;
     } else {
         pix_errorf("sync %s: %s", argv[0], err);
     }
+    bisync_close(&s);
     if (s.lockfd >= 0)
         close(s.lockfd);
     sidx_free(&s.idx);
+    (void)argc;
     return rc;
 }

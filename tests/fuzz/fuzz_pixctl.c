@@ -157,14 +157,14 @@ static void sync_page(unsigned opt, const uint8_t *p, size_t n)
     {
         struct sidx_entry *d = sidx_find(&s.idx, entry_id(it));
         if (d)
-            remove_entry(&s, d);
+            sync_remove_entry(&s, d);
     }
     for (int k = 0; k < 2; k++)
         cJSON_ArrayForEach(it,
                            cJSON_GetObjectItemCaseSensitive(
                                page, k ? "updated" : "added")) if (upsert(&s, it, err) != PIX_OK)
             CHECK(err[0], "a refused entry says why");
-    page_cursor(page, since, sizeof since);
+    sync_page_cursor(page, since, sizeof since);
     CHECK(terminated(since, sizeof since), "cursor fits");
     for (int i = 0; i < s.idx.n; i++)
         CHECK(strlen(s.idx.e[i].sha256) == 64 && s.idx.e[i].size >= 0 && s.idx.e[i].id[0],

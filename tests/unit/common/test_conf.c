@@ -151,6 +151,24 @@ static void test_last_flag_wins_no_leak(void **state)
     conf_free(opts, NOPTS); /* twice is fine */
 }
 
+/* CONF_LIST: every repeat of the flag adds a line, after the environment's value. */
+static void test_list_adds(void **state)
+{
+    char *list = NULL, err[ERR_MAX] = "";
+    const struct conf_opt t[] = {{"exclude", "PIXT_EXCLUDE", CONF_LIST, &list, "", "globs"}};
+    char *av[] = {"prog", "--exclude", "*.raw", "--exclude=*.tmp", NULL};
+
+    assert_int_equal(conf_load(t, 1, 1, av, NULL, NULL, err), 0);
+    assert_string_equal(list, "");
+    conf_free(t, 1);
+    setenv("PIXT_EXCLUDE", "*.bak", 1);
+    assert_int_equal(conf_load(t, 1, 4, av, NULL, NULL, err), 0);
+    assert_string_equal(list, "*.bak\n*.raw\n*.tmp");
+    conf_free(t, 1);
+    assert_null(list);
+    unsetenv("PIXT_EXCLUDE");
+}
+
 static void test_parse_size(void **state)
 {
     static const struct {
@@ -476,6 +494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flag_over_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bool_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_flag_wins_no_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_adds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_secs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_bool, setup, teardown),

@@ -51,6 +51,44 @@ static void test_round_trip(void **unused)
     sidx_free(NULL);
 }
 
+/* The two-way fields (local file identity, the server's state not yet merged) come back,
+ * and an index written by an older pixctl (v1: five fields) still loads. */
+static void test_two_way_fields_and_v1(void **unused)
+{
+    struct sidx a = {0}, b = {0};
+    char *text, err[ERR_MAX];
+    struct sidx_entry *e = sidx_add(&a, "id-2");
+
+    e->mtime_ns = 1764720000123456789LL;
+    e->ino = 18446744073709551000ULL;
+    e->foreign = 1;
+    e->srv = SIDX_SRV_PRESENT;
+    snprintf(e->srv_sha256, sizeof e->srv_sha256, "%064d", 7);
+    e->srv_size = 42;
+    snprintf(e->srv_name, sizeof e->srv_name, "new name.jpg");
+    text = sidx_format(&a);
+    assert_int_equal(sidx_parse(text, &b, err), 0);
+    assert_int_equal(b.e[0].mtime_ns, e->mtime_ns);
+    assert_true(b.e[0].ino == e->ino);
+    assert_int_equal(b.e[0].foreign, 1);
+    assert_int_equal(b.e[0].srv, SIDX_SRV_PRESENT);
+    assert_string_equal(b.e[0].srv_sha256, e->srv_sha256);
+    assert_int_equal(b.e[0].srv_size, 42);
+    assert_string_equal(b.e[0].srv_name, "new name.jpg");
+    assert_string_equal(b.e[0].sha256, ""); /* not merged yet: no base */
+    free(text);
+    assert_int_equal(sidx_parse("# pixplane sync index v1\nid-3\tabc\t5\tx.jpg\tX.jpg\n", &b, err),
+                     0);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.e[0].local, "x.jpg");
+    assert_string_equal(b.e[0].name, "X.jpg");
+    assert_int_equal(b.e[0].srv, SIDX_SRV_NONE);
+    assert_int_equal(b.e[0].mtime_ns, 0);
+    assert_int_equal(sidx_parse("id-4\tabc\t5\t1\t2\t0\tx\tX\t3\t\t0\t\n", &b, err), -1);
+    sidx_free(&a);
+    sidx_free(&b);
+}
+
 static void test_find_remove(void **unused)
 {
     struct sidx x = {0};
@@ -107,6 +145,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_two_way_fields_and_v1),
         cmocka_unit_test(test_find_remove),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_tabs_in_names),
