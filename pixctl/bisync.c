@@ -35,6 +35,7 @@
 
 enum lstate { L_SAME, L_NONE, L_EDIT, L_RENAME, L_GONE, L_BUSY };
 enum { S_EDIT = 1, S_RENAME = 2, S_GONE = 4, S_NEW = 8 };
+enum { UP_CHANGED = -1 }; /* upload(): the file changed since the scan */
 
 /* A file found directly in DIR. */
 struct lfile {
@@ -465,6 +466,8 @@ static int record(struct syncer *s, char *err)
             rc = PIX_EAPI, err_set(err, "the sync feed gave no cursor");
         if (rc != PIX_OK || (!more && full))
             break;
+        if (full) /* "not listed" needs the whole listing: the cursor moves at its end */
+            continue;
         if ((rc = sync_save_index(s, err)) == PIX_OK && strcmp(since, s->cursor))
             rc = sync_save_cursor(s, since, err);
         if (!more)
@@ -765,7 +768,19 @@ static int open_session(struct syncer *s, const struct lfile *f, const char *nam
     return rc;
 }
 
-/* Uploads f as a new image called name: its id in id. */
+/* 1 if f is no longer what the scan saw. */
+static int changed(const struct syncer *s, const struct lfile *f)
+{
+    char path[PATH_MAX * 2];
+    struct stat st;
+
+    sync_abs(s, f->name, path, sizeof path);
+    return lstat(path, &st) < 0 || st.st_size != f->size || stat_ns(&st) != f->mtime_ns ||
+           st.st_ino != f->ino;
+}
+
+/* Uploads f as a new image called name: PIX_OK with its id in id, UP_CHANGED if the file
+ * changed since the scan (the next pass takes it), else an exit code with err. */
 static int upload(struct syncer *s, const struct lfile *f, const char *name, char id[64],
                   char *err)
 {
@@ -788,6 +803,8 @@ static int upload(struct syncer *s, const struct lfile *f, const char *name, cha
     if ((rc = open_session(s, f, name, mime, &session, err)) == PIX_OK)
         rc = upload_session_file(s->px, &it, session, &res, err);
     cJSON_Delete(session);
+    if (rc == PIX_EIO && changed(s, f))
+        return UP_CHANGED;
     if (rc == PIX_OK && !util_is_uuid(res.image_id))
         rc = PIX_EAPI, err_set(err, "the upload of %s made no image", f->name);
     if (rc == PIX_OK)
@@ -822,6 +839,18 @@ static int checkpoint(struct syncer *s, char *err)
         return PIX_OK;
     t->saved_at = util_now_mono();
     return sync_save_index(s, err);
+}
+
+/* A file changing while this pass looked: left as it is, for the next pass. */
+static int skip(struct syncer *s, struct sidx_entry *e, const struct lfile *f)
+{
+    struct two *t = s->two;
+
+    if (e)
+        e->hold = 1;
+    t->skipped++;
+    say(s, "skipped", e ? e->id : "", f ? f->name : e->local, "reason", "changing");
+    return PIX_OK;
 }
 
 /* ---- merging one entry ---- */
@@ -898,6 +927,34 @@ static int local_gone(struct syncer *s, struct step *p, char *err)
     return checkpoint(s, err);
 }
 
+/* Renamed here, replaced on the server (an edit made elsewhere): the new image takes our
+ * name and its content replaces the file's. */
+static int renamed_replaced(struct syncer *s, struct step *p, struct lfile *f, char *err)
+{
+    struct two *t = s->two;
+    struct sidx_entry *e = sidx_find(&s->idx, p->id);
+    struct sidx_entry *r = sidx_find(&s->idx, t->st[p->pair - 1].id);
+    char rid[64];
+    int rc;
+
+    if (!r)
+        return PIX_OK;
+    snprintf(rid, sizeof rid, "%s", r->id);
+    if ((rc = rename_image(s, rid, f->name, err)) != PIX_OK)
+        return rc == 1 ? (err_set(err, "%s: the image is gone; run again", f->name), PIX_EAPI)
+                       : rc;
+    t->rrenamed++;
+    say(s, "remote-renamed", rid, f->name, "from", r->srv_name[0] ? r->srv_name : r->name);
+    e->local[0] = '\0'; /* the old image is in the trash already */
+    take_server(s, e);
+    r = sidx_find(&s->idx, rid);
+    take_server(s, r);
+    snprintf(r->name, sizeof r->name, "%s", f->name);
+    snprintf(r->local, sizeof r->local, "%s", f->name);
+    r->need = 1;
+    return checkpoint(s, err);
+}
+
 /* Renamed here (f is the file under its new name). */
 static int local_renamed(struct syncer *s, struct step *p, struct lfile *f, char *err)
 {
@@ -915,6 +972,8 @@ static int local_renamed(struct syncer *s, struct step *p, struct lfile *f, char
         take_server(s, e);
         return PIX_OK;
     }
+    if (p->pair)
+        return renamed_replaced(s, p, f, err);
     if (p->srv & S_GONE) {
         if ((rc = image_call(s, "POST", p->id, "/restore", NULL, err)) == 1) {
             sidx_remove(&s->idx, e); /* purged meanwhile: the file is simply new */
@@ -972,7 +1031,9 @@ static int local_edited(struct syncer *s, struct step *p, struct lfile *f, char 
         conflict_name(s, f->name, name, sizeof name);
     else
         snprintf(name, sizeof name, "%s", (p->srv & S_RENAME) ? e->srv_name : f->name);
-    if ((rc = upload(s, f, name, id, err)) != PIX_OK)
+    if ((rc = upload(s, f, name, id, err)) == UP_CHANGED)
+        return skip(s, e, f);
+    if (rc != PIX_OK)
         return rc;
     if (copy) {
         conflict(s, both ? "edit/edit" : "edit/read-only", old, f->name, name);
@@ -1022,12 +1083,8 @@ static int merge_step(struct syncer *s, struct step *p, char *err)
     e->hold = 0;
     if (p->l == L_GONE && t->busy_new)
         p->l = L_BUSY; /* it may have moved to a file still being written */
-    if (p->l == L_BUSY) {
-        e->hold = 1;
-        t->skipped++;
-        say(s, "skipped", p->id, f ? f->name : e->local, "reason", "changing");
-        return PIX_OK;
-    }
+    if (p->l == L_BUSY)
+        return skip(s, e, f);
     if (e->foreign && p->l != L_SAME && p->l != L_NONE)
         return foreign(s, p, f, err);
     switch (p->l) {
@@ -1054,12 +1111,11 @@ static int upload_new(struct syncer *s, char *err)
         struct lfile *f = &t->f[k];
         if (f->claimed)
             continue;
-        if (f->busy || !f->sha[0]) {
-            t->skipped++;
-            say(s, "skipped", "", f->name, "reason", "changing");
+        if (f->busy || !f->sha[0] || (rc = upload(s, f, f->name, id, err)) == UP_CHANGED) {
+            skip(s, NULL, f);
             continue;
         }
-        if ((rc = upload(s, f, f->name, id, err)) != PIX_OK)
+        if (rc != PIX_OK)
             return rc;
         if (take_upload(s, f, id, f->name) < 0)
             return err_set(err, "out of memory"), PIX_EIO;
