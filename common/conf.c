@@ -213,7 +213,8 @@ static int apply_defaults(const struct conf_opt *opts, size_t n, char *err)
             *(char **)opts[i].target = NULL;
     for (i = 0; i < n; i++) {
         const struct conf_opt *o = &opts[i];
-        const char *def = o->def && *o->def ? o->def : (o->type == CONF_STR || o->type == CONF_LIST ? "" : "0");
+        const char *def =
+            o->def && *o->def ? o->def : (o->type == CONF_STR || o->type == CONF_LIST ? "" : "0");
 
         if (set_value(o, def, 1) < 0) {
             err_set(err, "bad default '%.*s' for --%s: expected %s", CONF_ECHO_MAX, def, o->name,

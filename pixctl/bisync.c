@@ -26,11 +26,11 @@
 #include "upload.h"
 
 #define MAX_PAGES 1000000
-#define SAVE_EVERY 1.0  /* seconds between index saves while a pass makes changes */
-#define BATCH_TRIES 8   /* a session refused for the caps (429) is asked for again */
-#define DEL_MAX 50      /* the deletion guard: at most this many, */
-#define DEL_PERCENT 10  /* or this share of the files if fewer, */
-#define DEL_MIN 5       /* but at least this many */
+#define SAVE_EVERY 1.0 /* seconds between index saves while a pass makes changes */
+#define BATCH_TRIES 8  /* a session refused for the caps (429) is asked for again */
+#define DEL_MAX 50     /* the deletion guard: at most this many, */
+#define DEL_PERCENT 10 /* or this share of the files if fewer, */
+#define DEL_MIN 5      /* but at least this many */
 #define CONFLICT_TRIES 100
 
 enum lstate { L_SAME, L_NONE, L_EDIT, L_RENAME, L_GONE, L_BUSY };
@@ -50,9 +50,9 @@ struct lfile {
 /* What one index entry's pass has to merge. */
 struct step {
     char id[64];
-    int l;   /* enum lstate */
-    int srv; /* S_* bits */
-    int f;   /* the local file (lfile index), -1 none */
+    int l;    /* enum lstate */
+    int srv;  /* S_* bits */
+    int f;    /* the local file (lfile index), -1 none */
     int pair; /* deleted on the server with a new image of its name (an edit made
                * elsewhere): that image's step + 1, else 0 */
     int paired;
@@ -348,9 +348,8 @@ static int read_file(struct syncer *s, struct lfile *f, char *err)
     close(fd);
     if (rc == PIX_EINTR)
         return rc;
-    if (rc != PIX_OK || a.st_size != f->size || stat_ns(&a) != f->mtime_ns ||
-        a.st_ino != f->ino || b.st_size != a.st_size || stat_ns(&b) != stat_ns(&a) ||
-        n != a.st_size)
+    if (rc != PIX_OK || a.st_size != f->size || stat_ns(&a) != f->mtime_ns || a.st_ino != f->ino ||
+        b.st_size != a.st_size || stat_ns(&b) != stat_ns(&a) || n != a.st_size)
         f->busy = 1, f->sha[0] = '\0';
     return PIX_OK;
 }
@@ -408,8 +407,8 @@ static int record_page(struct syncer *s, const cJSON *page, char *err)
 
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(page, "deleted"))
     {
-        struct sidx_entry *e = sidx_find(&s->idx, cJSON_IsString(it) ? it->valuestring
-                                                                     : item_id(it));
+        struct sidx_entry *e =
+            sidx_find(&s->idx, cJSON_IsString(it) ? it->valuestring : item_id(it));
         if (e && !e->sha256[0])
             sidx_remove(&s->idx, e); /* never merged: nothing to keep */
         else if (e)
@@ -623,8 +622,7 @@ static void pair_replacements(struct syncer *s, struct two *t)
     for (int i = 0; i < t->nst; i++) {
         const struct sidx_entry *e = &s->idx.e[i]; /* steps follow the index until merging */
         for (int j = 0; (t->st[i].srv & S_GONE) && !t->st[i].pair && j < t->nst; j++)
-            if (t->st[j].srv == S_NEW && !t->st[j].paired &&
-                !strcmp(s->idx.e[j].srv_name, e->name))
+            if (t->st[j].srv == S_NEW && !t->st[j].paired && !strcmp(s->idx.e[j].srv_name, e->name))
                 t->st[i].pair = j + 1, t->st[j].paired = 1;
     }
 }
@@ -670,8 +668,9 @@ static int guard(struct syncer *s, struct two *t, char *err)
         dels += t->st[i].l == L_GONE && !t->st[i].srv && !e->foreign && !t->busy_new;
     }
     if (placed && !t->nf)
-        return err_set(err, "%s has no files but %d were synced (unmounted?); nothing was "
-                            "changed (--force deletes them on the server)",
+        return err_set(err,
+                       "%s has no files but %d were synced (unmounted?); nothing was "
+                       "changed (--force deletes them on the server)",
                        s->dir, placed),
                PIX_EUSAGE;
     if (limit < 0) {
@@ -679,8 +678,9 @@ static int guard(struct syncer *s, struct two *t, char *err)
         limit = limit < DEL_MIN ? DEL_MIN : limit > DEL_MAX ? DEL_MAX : limit;
     }
     if (dels > limit)
-        return err_set(err, "this pass would delete %d images on the server (limit %ld); "
-                            "nothing was changed: rerun with --max-delete %d or --force",
+        return err_set(err,
+                       "this pass would delete %d images on the server (limit %ld); "
+                       "nothing was changed: rerun with --max-delete %d or --force",
                        dels, limit, dels),
                PIX_EUSAGE;
     return PIX_OK;
@@ -724,16 +724,16 @@ static void idem_key(const struct two *t, const struct lfile *f, char out[80])
 {
     char text[NAMING_MAX + 256], hex[65];
 
-    snprintf(text, sizeof text, "pixctl-sync\n%s\n%s\n%lld\n%lld\n%llu\n%s", t->folder_id,
-             f->name, f->size, f->mtime_ns, f->ino, f->sha);
+    snprintf(text, sizeof text, "pixctl-sync\n%s\n%s\n%lld\n%lld\n%llu\n%s", t->folder_id, f->name,
+             f->size, f->mtime_ns, f->ino, f->sha);
     hash_string(text, hex);
     snprintf(out, 80, "pixctl-sync-%s", hex);
 }
 
 /* POST /uploads/batch with f alone: its session (a replay after a kill), waiting while the
  * caps refuse it (429). */
-static int open_session(struct syncer *s, const struct lfile *f, const char *name,
-                        const char *mime, cJSON **session, char *err)
+static int open_session(struct syncer *s, const struct lfile *f, const char *name, const char *mime,
+                        cJSON **session, char *err)
 {
     cJSON *body = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(body, "items");
     cJSON *o = cJSON_CreateObject();
@@ -750,8 +750,7 @@ static int open_session(struct syncer *s, const struct lfile *f, const char *nam
     for (int tries = 0; tries < BATCH_TRIES && !pix_interrupted; tries++) {
         cJSON *out = NULL, *item;
         long long code;
-        rc = client_json(s->px->api, "POST", "/uploads/batch", body, CLIENT_RETRY, &out, NULL,
-                         err);
+        rc = client_json(s->px->api, "POST", "/uploads/batch", body, CLIENT_RETRY, &out, NULL, err);
         item = rc == PIX_OK ? cJSON_GetArrayItem(cJSON_GetObjectItem(out, "items"), 0) : NULL;
         code = dl_jnum(item, "status_code");
         if (code == 201 && (*session = cJSON_DetachItemFromObjectCaseSensitive(item, "session")))
@@ -781,8 +780,7 @@ static int changed(const struct syncer *s, const struct lfile *f)
 
 /* Uploads f as a new image called name: PIX_OK with its id in id, UP_CHANGED if the file
  * changed since the scan (the next pass takes it), else an exit code with err. */
-static int upload(struct syncer *s, const struct lfile *f, const char *name, char id[64],
-                  char *err)
+static int upload(struct syncer *s, const struct lfile *f, const char *name, char id[64], char *err)
 {
     struct upload_item it = {.arg = NULL};
     struct upload_result res;
@@ -813,8 +811,7 @@ static int upload(struct syncer *s, const struct lfile *f, const char *name, cha
 }
 
 /* The entry of an image this pass uploaded from f (the feed may have listed it already). */
-static int take_upload(struct syncer *s, const struct lfile *f, const char *id,
-                       const char *name)
+static int take_upload(struct syncer *s, const struct lfile *f, const char *id, const char *name)
 {
     struct sidx_entry *e = sidx_find(&s->idx, id);
 
@@ -941,8 +938,7 @@ static int renamed_replaced(struct syncer *s, struct step *p, struct lfile *f, c
         return PIX_OK;
     snprintf(rid, sizeof rid, "%s", r->id);
     if ((rc = rename_image(s, rid, f->name, err)) != PIX_OK)
-        return rc == 1 ? (err_set(err, "%s: the image is gone; run again", f->name), PIX_EAPI)
-                       : rc;
+        return rc == 1 ? (err_set(err, "%s: the image is gone; run again", f->name), PIX_EAPI) : rc;
     t->rrenamed++;
     say(s, "remote-renamed", rid, f->name, "from", r->srv_name[0] ? r->srv_name : r->name);
     e->local[0] = '\0'; /* the old image is in the trash already */
@@ -953,6 +949,28 @@ static int renamed_replaced(struct syncer *s, struct step *p, struct lfile *f, c
     snprintf(r->local, sizeof r->local, "%s", f->name);
     r->need = 1;
     return checkpoint(s, err);
+}
+
+/* Renamed here, deleted on the server: the rename wins, the image comes back. PIX_OK, 1
+ * when it is purged (the file is then simply new), else an exit code. */
+static int restore(struct syncer *s, struct step *p, struct lfile *f, char *err)
+{
+    struct two *t = s->two;
+    struct sidx_entry *e = sidx_find(&s->idx, p->id);
+    int rc = image_call(s, "POST", p->id, "/restore", NULL, err);
+
+    if (rc == 1) {
+        sidx_remove(&s->idx, e);
+        f->claimed = 0;
+        return 1;
+    }
+    if (rc != PIX_OK)
+        return rc;
+    conflict(s, "rename/delete", p->id, f->name, NULL);
+    t->restored++;
+    say(s, "remote-restored", p->id, f->name, NULL, NULL);
+    e->srv = SIDX_SRV_NONE;
+    return PIX_OK;
 }
 
 /* Renamed here (f is the file under its new name). */
@@ -974,22 +992,16 @@ static int local_renamed(struct syncer *s, struct step *p, struct lfile *f, char
     }
     if (p->pair)
         return renamed_replaced(s, p, f, err);
-    if (p->srv & S_GONE) {
-        if ((rc = image_call(s, "POST", p->id, "/restore", NULL, err)) == 1) {
-            sidx_remove(&s->idx, e); /* purged meanwhile: the file is simply new */
-            f->claimed = 0;
-            return PIX_OK;
-        }
-        if (rc != PIX_OK)
-            return rc;
-        conflict(s, "rename/delete", p->id, f->name, NULL);
-        t->restored++;
-        say(s, "remote-restored", p->id, f->name, NULL, NULL);
-        e->srv = SIDX_SRV_NONE;
+    if ((p->srv & S_GONE) && (rc = restore(s, p, f, err)) != PIX_OK)
+        return rc == 1 ? PIX_OK : rc;
+    if (!(p->srv & S_RENAME) && (rc = rename_image(s, p->id, f->name, err)) == 1 &&
+        !(p->srv & S_GONE)) { /* deleted after the feed was read */
+        if ((rc = restore(s, p, f, err)) != PIX_OK)
+            return rc == 1 ? PIX_OK : rc;
+        rc = rename_image(s, p->id, f->name, err);
     }
-    if (!(p->srv & S_RENAME) && (rc = rename_image(s, p->id, f->name, err)) != PIX_OK)
-        return rc == 1 ? (err_set(err, "%s: the image is gone; run again", f->name), PIX_EAPI)
-                       : rc;
+    if (rc != PIX_OK)
+        return rc == 1 ? (err_set(err, "%s: the image is gone; run again", f->name), PIX_EAPI) : rc;
     if (!(p->srv & S_RENAME)) {
         t->rrenamed++;
         say(s, "remote-renamed", p->id, f->name, "from", was);
@@ -1174,14 +1186,21 @@ static int align_names(struct syncer *s, char *err)
     return PIX_OK;
 }
 
+/* Changes this run made on the server so far. */
+static int writes(const struct two *t)
+{
+    return t->uploaded + t->replaced + t->rrenamed + t->rdeleted + t->restored + t->conflicts;
+}
+
 int bisync_pass(struct syncer *s, char *err)
 {
     struct two *t = s->two;
-    int rc;
+    int rc, wrote;
 
     s->dl_rc = PIX_OK;
     if ((rc = record(s, err)) != PIX_OK || (rc = survey(s, t, err)) != PIX_OK)
         return rc;
+    wrote = writes(t);
     t->saved_at = util_now_mono();
     hold(s, t);
     for (int i = 0; i < t->nst && rc == PIX_OK && !pix_interrupted; i++)
@@ -1196,6 +1215,10 @@ int bisync_pass(struct syncer *s, char *err)
     }
     if (rc == PIX_OK && (rc = align_names(s, err)) == PIX_OK)
         rc = sync_save_index(s, err);
+    /* the feed shows a device only the deletions of images it was told about: move the
+     * cursor past this pass's own changes, so a deletion of what it uploaded is seen */
+    if (rc == PIX_OK && writes(t) != wrote)
+        rc = record(s, err);
     if (rc == PIX_OK && s->dl_rc != PIX_OK)
         return snprintf(err, ERR_MAX, "%.200s (run again)", s->dl_err), s->dl_rc;
     return rc == PIX_OK && pix_interrupted ? (err_set(err, "interrupted"), PIX_EINTR) : rc;

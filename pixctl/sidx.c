@@ -71,9 +71,9 @@ static int parse_v2(char **f, struct sidx_entry *e)
     e->ino = strtoull(f[4], &end, 10);
     if (!*f[4] || *end || errno || *f[4] == '-')
         return -1;
-    if (num_field(f[3], &e->mtime_ns) < 0 ||
-        num_field(f[5], &foreign) < 0 || num_field(f[8], &srv) < 0 || srv > SIDX_SRV_GONE ||
-        num_field(f[10], &e->srv_size) < 0 || copy_field(e->local, sizeof e->local, f[6]) < 0 ||
+    if (num_field(f[3], &e->mtime_ns) < 0 || num_field(f[5], &foreign) < 0 ||
+        num_field(f[8], &srv) < 0 || srv > SIDX_SRV_GONE || num_field(f[10], &e->srv_size) < 0 ||
+        copy_field(e->local, sizeof e->local, f[6]) < 0 ||
         copy_field(e->name, sizeof e->name, f[7]) < 0 ||
         copy_field(e->srv_sha256, sizeof e->srv_sha256, f[9]) < 0 ||
         copy_field(e->srv_name, sizeof e->srv_name, f[11]) < 0)

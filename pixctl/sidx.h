@@ -13,18 +13,18 @@ struct sidx_entry {
     char name[NAMING_MAX + 1];   /* the name on the server (the API allows 255 bytes) */
     char local[NAMING_MAX + 64]; /* file relative to DIR ("" until placed) */
     /* the local file as last synced, so an unchanged file is known without reading it */
-    long long mtime_ns;      /* 0: unknown (read it to compare) */
+    long long mtime_ns; /* 0: unknown (read it to compare) */
     unsigned long long ino;
-    int foreign;             /* owned by another user (shared with us): read-only */
+    int foreign; /* owned by another user (shared with us): read-only */
     /* two-way: the server's state, recorded from the feed and not yet merged */
-    int srv;                             /* SIDX_SRV_* */
+    int srv; /* SIDX_SRV_* */
     char srv_sha256[65];
     long long srv_size;
     char srv_name[NAMING_MAX + 1];
-    int seen;                    /* listed by the current full resync (not saved) */
-    int need;                    /* content changed: download again (not saved) */
-    int fetched;                 /* downloaded this pass: 1 new, 2 new content (not saved) */
-    int hold; /* two-way: the local file has changes not merged yet: leave it (not saved) */
+    int seen;    /* listed by the current full resync (not saved) */
+    int need;    /* content changed: download again (not saved) */
+    int fetched; /* downloaded this pass: 1 new, 2 new content (not saved) */
+    int hold;    /* two-way: the local file has changes not merged yet: leave it (not saved) */
 };
 
 enum { SIDX_SRV_NONE = 0, SIDX_SRV_PRESENT = 1, SIDX_SRV_GONE = 2 };

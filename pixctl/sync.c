@@ -64,7 +64,7 @@ int sync_in_tmp(const char *local)
 }
 
 void sync_action(const struct syncer *s, const char *what, const char *id, const char *path,
-                   const char *from)
+                 const char *from)
 {
     if (s->px->cfg->json) {
         cJSON *o = cJSON_CreateObject();

@@ -144,10 +144,8 @@ static void test_tabs_in_names(void **unused)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_two_way_fields_and_v1),
-        cmocka_unit_test(test_find_remove),
-        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_two_way_fields_and_v1),
+        cmocka_unit_test(test_find_remove),   cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_tabs_in_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
