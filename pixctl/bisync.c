@@ -447,22 +447,10 @@ static int record(struct syncer *s, char *err)
     for (int pages = 0; pages < MAX_PAGES && rc == PIX_OK; pages++) {
         cJSON *page = NULL;
         int more;
-        if ((rc = sync_get_page(s, since, &page, err)) == 1) {
-            if (full)
-                return err_set(err, "the server refuses a full resync (410)"), PIX_EAPI;
-            pix_note(s->px, "sync: the cursor is too old; resyncing everything");
-            full = 1, rc = PIX_OK;
-            snprintf(since, sizeof since, "0");
-            continue;
-        }
-        if (rc != PIX_OK)
+        if ((rc = sync_fetch(s, since, sizeof since, &full, &page, err)) != PIX_OK)
             break;
         rc = record_page(s, page, err);
-        sync_page_cursor(page, since, sizeof since);
-        more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(page, "has_more"));
-        cJSON_Delete(page);
-        if (rc == PIX_OK && !since[0])
-            rc = PIX_EAPI, err_set(err, "the sync feed gave no cursor");
+        rc = sync_page_end(page, since, sizeof since, &more, rc, err);
         if (rc != PIX_OK || (!more && full))
             break;
         if (full) /* "not listed" needs the whole listing: the cursor moves at its end */

@@ -496,6 +496,31 @@ void sync_page_cursor(const cJSON *page, char *out, size_t n)
         snprintf(out, n, "%s", "");
 }
 
+int sync_fetch(struct syncer *s, char *since, size_t n, int *full, cJSON **page, char *err)
+{
+    int rc = sync_get_page(s, since, page, err);
+
+    if (rc != 1)
+        return rc;
+    if (!*full) {
+        pix_note(s->px, "sync: the cursor is too old; resyncing everything");
+        *full = 1;
+        snprintf(since, n, "0");
+        rc = sync_get_page(s, since, page, err);
+    }
+    return rc == 1 ? (err_set(err, "the server refuses a full resync (410)"), PIX_EAPI) : rc;
+}
+
+int sync_page_end(cJSON *page, char *since, size_t n, int *more, int rc, char *err)
+{
+    sync_page_cursor(page, since, n);
+    *more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(page, "has_more"));
+    cJSON_Delete(page);
+    if (rc == PIX_OK && !since[0])
+        rc = PIX_EAPI, err_set(err, "the sync feed gave no cursor");
+    return rc;
+}
+
 /* GET /sync?since=... : PIX_OK with the page, or 1 when the cursor is too old (410). */
 int sync_get_page(struct syncer *s, const char *since, cJSON **page, char *err)
 {
@@ -545,22 +570,10 @@ static int pull(struct syncer *s, char *err)
     for (int pages = 0; pages < MAX_PAGES && rc == PIX_OK; pages++) {
         cJSON *page = NULL;
         int more;
-        if ((rc = sync_get_page(s, since, &page, err)) == 1) {
-            if (full)
-                return err_set(err, "the server refuses a full resync (410)"), PIX_EAPI;
-            pix_note(s->px, "sync: the cursor is too old; resyncing everything");
-            full = 1, rc = PIX_OK;
-            snprintf(since, sizeof since, "0");
-            continue;
-        }
-        if (rc != PIX_OK)
+        if ((rc = sync_fetch(s, since, sizeof since, &full, &page, err)) != PIX_OK)
             break;
         rc = apply(s, page, err);
-        sync_page_cursor(page, since, sizeof since);
-        more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(page, "has_more"));
-        cJSON_Delete(page);
-        if (rc == PIX_OK && !since[0])
-            rc = PIX_EAPI, err_set(err, "the sync feed gave no cursor");
+        rc = sync_page_end(page, since, sizeof since, &more, rc, err);
         if (rc == PIX_OK && !full && all_present(s))
             rc = sync_save_cursor(s, since, err);
         if (!more)

@@ -43,6 +43,11 @@ int sync_save_cursor(struct syncer *s, const char *cursor, char *err);
 /* GET /sync?since=: PIX_OK with the page, 1 when the cursor is too old (410), else an exit
  * code with err. */
 int sync_get_page(struct syncer *s, const char *since, cJSON **page, char *err);
+/* sync_get_page, restarting from "0" (*full set) when the cursor is too old. */
+int sync_fetch(struct syncer *s, char *since, size_t n, int *full, cJSON **page, char *err);
+/* Done with a page (freed): its cursor in since, *more if pages follow. rc is how its
+ * changes went; PIX_EAPI with err if the page has no cursor. */
+int sync_page_end(cJSON *page, char *since, size_t n, int *more, int rc, char *err);
 /* The page's cursor as text ("" if it has none). */
 void sync_page_cursor(const cJSON *page, char *out, size_t n);
 /* Unlinks e's file and drops e from the index. */
