@@ -79,18 +79,10 @@ static void say(const struct syncer *s, const char *what, const char *id, const 
                 const char *k, const char *v)
 {
     if (s->px->cfg->json) {
-        cJSON *o = cJSON_CreateObject();
-        char *t;
-        cJSON_AddStringToObject(o, "action", what);
-        cJSON_AddStringToObject(o, "image_id", id);
-        cJSON_AddStringToObject(o, "path", path);
+        cJSON *o = sync_action_new(what, id, path);
         if (k)
             cJSON_AddStringToObject(o, k, v);
-        if ((t = cJSON_PrintUnformatted(o)))
-            printf("%s\n", t);
-        fflush(stdout);
-        free(t);
-        cJSON_Delete(o);
+        sync_print(o);
     } else if (k) {
         pix_note(s->px, "%s %s (%s %s)", what, path, k, v);
     } else {
@@ -105,19 +97,11 @@ static void conflict(const struct syncer *s, const char *kind, const char *id, c
 
     t->conflicts++;
     if (s->px->cfg->json) {
-        cJSON *o = cJSON_CreateObject();
-        char *txt;
-        cJSON_AddStringToObject(o, "action", "conflict");
+        cJSON *o = sync_action_new("conflict", id, path);
         cJSON_AddStringToObject(o, "kind", kind);
-        cJSON_AddStringToObject(o, "image_id", id);
-        cJSON_AddStringToObject(o, "path", path);
         if (copy)
             cJSON_AddStringToObject(o, "copy", copy);
-        if ((txt = cJSON_PrintUnformatted(o)))
-            printf("%s\n", txt);
-        fflush(stdout);
-        free(txt);
-        cJSON_Delete(o);
+        sync_print(o);
     } else if (copy) {
         pix_note(s->px, "conflict (%s) %s: your version is %s", kind, path, copy);
     } else {

@@ -63,22 +63,35 @@ int sync_in_tmp(const char *local)
     return !strncmp(local, TMP_REL, strlen(TMP_REL));
 }
 
+cJSON *sync_action_new(const char *what, const char *id, const char *path)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "action", what);
+    cJSON_AddStringToObject(o, "image_id", id);
+    cJSON_AddStringToObject(o, "path", path);
+    return o;
+}
+
+void sync_print(cJSON *o)
+{
+    char *t = cJSON_PrintUnformatted(o);
+
+    if (t)
+        printf("%s\n", t);
+    fflush(stdout);
+    free(t);
+    cJSON_Delete(o);
+}
+
 void sync_action(const struct syncer *s, const char *what, const char *id, const char *path,
                  const char *from)
 {
     if (s->px->cfg->json) {
-        cJSON *o = cJSON_CreateObject();
-        char *t;
-        cJSON_AddStringToObject(o, "action", what);
-        cJSON_AddStringToObject(o, "image_id", id);
-        cJSON_AddStringToObject(o, "path", path);
+        cJSON *o = sync_action_new(what, id, path);
         if (from)
             cJSON_AddStringToObject(o, "from", from);
-        if ((t = cJSON_PrintUnformatted(o)))
-            printf("%s\n", t);
-        fflush(stdout);
-        free(t);
-        cJSON_Delete(o);
+        sync_print(o);
     } else if (from) {
         pix_note(s->px, "%s %s -> %s", what, from, path);
     } else {

@@ -35,6 +35,10 @@ struct syncer {
 void sync_abs(const struct syncer *s, const char *local, char *out, size_t n);
 /* 1 if local is a file staged in DIR/.pixplane/tmp/. */
 int sync_in_tmp(const char *local);
+/* {"action":what,"image_id":id,"path":path}, for more members and sync_print. */
+cJSON *sync_action_new(const char *what, const char *id, const char *path);
+/* o as one line on stdout (flushed); o is freed. */
+void sync_print(cJSON *o);
 /* An "action" line: JSON on stdout with --json, else a note on stderr. */
 void sync_action(const struct syncer *s, const char *what, const char *id, const char *path,
                  const char *from);
