@@ -21,8 +21,8 @@ CFLAGS  += -DPIX_TEST_HOOKS
 endif
 
 LIBS      := -lev -lhttp_parser -lcjson -lpq -lcurl -lssl -lcrypto -lpthread -lm
-VIPS_LIBS  = $(shell pkg-config --libs vips 2>/dev/null)
-VIPS_CFLAGS= $(shell pkg-config --cflags vips 2>/dev/null)
+VIPS_LIBS  = $(shell pkg-config --libs vips libexif 2>/dev/null)
+VIPS_CFLAGS= $(shell pkg-config --cflags vips libexif 2>/dev/null)
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o

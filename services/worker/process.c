@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "log.h"
 #include "thumb.h"
 #include "worker.h"
@@ -25,6 +26,7 @@ struct evctx {
     struct upload_event ev;
     long long blob_id, size;
     char storage_path[1100];
+    int capture_due; /* the content has no capture metadata from this reader's version */
     size_t pending[VARIANT_MAX]; /* indices into w->variants still to build */
     size_t npending;
     int attempts;            /* highest attempt count among the pending variants */
@@ -88,6 +90,7 @@ static int load_blob(struct evctx *e, pg_conn *db, char *err)
     const char *p[] = {e->ev.content_hash};
     PGresult *r = pg_exec(db, "blob_get", 1, p, err);
 
+    e->capture_due = 0;
     if (!r)
         return -1;
     if (PQntuples(r) == 0) {
@@ -97,6 +100,7 @@ static int load_blob(struct evctx *e, pg_conn *db, char *err)
     e->blob_id = pg_i64(r, 0, 0);
     snprintf(e->storage_path, sizeof e->storage_path, "%s", pg_val(r, 0, 1));
     e->size = pg_i64(r, 0, 2);
+    e->capture_due = pg_i64(r, 0, 3) < CAPTURE_VERSION;
     PQclear(r);
     return 1;
 }
@@ -127,8 +131,10 @@ static int claim(struct evctx *e, pg_conn *db, char *err)
     buf_free(&arr);
     e->npending = 0;
     e->attempts = 0;
-    if (!r)
+    if (!r) {
+        e->capture_due = 0;
         return strcmp(pg_sqlstate(db), SQL_FK_VIOLATION) == 0 ? 0 : -1;
+    }
     for (int i = 0; i < PQntuples(r); i++) {
         if ((idx = variant_index(e->w, pg_val(r, i, 0))) < 0)
             continue;
@@ -147,21 +153,29 @@ static int claim(struct evctx *e, pg_conn *db, char *err)
     return 1;
 }
 
+/* The blocked reader over the event's original in S3. */
+static void original_reader(struct evctx *e, struct rsrc *r, struct rsrc_s3 *s3)
+{
+    *s3 = (struct rsrc_s3){e->t->s3, e->storage_path};
+    *r = (struct rsrc){.fetch = rsrc_s3_fetch,
+                       .ud = s3,
+                       .size = e->size,
+                       .block_size = (size_t)e->w->cfg->read_block,
+                       .abort = &e->w->aborting};
+}
+
 /* Builds the pending variants into out. THUMB_* codes; THUMB_ERROR means transient (the
  * original could not be read, or an encoder failed). */
 static int build(struct evctx *e, struct thumb_out *out, char *err)
 {
     const struct worker_config *cfg = e->w->cfg;
-    struct rsrc_s3 s3 = {e->t->s3, e->storage_path};
-    struct rsrc r = {.fetch = rsrc_s3_fetch,
-                     .ud = &s3,
-                     .size = e->size,
-                     .block_size = (size_t)cfg->read_block,
-                     .abort = &e->w->aborting};
+    struct rsrc_s3 s3;
+    struct rsrc r;
     struct variant vs[VARIANT_MAX];
     VipsSource *src;
     int rc;
 
+    original_reader(e, &r, &s3);
     for (size_t i = 0; i < e->npending; i++)
         vs[i] = e->w->variants[e->pending[i]];
     if (!(src = rsrc_source(&r))) {
@@ -352,8 +366,106 @@ static enum step build_and_store(struct evctx *e)
     return st;
 }
 
-/* One attempt at the whole event. */
-static enum step attempt(struct evctx *e)
+/* ---- capture metadata ---- */
+
+/* Inside the transaction of capture_commit: the row, the timeline keys, the change log. */
+static int capture_insert(struct evctx *e, pg_conn *db, const struct capture *c, char *err)
+{
+    struct capture_params cp;
+    const char *p[1 + CAPTURE_NPARAMS] = {e->ev.content_hash};
+    PGresult *r;
+
+    if (capture_params(c, &cp, p + 1) < 0) {
+        capture_params_fini(&cp);
+        return err_set(err, "out of memory"), -1;
+    }
+    r = pg_exec(db, "capture_store", 1 + CAPTURE_NPARAMS, p, err);
+    capture_params_fini(&cp);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* 1 stored (or already there from this version), 0 content gone, -1 error. */
+static int capture_commit(struct evctx *e, pg_conn *db, const struct capture *c, char *err)
+{
+    const char *p[] = {e->ev.content_hash};
+    PGresult *r;
+    int found;
+
+    if (pg_tx_begin(db, err) < 0)
+        return -1;
+    if (!(r = pg_exec(db, "capture_lock", 1, p, err)))
+        goto fail;
+    found = PQntuples(r) == 1;
+    PQclear(r);
+    if (!found) {
+        pg_tx_rollback(db);
+        return 0;
+    }
+    if (capture_insert(e, db, c, err) < 0 || pg_tx_commit(db, err) < 0)
+        goto fail;
+    return 1;
+fail:
+    found = strcmp(pg_sqlstate(db), SQL_FK_VIOLATION) == 0;
+    pg_tx_rollback(db);
+    return found ? 0 : -1;
+}
+
+static enum step capture_store(struct evctx *e, const struct capture *c, double t0)
+{
+    char err[ERR_MAX] = "", ms[32];
+    pg_conn *db = pg_acquire(e->w->pg, PG_WAIT, err);
+    buf errors = {0};
+    int rc = db ? capture_commit(e, db, c, err) : -1;
+
+    pg_release(db);
+    if (rc < 0) {
+        note_error(e, err);
+        return STEP_INFRA;
+    }
+    if (rc == 0) {
+        STAT_ADD(e->w, blobs_gone, 1);
+        log_info(rid(e), "blob_gone", "content purged; capture metadata dropped", "content_hash",
+                 e->ev.content_hash);
+        return STEP_DONE;
+    }
+    STAT_ADD(e->w, captures_stored, 1);
+    STAT_ADD(e->w, capture_field_errors, capture_error_count(c));
+    snprintf(ms, sizeof ms, "%.1f", (util_now_mono() - t0) * 1000);
+    if (capture_errors_array(c, &errors) == 0)
+        log_info(rid(e), "capture_stored", "capture metadata stored", "content_hash",
+                 e->ev.content_hash, "ms", ms, "errors", errors.data);
+    buf_free(&errors);
+    return STEP_DONE;
+}
+
+/* Reads the original's capture metadata (header and EXIF only) and stores it. A failed
+ * read of the original is transient; what the file holds never is. */
+static enum step capture_step(struct evctx *e)
+{
+    double t0 = util_now_mono();
+    struct rsrc_s3 s3;
+    struct rsrc r;
+    struct capture c;
+    VipsSource *src;
+
+    original_reader(e, &r, &s3);
+    if (!(src = rsrc_source(&r))) {
+        note_error(e, "cannot create a libvips source");
+        return STEP_RETRY;
+    }
+    capture_read(src, &c);
+    g_object_unref(src);
+    if (r.failed)
+        err_set(e->last_err, "reading the original for its capture: %s", r.err);
+    rsrc_fini(&r);
+    return r.failed ? STEP_RETRY : capture_store(e, &c, t0);
+}
+
+/* One attempt at the event's variants. */
+static enum step variants_attempt(struct evctx *e)
 {
     const struct worker_config *cfg = e->w->cfg;
     char err[ERR_MAX] = "";
@@ -398,6 +510,17 @@ static enum step attempt(struct evctx *e)
     }
     pg_release(db);
     return build_and_store(e);
+}
+
+/* One attempt at the whole event: the variants, then (independently of them, so an event
+ * whose variants are all ready still brings it: the backfill) the capture metadata. */
+static enum step attempt(struct evctx *e)
+{
+    enum step st = variants_attempt(e);
+
+    if (st == STEP_DONE && e->capture_due)
+        st = capture_step(e);
+    return st;
 }
 
 static int dead_letter(struct evctx *e, const char *reason)

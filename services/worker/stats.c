@@ -47,6 +47,8 @@ static const struct {
     F(relay_sent, "outbox rows delivered to Kafka"),
     F(relay_failed, "outbox rows whose delivery failed"),
     F(relay_batches, "outbox batches"),
+    F(captures_stored, "capture metadata rows stored"),
+    F(capture_field_errors, "capture metadata fields present but unreadable"),
 #undef F
 };
 

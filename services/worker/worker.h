@@ -109,6 +109,8 @@ struct worker_stats {
     long relay_sent;   /* outbox rows delivered and marked sent */
     long relay_failed; /* outbox rows whose delivery failed (retried later) */
     long relay_batches;
+    long captures_stored;      /* blob_capture rows written */
+    long capture_field_errors; /* fields present but unreadable in them */
 };
 
 #define STAT_ADD(w, field, n) __atomic_add_fetch(&(w)->stats.field, (n), __ATOMIC_RELAXED)
