@@ -19,7 +19,7 @@ const struct conf_opt rec_conf[] = {
      "change nothing; report the repairs a real run would make"},
     {"only", "PIXPLANE_RECONCILE_ONLY", CONF_STR, C(only), "",
      "comma-separated sweeps to run (default all): expired_sessions, orphan_multipart, "
-     "half_committed, orphan_objects, retention, refcount, stuck; audits named here run "
+     "half_committed, orphan_objects, retention, refcount, stuck, capture; audits named here run "
      "whatever audit-every says"},
     {"report", NULL, CONF_STR, C(report), "text",
      "summary printed on stdout at the end of --once: text or json"},
@@ -54,6 +54,12 @@ const struct conf_opt rec_conf[] = {
      "threads (each with its own connection) for a page's aborts and deletes", 1, 64},
     {"s3-page-size", "PIXPLANE_RECONCILE_S3_PAGE_SIZE", CONF_INT, C(s3_page_size), "0",
      "entries per listing page (1..1000; 0: the server's default, 1000)", 0, 1000},
+    {"capture-batch", "PIXPLANE_RECONCILE_CAPTURE_BATCH", CONF_INT, C(capture_batch), "1000",
+     "most contents per pass that get an event for reading their capture metadata (the "
+     "backfill of content stored before the worker read it; 0: off)",
+     0, 100000},
+    {"capture-grace", "PIXPLANE_RECONCILE_CAPTURE_GRACE", CONF_SECS, C(capture_grace), "10m",
+     "content younger than this is left to its own upload event (no capture backfill yet)"},
     {"requeue-max", "PIXPLANE_RECONCILE_REQUEUE_MAX", CONF_INT, C(requeue_max), "3",
      "most resets of one outbox row and requeues of one variant"},
 };

@@ -37,6 +37,8 @@ struct rec_config {
     double outbox_stuck;
     double variant_stuck;
     long requeue_max;
+    long capture_batch;
+    double capture_grace;
     long s3_workers;
     long s3_page_size;
 };
@@ -59,6 +61,7 @@ enum rec_sweep_id {
     REC_RETENTION,        /* tombstones, images past retention, unreferenced blobs */
     REC_ORPHAN_OBJECTS,   /* audit: objects under blobs/ and variants/ without a row */
     REC_STUCK,            /* outbox rows and variants that do not progress */
+    REC_CAPTURE,          /* content without capture metadata: an event for the worker */
     REC_NSWEEPS
 };
 
@@ -116,6 +119,7 @@ int sweep_refcount(struct rec *r, char *err) PIX_WUR;
 int sweep_retention(struct rec *r, char *err) PIX_WUR;
 int sweep_orphan_objects(struct rec *r, char *err) PIX_WUR;
 int sweep_stuck(struct rec *r, char *err) PIX_WUR;
+int sweep_capture(struct rec *r, char *err) PIX_WUR;
 
 /* ---- actions (act.c) ---- */
 

@@ -22,6 +22,7 @@ static const struct {
     [REC_RETENTION] = {"retention", sweep_retention, 0},
     [REC_ORPHAN_OBJECTS] = {"orphan_objects", sweep_orphan_objects, 1},
     [REC_STUCK] = {"stuck", sweep_stuck, 0},
+    [REC_CAPTURE] = {"capture", sweep_capture, 0},
 };
 
 const char *rec_sweep_name(int id)

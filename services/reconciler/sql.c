@@ -5,6 +5,18 @@
 
 #define LIVE "('uploading', 'completing', 'verifying')"
 
+/* capture: content in use, older than $2 seconds, without capture metadata and without an
+ * unsent event, with the oldest of its active images; at most $1. */
+#define CAPTURE_MISSING                                                                            \
+    "SELECT DISTINCT ON (b.content_hash) b.content_hash, b.storage_path, i.image_id,"              \
+    " i.owner_id, i.size, i.mime_type, i.created_at FROM blobs b JOIN images i"                    \
+    " ON i.content_hash = b.content_hash AND i.status = 'active' WHERE b.ref_count > 0"            \
+    " AND b.created_at < now() - make_interval(secs => $2)"                                        \
+    " AND NOT EXISTS (SELECT 1 FROM blob_capture c WHERE c.content_hash = b.content_hash)"         \
+    " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL"                              \
+    " AND o.msg_key = b.content_hash)"                                                             \
+    " ORDER BY b.content_hash, i.created_at, i.image_id LIMIT $1"
+
 const struct pg_stmt rec_stmts[] = {
     FINALIZE_STMTS,
     POP_STMTS,
@@ -120,6 +132,16 @@ const struct pg_stmt rec_stmts[] = {
      " FROM img WHERE EXISTS (SELECT 1 FROM v) RETURNING id)"
      " SELECT (SELECT string_agg(variant_type, ',' ORDER BY variant_type) FROM v),"
      " (SELECT id FROM o), EXISTS (SELECT 1 FROM img)"},
+    /* capture: the dry run's list, and the real run's enqueue (the event complete writes) */
+    {"capture_missing", "SELECT content_hash, NULL, image_id FROM (" CAPTURE_MISSING ") m"},
+    {"capture_enqueue",
+     "WITH m AS (" CAPTURE_MISSING "), o AS (INSERT INTO outbox (topic, msg_key, payload)"
+     " SELECT $3, content_hash, jsonb_build_object('version', 1, 'type', 'image.uploaded',"
+     " 'image_id', image_id, 'owner_id', owner_id, 'content_hash', content_hash,"
+     " 'storage_path', storage_path, 'size', size, 'mime_type', mime_type,"
+     " 'occurred_at', created_at) FROM m RETURNING id, msg_key)"
+     " SELECT m.content_hash, o.id, m.image_id FROM m JOIN o ON o.msg_key = m.content_hash"
+     " ORDER BY 1"},
     /* audits: due unless a full pass completed within $2 seconds */
     {"audit_due", "SELECT NOT EXISTS (SELECT 1 FROM reconciler_state WHERE sweep = $1"
                   " AND last_run > now() - make_interval(secs => $2))"},
