@@ -212,7 +212,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-missin
                -D_GNU_SOURCE \
                -fno-strict-aliasing -Icommon -I$(FUZZ_BUILD)/gen -I/usr/include/postgresql $(FUZZ_SAN)
 # A new harness tests/fuzz/fuzz_<name>.c is built and run once its name is listed here.
-FUZZ_NAMES  := http json_bodies jwt cursor s3_xml sigv4 conf worker_event pixctl
+FUZZ_NAMES  := http json_bodies jwt cursor s3_xml sigv4 conf worker_event pixctl capture
 FUZZ_BINS   := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIBCOMMON  := $(FUZZ_BUILD)/libpixcommon.a
 FUZZ_COMMON_OBJ := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/gen/migrations.o
@@ -272,6 +272,11 @@ $(FUZZ_BUILD)/fuzz_worker_event: private FUZZ_CFLAGS += -Iservices/worker
 $(FUZZ_BUILD)/fuzz_conf: $(FUZZ_WORKER_OBJ) $(FUZZ_BUILD)/services/api/config.o
 $(FUZZ_BUILD)/fuzz_conf: private FUZZ_OBJ = $(FUZZ_WORKER_OBJ) $(FUZZ_BUILD)/services/api/config.o
 $(FUZZ_BUILD)/fuzz_conf: private FUZZ_CFLAGS += -Iservices/worker -Iservices/api
+# fuzz_capture: the EXIF reader with libvips and libexif (system libraries, not instrumented).
+$(FUZZ_BUILD)/fuzz_capture: $(FUZZ_BUILD)/services/worker/capture.o
+$(FUZZ_BUILD)/services/worker/capture.o: private FUZZ_CFLAGS += $(VIPS_CFLAGS)
+$(FUZZ_BUILD)/fuzz_capture: private FUZZ_OBJ = $(FUZZ_BUILD)/services/worker/capture.o $(VIPS_LIBS)
+$(FUZZ_BUILD)/fuzz_capture: private FUZZ_CFLAGS += -Iservices/worker $(VIPS_CFLAGS)
 $(FUZZ_BUILD)/fuzz_pixctl: $(FUZZ_PIXCTL_USED)
 $(FUZZ_BUILD)/fuzz_pixctl: private FUZZ_OBJ = $(FUZZ_PIXCTL_USED)
 $(FUZZ_BUILD)/fuzz_pixctl: private FUZZ_CFLAGS += -Ipixctl

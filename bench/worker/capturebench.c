@@ -1,4 +1,5 @@
-/* capturebench: the worker's capture reader (capture_read over the blocked reader, file-backed
+/* capturebench: the worker's capture reader (capture_read over the blocked reader, 4 MiB blocks
+ * as the worker's read-block default, file-backed
  * instead of S3) on local files: one JSON line per file with what it read, then the time. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,7 +62,7 @@ static int one(const char *file, int quiet)
         perror(file);
         return -1;
     }
-    struct rsrc r = {.fetch = file_fetch, .ud = &fd, .size = st.st_size, .block_size = 1 << 20};
+    struct rsrc r = {.fetch = file_fetch, .ud = &fd, .size = st.st_size, .block_size = 4 << 20};
     if (!(src = rsrc_source(&r))) {
         close(fd);
         return -1;

@@ -438,12 +438,13 @@ static int exif_empty(const ExifData *ed)
 
 void capture_parse_exif(const unsigned char *data, size_t len, struct capture *c)
 {
-    ExifLog *log = exif_log_new();
+    ExifLog *log;
     struct exif x = {0};
     int corrupt = 0;
 
     if (!data || len == 0)
         return;
+    log = exif_log_new();
     if (!log || len > CAPTURE_EXIF_MAX) {
         exif_log_unref(log);
         return note(c, CAPTURE_EXIF, GOT_BAD);

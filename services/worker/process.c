@@ -368,12 +368,14 @@ static enum step build_and_store(struct evctx *e)
 
 /* ---- capture metadata ---- */
 
-/* Inside the transaction of capture_commit: the row, the timeline keys, the change log. */
+/* Inside the transaction of capture_commit: the row, the timeline keys, the change log.
+ * 1 written, 0 a row of this version was there already, -1 error. */
 static int capture_insert(struct evctx *e, pg_conn *db, const struct capture *c, char *err)
 {
     struct capture_params cp;
     const char *p[1 + CAPTURE_NPARAMS] = {e->ev.content_hash};
     PGresult *r;
+    int written;
 
     if (capture_params(c, &cp, p + 1) < 0) {
         capture_params_fini(&cp);
@@ -383,16 +385,18 @@ static int capture_insert(struct evctx *e, pg_conn *db, const struct capture *c,
     capture_params_fini(&cp);
     if (!r)
         return -1;
+    written = pg_i64(r, 0, 0) > 0;
     PQclear(r);
-    return 0;
+    return written;
 }
 
-/* 1 stored (or already there from this version), 0 content gone, -1 error. */
+/* 2 stored, 1 already there (a concurrent event of the same content), 0 content gone, -1
+ * error. */
 static int capture_commit(struct evctx *e, pg_conn *db, const struct capture *c, char *err)
 {
     const char *p[] = {e->ev.content_hash};
     PGresult *r;
-    int found;
+    int found, written;
 
     if (pg_tx_begin(db, err) < 0)
         return -1;
@@ -404,9 +408,9 @@ static int capture_commit(struct evctx *e, pg_conn *db, const struct capture *c,
         pg_tx_rollback(db);
         return 0;
     }
-    if (capture_insert(e, db, c, err) < 0 || pg_tx_commit(db, err) < 0)
+    if ((written = capture_insert(e, db, c, err)) < 0 || pg_tx_commit(db, err) < 0)
         goto fail;
-    return 1;
+    return 1 + written;
 fail:
     found = strcmp(pg_sqlstate(db), SQL_FK_VIOLATION) == 0;
     pg_tx_rollback(db);
@@ -429,6 +433,11 @@ static enum step capture_store(struct evctx *e, const struct capture *c, double 
         STAT_ADD(e->w, blobs_gone, 1);
         log_info(rid(e), "blob_gone", "content purged; capture metadata dropped", "content_hash",
                  e->ev.content_hash);
+        return STEP_DONE;
+    }
+    if (rc == 1) {
+        log_debug(rid(e), "capture_exists", "stored meanwhile by another event", "content_hash",
+                  e->ev.content_hash);
         return STEP_DONE;
     }
     STAT_ADD(e->w, captures_stored, 1);

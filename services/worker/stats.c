@@ -8,13 +8,23 @@
 
 void worker_log_stats(struct worker *w, const char *event)
 {
-    char v[14][24];
-    long vals[] = {
-        STAT_GET(w, events),         STAT_GET(w, events_done),      STAT_GET(w, events_invalid),
-        STAT_GET(w, variants_built), STAT_GET(w, variants_skipped), STAT_GET(w, variants_failed),
-        STAT_GET(w, blobs_gone),     STAT_GET(w, retries),          STAT_GET(w, dlq),
-        STAT_GET(w, commits),        STAT_GET(w, commit_errors),    STAT_GET(w, relay_sent),
-        STAT_GET(w, relay_failed),   STAT_GET(w, relay_batches)};
+    char v[16][24];
+    long vals[] = {STAT_GET(w, events),
+                   STAT_GET(w, events_done),
+                   STAT_GET(w, events_invalid),
+                   STAT_GET(w, variants_built),
+                   STAT_GET(w, variants_skipped),
+                   STAT_GET(w, variants_failed),
+                   STAT_GET(w, blobs_gone),
+                   STAT_GET(w, retries),
+                   STAT_GET(w, dlq),
+                   STAT_GET(w, commits),
+                   STAT_GET(w, commit_errors),
+                   STAT_GET(w, relay_sent),
+                   STAT_GET(w, relay_failed),
+                   STAT_GET(w, relay_batches),
+                   STAT_GET(w, captures_stored),
+                   STAT_GET(w, capture_field_errors)};
 
     for (size_t i = 0; i < ARRAY_LEN(vals); i++)
         snprintf(v[i], sizeof v[i], "%ld", vals[i]);
@@ -22,7 +32,8 @@ void worker_log_stats(struct worker *w, const char *event)
              "variants_built", v[3], "variants_skipped", v[4], "variants_failed", v[5],
              "blobs_gone", v[6], "retries", v[7], "dlq", v[8], "commits", v[9], "commit_errors",
              v[10], "relay_sent", v[11], "relay_failed", v[12], "relay_batches", v[13],
-             "relay_active", relay_is_leader(w->relay) ? "1" : "0");
+             "captures_stored", v[14], "capture_field_errors", v[15], "relay_active",
+             relay_is_leader(w->relay) ? "1" : "0");
 }
 
 static const struct {
