@@ -1,6 +1,6 @@
-/* capturebench: the worker's capture reader (capture_read over the blocked reader, 4 MiB blocks
- * as the worker's read-block default, file-backed
- * instead of S3) on local files: one JSON line per file with what it read, then the time. */
+/* capturebench: the worker's capture reader (capture_read over the blocked reader in 4 MiB
+ * blocks, the worker's read-block default; a file instead of S3) on local files: one JSON
+ * line per file with what it read, then the time. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,26 +9,8 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "filesrc.h"
 #include "thumb.h"
-
-static int file_fetch(void *ud, long long off, size_t len, buf *out, char *err)
-{
-    int fd = *(int *)ud;
-    size_t got = 0;
-
-    if (buf_reserve(out, len) < 0)
-        return -1;
-    while (got < len) {
-        ssize_t n = pread(fd, out->data + out->len + got, len - got, off + (long long)got);
-        if (n <= 0) {
-            err_set(err, "short read");
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    out->len += len;
-    return 0;
-}
 
 static void print(const char *file, const struct capture *c)
 {
@@ -62,7 +44,7 @@ static int one(const char *file, int quiet)
         perror(file);
         return -1;
     }
-    struct rsrc r = {.fetch = file_fetch, .ud = &fd, .size = st.st_size, .block_size = 4 << 20};
+    struct rsrc r = {.fetch = filesrc_fetch, .ud = &fd, .size = st.st_size, .block_size = 4 << 20};
     if (!(src = rsrc_source(&r))) {
         close(fd);
         return -1;

@@ -10,30 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "filesrc.h"
 #include "thumb.h"
-
-struct file_src {
-    int fd;
-};
-
-static int file_fetch(void *ud, long long off, size_t len, buf *out, char *err)
-{
-    struct file_src *f = ud;
-    size_t got = 0;
-
-    if (buf_reserve(out, len) < 0)
-        return -1;
-    while (got < len) {
-        ssize_t n = pread(f->fd, out->data + out->len + got, len - got, off + (long long)got);
-        if (n <= 0) {
-            err_set(err, "short read");
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    out->len += len;
-    return 0;
-}
 
 static struct variant variants[VARIANT_MAX];
 static size_t nvariants;
@@ -64,15 +42,15 @@ static void save(const char *file, const struct thumb_out *out)
 
 static void one(const char *file)
 {
-    struct file_src fs = {open(file, O_RDONLY)};
+    int fd = open(file, O_RDONLY);
     struct stat st;
-    struct rsrc r = {.fetch = file_fetch, .ud = &fs, .block_size = 4 << 20};
+    struct rsrc r = {.fetch = filesrc_fetch, .ud = &fd, .block_size = 4 << 20};
     struct thumb_out out[VARIANT_MAX];
     char err[ERR_MAX] = "";
     VipsSource *src;
     int rc;
 
-    if (fs.fd < 0 || fstat(fs.fd, &st) < 0) {
+    if (fd < 0 || fstat(fd, &st) < 0) {
         perror(file);
         exit(1);
     }
@@ -81,7 +59,7 @@ static void one(const char *file)
     rc = thumb_build(src, variants, nvariants, 100000000, out, err);
     g_object_unref(src);
     rsrc_fini(&r);
-    close(fs.fd);
+    close(fd);
     pthread_mutex_lock(&mu);
     if (rc != THUMB_OK) {
         failures++;
