@@ -1,6 +1,6 @@
-/* capturebench: the worker's capture reader (capture_read over the blocked reader in 4 MiB
- * blocks, the worker's read-block default; a file instead of S3) on local files: one JSON
- * line per file with what it read, then the time. */
+/* capturebench: the worker's capture reader (capture_read over the blocked reader in
+ * CAPTURE_READ_BLOCK blocks as the worker reads it; a file instead of S3) on local files: one
+ * JSON line per file with what it read, then the time. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +44,8 @@ static int one(const char *file, int quiet)
         perror(file);
         return -1;
     }
-    struct rsrc r = {.fetch = filesrc_fetch, .ud = &fd, .size = st.st_size, .block_size = 4 << 20};
+    struct rsrc r = {
+        .fetch = filesrc_fetch, .ud = &fd, .size = st.st_size, .block_size = CAPTURE_READ_BLOCK};
     if (!(src = rsrc_source(&r))) {
         close(fd);
         return -1;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CAPTURE_TIFF_MAX (1024 * 1024) /* leading bytes of a TIFF read as its EXIF */
+#define CAPTURE_TIFF_MAX (256 * 1024) /* leading bytes of a TIFF read as its EXIF */
 #define CAPTURE_EXIF_MAX (4 * 1024 * 1024)
 
 static const char *const field_names[CAPTURE_NFIELDS] = {

@@ -34,6 +34,11 @@ enum capture_field {
     CAPTURE_NFIELDS
 };
 
+/* Ranged reads of the header: it and the EXIF block sit in the first few KiB (a HEIF's meta
+ * box may be further on: a few more reads); the variant build's read-block (4 MiB) would
+ * fetch megabytes for them. */
+#define CAPTURE_READ_BLOCK (64 * 1024)
+
 #define CAPTURE_STR_MAX 128
 #define CAPTURE_TIME_MAX 96
 

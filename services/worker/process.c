@@ -461,6 +461,8 @@ static enum step capture_step(struct evctx *e)
     VipsSource *src;
 
     original_reader(e, &r, &s3);
+    if (r.block_size > CAPTURE_READ_BLOCK)
+        r.block_size = CAPTURE_READ_BLOCK;
     if (!(src = rsrc_source(&r))) {
         note_error(e, "cannot create a libvips source");
         return STEP_RETRY;
