@@ -1,6 +1,7 @@
 /* backfill: content without capture metadata (stored before the worker read it) gets one
  * image.uploaded event like complete writes, at most capture-batch per pass; the worker
- * then reads and stores it. Not again while an unsent event for that content waits. */
+ * then reads and stores it. Not again while an unsent event for that content waits. An
+ * audit (a scan of every blob): a pass that stopped at the cap leaves it due for the next. */
 #include <stdio.h>
 
 #include "rec.h"
@@ -29,6 +30,7 @@ int sweep_capture(struct rec *r, char *err)
     if (!(res = rec_exec(r, stmt, r->cfg->dry_run ? 2 : 3, p, err)))
         return -1;
     rec_examined(r, PQntuples(res));
+    r->more = PQntuples(res) >= r->cfg->capture_batch;
     for (int i = 0; i < PQntuples(res); i++)
         enqueue_row(r, res, i);
     PQclear(res);

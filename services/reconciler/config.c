@@ -56,7 +56,8 @@ const struct conf_opt rec_conf[] = {
      "entries per listing page (1..1000; 0: the server's default, 1000)", 0, 1000},
     {"capture-batch", "PIXPLANE_RECONCILE_CAPTURE_BATCH", CONF_INT, C(capture_batch), "1000",
      "most contents per pass that get an event for reading their capture metadata (the "
-     "backfill of content stored before the worker read it; 0: off)",
+     "backfill of content stored before the worker read it; 0: off); an audit, due again "
+     "on the next pass while a pass reaches this cap",
      0, 100000},
     {"capture-grace", "PIXPLANE_RECONCILE_CAPTURE_GRACE", CONF_SECS, C(capture_grace), "10m",
      "content younger than this is left to its own upload event (no capture backfill yet)"},

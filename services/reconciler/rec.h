@@ -61,7 +61,7 @@ enum rec_sweep_id {
     REC_RETENTION,        /* tombstones, images past retention, unreferenced blobs */
     REC_ORPHAN_OBJECTS,   /* audit: objects under blobs/ and variants/ without a row */
     REC_STUCK,            /* outbox rows and variants that do not progress */
-    REC_CAPTURE,          /* content without capture metadata: an event for the worker */
+    REC_CAPTURE,          /* audit: content without capture metadata: an event for the worker */
     REC_NSWEEPS
 };
 
@@ -104,7 +104,8 @@ struct rec {
     long only;   /* sweeps to run (bit per rec_sweep_id) */
     long forced; /* named by --only: audits run whatever their schedule */
     volatile sig_atomic_t *stop;
-    int cur; /* the sweep running */
+    int cur;  /* the sweep running */
+    int more; /* the running audit stopped at its cap: it stays due */
     struct rec_report rep;
     char (*dry_zero)[65]; /* dry run: blobs the refcount sweep would set to 0 */
     size_t ndry_zero, cap_dry_zero;

@@ -22,7 +22,7 @@ static const struct {
     [REC_RETENTION] = {"retention", sweep_retention, 0},
     [REC_ORPHAN_OBJECTS] = {"orphan_objects", sweep_orphan_objects, 1},
     [REC_STUCK] = {"stuck", sweep_stuck, 0},
-    [REC_CAPTURE] = {"capture", sweep_capture, 0},
+    [REC_CAPTURE] = {"capture", sweep_capture, 1},
 };
 
 const char *rec_sweep_name(int id)
@@ -167,6 +167,7 @@ static void run_sweep(struct rec *r, int id)
     int rc = due(r, id, err);
 
     r->cur = id;
+    r->more = 0;
     if (rc == 0) {
         c->state = REC_NOT_DUE;
         return;
@@ -177,7 +178,7 @@ static void run_sweep(struct rec *r, int id)
     c->state = rc < 0 ? REC_FAILED : REC_DONE;
     if (rc < 0)
         log_error(NULL, "sweep_failed", err, "sweep", sweeps[id].name);
-    else
+    else if (!r->more) /* stopped at its cap: due again on the next pass */
         audit_done(r, id);
 }
 

@@ -8,14 +8,16 @@
 /* capture: content in use, older than $2 seconds, without capture metadata and without an
  * unsent event, with the oldest of its active images; at most $1. */
 #define CAPTURE_MISSING                                                                            \
-    "SELECT DISTINCT ON (b.content_hash) b.content_hash, b.storage_path, i.image_id,"              \
-    " i.owner_id, i.size, i.mime_type, i.created_at FROM blobs b JOIN images i"                    \
-    " ON i.content_hash = b.content_hash AND i.status = 'active' WHERE b.ref_count > 0"            \
-    " AND b.created_at < now() - make_interval(secs => $2)"                                        \
+    "SELECT m.content_hash, m.storage_path, i.image_id, i.owner_id, i.size, i.mime_type,"          \
+    " i.created_at FROM (SELECT b.content_hash, b.storage_path FROM blobs b"                       \
+    " WHERE b.ref_count > 0 AND b.created_at < now() - make_interval(secs => $2)"                  \
     " AND NOT EXISTS (SELECT 1 FROM blob_capture c WHERE c.content_hash = b.content_hash)"         \
     " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL"                              \
-    " AND o.msg_key = b.content_hash)"                                                             \
-    " ORDER BY b.content_hash, i.created_at, i.image_id LIMIT $1"
+    " AND o.msg_key = b.content_hash) AND EXISTS (SELECT 1 FROM images a"                          \
+    " WHERE a.content_hash = b.content_hash AND a.status = 'active')"                              \
+    " ORDER BY b.content_hash LIMIT $1) m CROSS JOIN LATERAL (SELECT * FROM images i"              \
+    " WHERE i.content_hash = m.content_hash AND i.status = 'active'"                               \
+    " ORDER BY i.created_at, i.image_id LIMIT 1) i"
 
 const struct pg_stmt rec_stmts[] = {
     FINALIZE_STMTS,
