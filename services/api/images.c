@@ -368,7 +368,7 @@ void image_metadata(struct api_call *c)
 }
 
 /* Opaque keyset cursor: base64url of "<created_at as text>|<image_id>". */
-static char *cursor_make(const char *ts, const char *id)
+char *api_cursor_make(const char *ts, const char *id)
 {
     char raw[128];
     int n = snprintf(raw, sizeof raw, "%s|%s", ts, id);
@@ -377,7 +377,7 @@ static char *cursor_make(const char *ts, const char *id)
 }
 
 /* Decodes ?cursor= into ts and id; 0 (absent: both empty), or -1 answered. */
-static int cursor_parse(struct api_call *c, char *ts, size_t tslen, char *id)
+int api_cursor_parse(struct api_call *c, char *ts, size_t tslen, char *id)
 {
     char v[256];
     unsigned char *raw = NULL;
@@ -405,7 +405,7 @@ bad:
 }
 
 /* ?limit= (1..200, default page-size); -1 answered. */
-static long page_limit(struct api_call *c)
+long api_page_limit(struct api_call *c)
 {
     char v[16], *end;
     long n = c->api->cfg->page_size;
@@ -422,14 +422,14 @@ static long page_limit(struct api_call *c)
  * answers {images:[...], next_cursor}. */
 static void list_run(struct api_call *c, const char *stmt, const char *status)
 {
-    char ts[64], id[37], lim[16], err[ERR_MAX];
-    long limit = page_limit(c);
+    char ts[64], id[37], lim[24], err[ERR_MAX];
+    long limit = api_page_limit(c);
     const char *p[5] = {c->user.sub, status, ts, id, lim};
     PGresult *r;
     cJSON *o, *a;
     int n;
 
-    if (limit < 0 || cursor_parse(c, ts, sizeof ts, id) < 0 || !api_db(c))
+    if (limit < 0 || api_cursor_parse(c, ts, sizeof ts, id) < 0 || !api_db(c))
         return;
     snprintf(lim, sizeof lim, "%ld", limit + 1);
     p[2] = ts[0] ? ts : NULL, p[3] = id[0] ? id : NULL;
@@ -447,7 +447,7 @@ static void list_run(struct api_call *c, const char *stmt, const char *status)
         cJSON_AddItemToArray(a, api_img_json(&m));
     }
     if (PQntuples(r) > limit) {
-        char *cur = cursor_make(pg_val(r, n - 1, 10), pg_val(r, n - 1, 0));
+        char *cur = api_cursor_make(pg_val(r, n - 1, 10), pg_val(r, n - 1, 0));
         cJSON_AddStringToObject(o, "next_cursor", cur);
         free(cur);
     } else {
