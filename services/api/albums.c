@@ -226,7 +226,8 @@ void album_get(struct api_call *c)
     long limit;
     cJSON *o;
 
-    if (http_req_query_param(c->req, "sort", sort, sizeof sort) < 0 || (sort[0] && !valid_sort(sort)))
+    if (http_req_query_param(c->req, "sort", sort, sizeof sort) < 0 ||
+        (sort[0] && !valid_sort(sort)))
         return api_error(c, 400, "bad_request", "sort must be taken_at or position");
     if (!id || !(a = album_find(c, id)))
         return;
@@ -279,7 +280,8 @@ static int patch_parse(struct api_call *c, const cJSON *body, struct album_patch
     pa->show = hs ? (show ? "true" : "false") : NULL;
     if (patch_cover(c, body, pa) < 0)
         return -1;
-    if (cJSON_GetObjectItemCaseSensitive(body, "order") && ids_parse(c, body, "order", &pa->order) < 0)
+    if (cJSON_GetObjectItemCaseSensitive(body, "order") &&
+        ids_parse(c, body, "order", &pa->order) < 0)
         return -1;
     if (!pa->name && !pa->sort && !pa->show && !pa->cover && !pa->order.len)
         return api_error(c, 400, "bad_request",
@@ -290,7 +292,12 @@ static int patch_parse(struct api_call *c, const cJSON *body, struct album_patch
 
 static void patch_run(struct api_call *c, const char *id, struct album_patch *pa)
 {
-    const char *p[7] = {id, c->user.sub, pa->name, pa->cover, pa->sort, pa->show,
+    const char *p[7] = {id,
+                        c->user.sub,
+                        pa->name,
+                        pa->cover,
+                        pa->sort,
+                        pa->show,
                         pa->order.len ? pa->order.data : NULL};
     PGresult *a = album_find(c, id), *r;
     long rc;
@@ -446,8 +453,8 @@ static void remove_run(struct api_call *c, const char *id, const char *ids)
 }
 
 /* Both item routes: the ids of the body, then run on an album the caller may change. */
-static void items_change(struct api_call *c, void (*change)(struct api_call *, const char *,
-                                                            const char *))
+static void items_change(struct api_call *c,
+                         void (*change)(struct api_call *, const char *, const char *))
 {
     const char *id = api_param_uuid(c, "id");
     cJSON *body = id ? api_body(c) : NULL;
@@ -510,8 +517,7 @@ static void member_put(struct api_call *c, const char *id, const cJSON *body)
     int owner;
 
     if (json_get_str(body, "user", &user, &err) < 0 ||
-        (!user && json_get_str(body, "user_id", &user, &err) < 0) || !user ||
-        !auth_valid_sub(user))
+        (!user && json_get_str(body, "user_id", &user, &err) < 0) || !user || !auth_valid_sub(user))
         return api_error(c, 400, "bad_request", "user must be a valid user id");
     if (json_get_str(body, "role", &role, &err) != 1 ||
         (strcmp(role, "viewer") && strcmp(role, "contributor")))

@@ -12,8 +12,8 @@
     " ELSE (SELECT m.role FROM album_members m WHERE m.album_id = a.album_id"                      \
     " AND m.user_id = " viewer ") END, coalesce(a.cover_image_id::text, ''), a.sort,"              \
     " a.show_location, (SELECT count(*) FROM album_items ai JOIN images i"                         \
-    " ON i.image_id = ai.image_id WHERE ai.album_id = a.album_id AND i.status = 'active'), "       \
-    API_IMAGE_TS("a.created_at") ", " API_IMAGE_TS("a.updated_at")
+    " ON i.image_id = ai.image_id WHERE ai.album_id = a.album_id AND i.status = "                  \
+    "'active'), " API_IMAGE_TS("a.created_at") ", " API_IMAGE_TS("a.updated_at")
 /* The album a is viewer's (owner) or viewer is one of its members. */
 #define ALBUM_VISIBLE(viewer)                                                                      \
     " (a.owner_id = " viewer " OR EXISTS (SELECT 1 FROM album_members m"                           \

@@ -98,8 +98,8 @@ const struct conf_opt api_conf[] = {
      "members one album may have (1-1000; more: 409 member_limit_reached); every album change "
      "writes a change-log row per member",
      1, 1000},
-    {"album-ids-per-request", "PIXPLANE_ALBUM_IDS_PER_REQUEST", CONF_INT,
-     C(album_ids_per_request), "500",
+    {"album-ids-per-request", "PIXPLANE_ALBUM_IDS_PER_REQUEST", CONF_INT, C(album_ids_per_request),
+     "500",
      "image ids one album request may name (items added or removed, order; more: 413 "
      "too_many_items)",
      1, 10000},

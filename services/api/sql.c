@@ -12,7 +12,7 @@
  * users it is shared with unless private, the owners and members of albums holding it; u
  * is a CTE of (image_id, ...). */
 #define CHANGE_FOR_ALL(kind)                                                                       \
-    " INSERT INTO change_log (user_id, image_id, kind) SELECT x, u.image_id, '" kind "'"          \
+    " INSERT INTO change_log (user_id, image_id, kind) SELECT x, u.image_id, '" kind "'"           \
     " FROM u, image_audience(u.image_id) x"
 
 /* Album owners and members (x) an album-item change reaches ($1 the album). */
@@ -21,11 +21,11 @@
     ".image_id, '" kind "' FROM " rows ", album_audience($1) x"
 /* The caller ($2) owns album $1 or contributes to it. */
 #define ALBUM_WRITER                                                                               \
-    " album_id = $1 AND (owner_id = $2 OR EXISTS (SELECT 1 FROM album_members m"                 \
+    " album_id = $1 AND (owner_id = $2 OR EXISTS (SELECT 1 FROM album_members m"                   \
     " WHERE m.album_id = $1 AND m.user_id = $2 AND m.role = 'contributor'))"
 /* The albums user `v` owns or is a member of. */
 #define ALBUMS_OF(v)                                                                               \
-    " (SELECT album_id FROM albums WHERE owner_id = " v " UNION ALL SELECT album_id"              \
+    " (SELECT album_id FROM albums WHERE owner_id = " v " UNION ALL SELECT album_id"               \
     " FROM album_members WHERE user_id = " v ")"
 #define ZERO_UUID "'00000000-0000-0000-0000-000000000000'::uuid"
 
@@ -232,20 +232,23 @@ const struct pg_stmt api_stmts[] = {
      " WHERE s.user_id = $1 AND i.status = 'active' AND i.visibility <> 'private'"
      " AND i.image_id > $2 ORDER BY 1 LIMIT $3)"
      " UNION (SELECT DISTINCT ai.image_id FROM album_items ai JOIN images i"
-     " ON i.image_id = ai.image_id WHERE ai.album_id IN" ALBUMS_OF("$1")
-     " AND i.status = 'active' AND ai.image_id > $2 ORDER BY 1 LIMIT $3))"
-     " SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
-     "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
-     " '{}') FROM ids JOIN images i ON i.image_id = ids.image_id ORDER BY 1 LIMIT $3"},
+     " ON i.image_id = ai.image_id WHERE ai.album_id IN" ALBUMS_OF(
+         "$1") " AND i.status = 'active' AND ai.image_id > $2 ORDER BY 1 LIMIT $3))"
+               " SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
+               "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = "
+               "i.content_hash),"
+               " '{}') FROM ids JOIN images i ON i.image_id = ids.image_id ORDER BY 1 LIMIT $3"},
     /* Snapshot of the caller's albums after ($2, $3): each album as (album, zero uuid),
      * then its items (album, image), in that order. */
     {"sync_snapshot_albums",
-     "WITH v AS" ALBUMS_OF("$1") " SELECT x.album_id, x.image_id FROM (SELECT album_id,"
-     " " ZERO_UUID " AS image_id FROM v UNION ALL SELECT ai.album_id, ai.image_id FROM v"
-     " JOIN album_items ai ON ai.album_id = v.album_id) x"
-     " WHERE (x.album_id, x.image_id) > ($2::uuid, $3::uuid) ORDER BY 1, 2 LIMIT $4"},
-    {"sync_album_states", "SELECT " ALBUM_COLS("$2") " FROM albums a"
-                          " WHERE a.album_id = ANY($1::uuid[]) AND" ALBUM_VISIBLE("$2")},
+     "WITH v AS" ALBUMS_OF(
+         "$1") " SELECT x.album_id, x.image_id FROM (SELECT album_id,"
+               " " ZERO_UUID " AS image_id FROM v UNION ALL SELECT ai.album_id, ai.image_id FROM v"
+               " JOIN album_items ai ON ai.album_id = v.album_id) x"
+               " WHERE (x.album_id, x.image_id) > ($2::uuid, $3::uuid) ORDER BY 1, 2 LIMIT $4"},
+    {"sync_album_states",
+     "SELECT " ALBUM_COLS("$2") " FROM albums a"
+                                " WHERE a.album_id = ANY($1::uuid[]) AND" ALBUM_VISIBLE("$2")},
     /* The (album, image) pairs of $1, $2 that are items of albums $3 sees. */
     {"sync_item_states",
      "SELECT ai.album_id, ai.image_id FROM unnest($1::uuid[], $2::uuid[]) p(album_id, image_id)"
@@ -347,12 +350,14 @@ const struct pg_stmt api_stmts[] = {
      " c AS (INSERT INTO change_log (user_id, album_id, kind) SELECT owner_id, album_id, 'album'"
      " FROM a) SELECT " ALBUM_COLS("$2") " FROM a"},
     {"album_get", "SELECT " ALBUM_COLS("$2") " FROM albums a WHERE a.album_id = $1"
-                  " AND" ALBUM_VISIBLE("$2")},
+                                             " AND" ALBUM_VISIBLE("$2")},
     {"album_list",
-     "SELECT " ALBUM_COLS("$1") ", a.created_at::text AS cursor_key FROM albums a"
-     " WHERE a.album_id IN" ALBUMS_OF("$1") " AND ($2::timestamptz IS NULL"
-     " OR (a.created_at, a.album_id) < ($2::timestamptz, $3::uuid))"
-     " ORDER BY a.created_at DESC, a.album_id DESC LIMIT $4"},
+     "SELECT " ALBUM_COLS(
+         "$1") ", a.created_at::text AS cursor_key FROM albums a"
+               " WHERE a.album_id IN" ALBUMS_OF(
+                   "$1") " AND ($2::timestamptz IS NULL"
+                         " OR (a.created_at, a.album_id) < ($2::timestamptz, $3::uuid))"
+                         " ORDER BY a.created_at DESC, a.album_id DESC LIMIT $4"},
     /* An album's active images after the cursor ($2, $3), newest capture first / by position. */
     {"album_items_taken_at",
      "SELECT " IMAGE_COLS ", ai.added_by, i.taken_at::text AS cursor_key FROM album_items ai"
@@ -420,9 +425,11 @@ const struct pg_stmt api_stmts[] = {
      " ON CONFLICT DO NOTHING RETURNING image_id),"
      " u AS (UPDATE albums SET updated_at = clock_timestamp() WHERE album_id = $1"
      " AND EXISTS (SELECT 1 FROM ins)),"
-     " c AS (" ALBUM_ITEM_CHANGE("ins", "item_added") ")"
-     " SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM a), (SELECT fits FROM ok),"
-     " coalesce((SELECT string_agg(image_id::text, ',') FROM bad), '')"},
+     " c AS (" ALBUM_ITEM_CHANGE(
+         "ins", "item_added") ")"
+                              " SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM a), "
+                              "(SELECT fits FROM ok),"
+                              " coalesce((SELECT string_agg(image_id::text, ',') FROM bad), '')"},
     /* $3 ids out of album $1: the owner's any, a contributor's only those they added.
      * Returns: removed, the caller may remove, ids the contributor may not remove (then
      * nothing is removed). A removed cover is cleared. */
@@ -438,7 +445,8 @@ const struct pg_stmt api_stmts[] = {
      " WHEN cover_image_id IN (SELECT image_id FROM d) THEN NULL ELSE cover_image_id END"
      " WHERE album_id = $1 AND EXISTS (SELECT 1 FROM d)),"
      " c AS (" ALBUM_ITEM_CHANGE("d", "item_removed") ")"
-     " SELECT (SELECT count(*) FROM d), EXISTS (SELECT 1 FROM a), (SELECT n FROM f)"},
+                                                      " SELECT (SELECT count(*) FROM d), EXISTS "
+                                                      "(SELECT 1 FROM a), (SELECT n FROM f)"},
     /* Member $3 with role $4 (a new one within $5 per album): 1 done, 0 no such album of
      * the owner, -2 the cap was reached. A new member hears of every item. */
     {"album_member_put",

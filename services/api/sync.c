@@ -90,8 +90,7 @@ int sync_cursor_decode(const char *text, struct sync_cursor *cur)
     raw[n] = '\0';
     a = strchr((char *)raw, '.');
     b = a ? strchr(a + 1, '.') : NULL;
-    if (!b || !strchr("csa", raw[0]) || a != (char *)raw + 1 ||
-        parse_u64(a + 1, b, &cur->txid) < 0)
+    if (!b || !strchr("csa", raw[0]) || a != (char *)raw + 1 || parse_u64(a + 1, b, &cur->txid) < 0)
         goto done;
     cur->snapshot = raw[0] != 'c';
     if (raw[0] == 'a') {
