@@ -70,9 +70,29 @@ static PGresult *album_find(struct api_call *c, const char *id)
     return r;
 }
 
-static int is_owner(const PGresult *album)
+/* The caller's role in album {id} (owner, contributor, viewer) into role[16]; 0, or -1
+ * answered (404). */
+static int album_role(struct api_call *c, const char *id, char *role)
 {
-    return !strcmp(pg_val(album, 0, 3), "owner");
+    PGresult *a = id ? album_find(c, id) : NULL;
+
+    if (!a)
+        return -1;
+    util_strlcpy(role, 16, pg_val(a, 0, 3));
+    PQclear(a);
+    return 0;
+}
+
+/* 0 if the caller owns album {id}; else -1 answered (404 unseen, 403 `why` a member). */
+static int album_owned(struct api_call *c, const char *id, const char *why)
+{
+    char role[16];
+
+    if (album_role(c, id, role) < 0)
+        return -1;
+    if (strcmp(role, "owner"))
+        return forbidden(c, why), -1;
+    return 0;
 }
 
 static int valid_sort(const char *s)
@@ -299,16 +319,11 @@ static void patch_run(struct api_call *c, const char *id, struct album_patch *pa
                         pa->sort,
                         pa->show,
                         pa->order.len ? pa->order.data : NULL};
-    PGresult *a = album_find(c, id), *r;
+    PGresult *a, *r;
     long rc;
 
-    if (!a)
+    if (album_owned(c, id, "only the album's owner can change it") < 0)
         return;
-    if (!is_owner(a)) {
-        PQclear(a);
-        return forbidden(c, "only the album's owner can change it");
-    }
-    PQclear(a);
     if (!(r = run(c, "album_patch", 7, p)))
         return;
     rc = pg_i64(r, 0, 0);
@@ -355,15 +370,10 @@ void album_delete(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id");
     const char *p[2] = {id, c->user.sub};
-    PGresult *a = id ? album_find(c, id) : NULL, *r;
-    int owner;
+    PGresult *r;
 
-    if (!a)
+    if (album_owned(c, id, "only the album's owner can delete it") < 0)
         return;
-    owner = is_owner(a);
-    PQclear(a);
-    if (!owner)
-        return forbidden(c, "only the album's owner can delete it");
     if (!(r = run(c, "album_delete", 2, p)))
         return;
     PQclear(r);
@@ -374,17 +384,17 @@ void album_delete(struct api_call *c)
 
 /* ---- items ---- */
 
-/* Album {id} the caller may add to or remove from: the album row, or NULL answered (404
- * unseen, 403 a viewer). */
-static PGresult *album_writable(struct api_call *c, const char *id)
+/* 0 if the caller may add to or remove from album {id}; else -1 answered (404 unseen, 403
+ * a viewer). */
+static int album_writable(struct api_call *c, const char *id)
 {
-    PGresult *a = id ? album_find(c, id) : NULL;
+    char role[16];
 
-    if (a && !strcmp(pg_val(a, 0, 3), "viewer")) {
-        PQclear(a);
-        return forbidden(c, "viewers cannot change the album's items"), NULL;
-    }
-    return a;
+    if (album_role(c, id, role) < 0)
+        return -1;
+    if (!strcmp(role, "viewer"))
+        return forbidden(c, "viewers cannot change the album's items"), -1;
+    return 0;
 }
 
 static void respond_count(struct api_call *c, const char *id, const char *key, long long n)
@@ -459,14 +469,11 @@ static void items_change(struct api_call *c,
     const char *id = api_param_uuid(c, "id");
     cJSON *body = id ? api_body(c) : NULL;
     buf ids = {0};
-    PGresult *a;
 
     if (!body)
         return;
-    if (ids_parse(c, body, "image_ids", &ids) == 0 && (a = album_writable(c, id))) {
-        PQclear(a);
+    if (ids_parse(c, body, "image_ids", &ids) == 0 && album_writable(c, id) == 0)
         change(c, id, ids.data);
-    }
     buf_free(&ids);
     cJSON_Delete(body);
 }
@@ -513,8 +520,6 @@ static void member_put_run(struct api_call *c, const char *id, const char *user,
 static void member_put(struct api_call *c, const char *id, const cJSON *body)
 {
     const char *user = NULL, *role = NULL, *err = NULL;
-    PGresult *a;
-    int owner;
 
     if (json_get_str(body, "user", &user, &err) < 0 ||
         (!user && json_get_str(body, "user_id", &user, &err) < 0) || !user || !auth_valid_sub(user))
@@ -524,12 +529,8 @@ static void member_put(struct api_call *c, const char *id, const cJSON *body)
         return api_error(c, 400, "bad_request", "role must be viewer or contributor");
     if (!strcmp(user, c->user.sub))
         return api_error(c, 400, "bad_request", "the owner cannot be a member of their album");
-    if (!(a = album_find(c, id)))
+    if (album_owned(c, id, "only the album's owner can add members") < 0)
         return;
-    owner = is_owner(a);
-    PQclear(a);
-    if (!owner)
-        return forbidden(c, "only the album's owner can add members");
     member_put_run(c, id, user, role);
 }
 
@@ -548,14 +549,12 @@ void album_member_remove(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id"), *user = route_param(&c->params, "user_id");
     const char *p[3] = {id, c->user.sub, user};
-    PGresult *a = id ? album_find(c, id) : NULL, *r;
-    int owner;
+    char role[16];
+    PGresult *r;
 
-    if (!a)
+    if (album_role(c, id, role) < 0)
         return;
-    owner = is_owner(a);
-    PQclear(a);
-    if (!owner && strcmp(user, c->user.sub))
+    if (strcmp(role, "owner") && strcmp(user, c->user.sub))
         return forbidden(c, "members can only remove themselves");
     if (!(r = run(c, "album_member_remove", 3, p)))
         return;
