@@ -174,58 +174,6 @@ void album_create(struct api_call *c)
     cJSON_Delete(body);
 }
 
-/* Answers {key: [rows as made by one], next_cursor} for a listing fetched with limit + 1
- * rows; the cursor is made of the column cursor_key and column 0. */
-static void respond_page(struct api_call *c, cJSON *o, const char *key, PGresult *r, long limit,
-                         cJSON *(*one)(const PGresult *, int))
-{
-    int n = PQntuples(r) > limit ? (int)limit : PQntuples(r);
-    cJSON *a = cJSON_AddArrayToObject(o, key);
-    char *cur = NULL;
-
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, one(r, i));
-    if (PQntuples(r) > limit)
-        cur = api_cursor_make(pg_val(r, n - 1, PQfnumber(r, "cursor_key")), pg_val(r, n - 1, 0));
-    if (cur)
-        cJSON_AddStringToObject(o, "next_cursor", cur);
-    else
-        cJSON_AddNullToObject(o, "next_cursor");
-    free(cur);
-    PQclear(r);
-    http_respond_json(c->req, 200, o);
-}
-
-/* Runs a page statement (params: first, cursor key, cursor id, limit + 1); NULL answered
- * (a cursor of another listing: 400). */
-static PGresult *page_run(struct api_call *c, const char *stmt, const char *first, long *limit)
-{
-    char key[64], id[37], lim[24], err[ERR_MAX];
-    const char *p[4] = {first, NULL, NULL, lim};
-    PGresult *r;
-
-    if ((*limit = api_page_limit(c)) < 0 || api_cursor_parse(c, key, sizeof key, id) < 0 ||
-        !api_db(c))
-        return NULL;
-    snprintf(lim, sizeof lim, "%ld", *limit + 1);
-    p[1] = key[0] ? key : NULL;
-    p[2] = id[0] ? id : NULL;
-    if ((r = pg_exec(c->db, stmt, 4, p, err)))
-        return r;
-    if (!strncmp(pg_sqlstate(c->db), "22", 2))
-        return api_error(c, 400, "bad_cursor", "cursor is not valid"), NULL;
-    return api_db_fail(c, stmt, err), NULL;
-}
-
-void album_list(struct api_call *c)
-{
-    long limit;
-    PGresult *r = page_run(c, "album_list", c->user.sub, &limit);
-
-    if (r)
-        respond_page(c, cJSON_CreateObject(), "albums", r, limit, album_json);
-}
-
 /* An album item: the image object and who added it. */
 static cJSON *item_json(const PGresult *r, int row)
 {
@@ -238,10 +186,77 @@ static cJSON *item_json(const PGresult *r, int row)
     return o;
 }
 
+/* A paged listing: its statement (params: first, cursor key, cursor id, limit + 1; rows
+ * with their key as the column cursor_key), the mark of its cursors, the answer's key and
+ * how a row is answered. */
+struct album_page {
+    const char *stmt;
+    char mark;
+    const char *key;
+    cJSON *(*one)(const PGresult *r, int row);
+};
+
+static const struct album_page albums_page = {"album_list", 'L', "albums", album_json};
+static const struct album_page by_taken = {"album_items_taken_at", 'I', "items", item_json};
+static const struct album_page by_position = {"album_items_position", 'P', "items", item_json};
+
+/* Adds {key: [rows], next_cursor} to o for r (limit + 1 rows at most) and answers it. */
+static void respond_page(struct api_call *c, cJSON *o, const struct album_page *pg, PGresult *r,
+                         long limit)
+{
+    int n = PQntuples(r) > limit ? (int)limit : PQntuples(r);
+    cJSON *a = cJSON_AddArrayToObject(o, pg->key);
+    char *cur = NULL;
+
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, pg->one(r, i));
+    if (PQntuples(r) > limit)
+        cur = api_cursor_make(pg->mark, pg_val(r, n - 1, PQfnumber(r, "cursor_key")),
+                              pg_val(r, n - 1, 0));
+    if (cur)
+        cJSON_AddStringToObject(o, "next_cursor", cur);
+    else
+        cJSON_AddNullToObject(o, "next_cursor");
+    free(cur);
+    PQclear(r);
+    http_respond_json(c->req, 200, o);
+}
+
+/* Runs a listing's page after ?cursor=; the rows, or NULL answered. */
+static PGresult *page_run(struct api_call *c, const struct album_page *pg, const char *first,
+                          long *limit)
+{
+    char key[64], id[37], lim[24], err[ERR_MAX];
+    const char *p[4] = {first, NULL, NULL, lim};
+    PGresult *r;
+
+    if ((*limit = api_page_limit(c)) < 0 ||
+        api_cursor_parse(c, pg->mark, key, sizeof key, id) < 0 || !api_db(c))
+        return NULL;
+    snprintf(lim, sizeof lim, "%ld", *limit + 1);
+    p[1] = key[0] ? key : NULL;
+    p[2] = id[0] ? id : NULL;
+    if ((r = pg_exec(c->db, pg->stmt, 4, p, err)))
+        return r;
+    if (!strncmp(pg_sqlstate(c->db), "22", 2))
+        return api_error(c, 400, "bad_cursor", "cursor is not valid for this listing"), NULL;
+    return api_db_fail(c, pg->stmt, err), NULL;
+}
+
+void album_list(struct api_call *c)
+{
+    long limit;
+    PGresult *r = page_run(c, &albums_page, c->user.sub, &limit);
+
+    if (r)
+        respond_page(c, cJSON_CreateObject(), &albums_page, r, limit);
+}
+
 void album_get(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id");
     char sort[16] = "";
+    const struct album_page *pg;
     PGresult *a, *r;
     long limit;
     cJSON *o;
@@ -255,11 +270,10 @@ void album_get(struct api_call *c)
         util_strlcpy(sort, sizeof sort, pg_val(a, 0, 5));
     o = album_json(a, 0);
     PQclear(a);
-    r = page_run(c, strcmp(sort, "position") ? "album_items_taken_at" : "album_items_position", id,
-                 &limit);
-    if (!r)
+    pg = strcmp(sort, "position") ? &by_taken : &by_position;
+    if (!(r = page_run(c, pg, id, &limit)))
         return cJSON_Delete(o);
-    respond_page(c, o, "items", r, limit, item_json);
+    respond_page(c, o, pg, r, limit);
 }
 
 /* ---- the owner's changes ---- */

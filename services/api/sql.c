@@ -23,10 +23,10 @@
 #define ALBUM_WRITER                                                                               \
     " album_id = $1 AND (owner_id = $2 OR EXISTS (SELECT 1 FROM album_members m"                   \
     " WHERE m.album_id = $1 AND m.user_id = $2 AND m.role = 'contributor'))"
-/* The albums user `v` owns or is a member of. */
-#define ALBUMS_OF(v)                                                                               \
-    " (SELECT album_id FROM albums WHERE owner_id = " v " UNION ALL SELECT album_id"               \
-    " FROM album_members WHERE user_id = " v ")"
+/* The albums user $1 owns or is a member of. */
+#define ALBUMS_OF_USER                                                                             \
+    " (SELECT album_id FROM albums WHERE owner_id = $1 UNION ALL SELECT album_id"                  \
+    " FROM album_members WHERE user_id = $1)"
 #define ZERO_UUID "'00000000-0000-0000-0000-000000000000'::uuid"
 
 const struct pg_stmt api_stmts[] = {
@@ -80,14 +80,14 @@ const struct pg_stmt api_stmts[] = {
      " FOR UPDATE SKIP LOCKED) RETURNING nonce, ranges, answer),"
      " s AS (INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
      " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
-     " pop_nonce, pop_ranges, pop_answer, expires_at)"
+     " pop_nonce, pop_ranges, pop_answer, expires_at, file_modified_at)"
      " SELECT $1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, nullif($10, ''),"
      " CASE WHEN EXISTS (SELECT 1 FROM b) THEN coalesce((SELECT nonce FROM c), $12) END,"
      " CASE WHEN EXISTS (SELECT 1 FROM b)"
      " THEN coalesce((SELECT ranges FROM c), nullif($13, '')::jsonb) END,"
      " CASE WHEN EXISTS (SELECT 1 FROM c) THEN (SELECT answer FROM c)"
      " WHEN EXISTS (SELECT 1 FROM e) OR NOT EXISTS (SELECT 1 FROM b) THEN NULL ELSE $14 END,"
-     " now() + make_interval(secs => $11)"
+     " now() + make_interval(secs => $11), nullif($18, '')::timestamptz"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS ")"
      " SELECT *, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c) FROM s"},
@@ -105,7 +105,7 @@ const struct pg_stmt api_stmts[] = {
      "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING),"
      " i AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(ord int, id uuid, name text,"
      " size bigint, mime text, sha text, csz bigint, ccnt int, okey text, idem text,"
-     " nonce text, ranges text, answer text)),"
+     " nonce text, ranges text, answer text, fmod timestamptz)),"
      " r AS (SELECT i.ord, x.upload_session_id AS rsid FROM i JOIN upload_sessions x"
      " ON x.owner_id = $1 AND x.idempotency_key = i.idem),"
      " cur AS (SELECT count(*) AS n, coalesce(sum(file_size), 0) AS bytes FROM upload_sessions"
@@ -132,13 +132,13 @@ const struct pg_stmt api_stmts[] = {
      " FOR UPDATE SKIP LOCKED) k) RETURNING content_hash, nonce, ranges, answer),"
      " s AS (INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
      " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
-     " pop_nonce, pop_ranges, pop_answer, expires_at)"
+     " pop_nonce, pop_ranges, pop_answer, expires_at, file_modified_at)"
      " SELECT a.id, $1, a.name, a.size, a.mime, a.sha, a.csz, a.ccnt, a.okey, a.idem,"
      " CASE WHEN hb.ord IS NOT NULL THEN coalesce(c.nonce, a.nonce) END,"
      " CASE WHEN hb.ord IS NOT NULL THEN coalesce(c.ranges, a.ranges::jsonb) END,"
      " CASE WHEN c.nonce IS NOT NULL THEN c.answer"
      " WHEN e.ord IS NOT NULL OR hb.ord IS NULL THEN NULL ELSE a.answer END,"
-     " now() + make_interval(secs => $8::float8)"
+     " now() + make_interval(secs => $8::float8), a.fmod"
      " FROM a LEFT JOIN hb ON hb.ord = a.ord LEFT JOIN e ON e.ord = a.ord"
      " LEFT JOIN c ON c.content_hash = e.content_hash"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
@@ -222,7 +222,7 @@ const struct pg_stmt api_stmts[] = {
      " OR image_in_viewers_album(i.image_id, $2)))"
      " OR (i.owner_id = $2 AND i.status IN ('verifying', 'failed')),"
      " coalesce((SELECT json_object_agg(v.variant_type, v.status) FROM image_variants v"
-     " WHERE v.content_hash = i.content_hash), '{}')"
+     " WHERE v.content_hash = i.content_hash), '{}'), image_capture(i, $2)"
      " FROM images i WHERE i.image_id = ANY($1::uuid[])"},
     /* the caller's own, shared and album images after $2 (each branch sorted and cut) */
     {"sync_snapshot",
@@ -232,20 +232,19 @@ const struct pg_stmt api_stmts[] = {
      " WHERE s.user_id = $1 AND i.status = 'active' AND i.visibility <> 'private'"
      " AND i.image_id > $2 ORDER BY 1 LIMIT $3)"
      " UNION (SELECT DISTINCT ai.image_id FROM album_items ai JOIN images i"
-     " ON i.image_id = ai.image_id WHERE ai.album_id IN" ALBUMS_OF(
-         "$1") " AND i.status = 'active' AND ai.image_id > $2 ORDER BY 1 LIMIT $3))"
-               " SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
-               "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = "
-               "i.content_hash),"
-               " '{}') FROM ids JOIN images i ON i.image_id = ids.image_id ORDER BY 1 LIMIT $3"},
+     " ON i.image_id = ai.image_id WHERE ai.album_id IN" ALBUMS_OF_USER
+     " AND i.status = 'active' AND ai.image_id > $2 ORDER BY 1 LIMIT $3))"
+     " SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg(v.variant_type,"
+     " v.status) FROM image_variants v WHERE v.content_hash = i.content_hash), '{}'),"
+     " image_capture(i, $1) FROM ids JOIN images i ON i.image_id = ids.image_id"
+     " ORDER BY 1 LIMIT $3"},
     /* Snapshot of the caller's albums after ($2, $3): each album as (album, zero uuid),
      * then its items (album, image), in that order. */
     {"sync_snapshot_albums",
-     "WITH v AS" ALBUMS_OF(
-         "$1") " SELECT x.album_id, x.image_id FROM (SELECT album_id,"
-               " " ZERO_UUID " AS image_id FROM v UNION ALL SELECT ai.album_id, ai.image_id FROM v"
-               " JOIN album_items ai ON ai.album_id = v.album_id) x"
-               " WHERE (x.album_id, x.image_id) > ($2::uuid, $3::uuid) ORDER BY 1, 2 LIMIT $4"},
+     "WITH v AS" ALBUMS_OF_USER " SELECT x.album_id, x.image_id FROM (SELECT album_id,"
+     " " ZERO_UUID " AS image_id FROM v UNION ALL SELECT ai.album_id, ai.image_id FROM v"
+     " JOIN album_items ai ON ai.album_id = v.album_id) x"
+     " WHERE (x.album_id, x.image_id) > ($2::uuid, $3::uuid) ORDER BY 1, 2 LIMIT $4"},
     {"sync_album_states",
      "SELECT " ALBUM_COLS("$2") " FROM albums a"
                                 " WHERE a.album_id = ANY($1::uuid[]) AND" ALBUM_VISIBLE("$2")},
@@ -278,6 +277,20 @@ const struct pg_stmt api_stmts[] = {
                    " AND ($3::timestamptz IS NULL"
                    " OR (i.created_at, i.image_id) < ($3::timestamptz, $4::uuid))"
                    " ORDER BY i.created_at DESC, i.image_id DESC LIMIT $5"},
+    /* The timeline: by capture time (images_owner_taken), newest or oldest first, from the
+     * position after the cursor ($3, $4: the top sentinel when none), within
+     * [$6, $7). No OR with NULL: the bounds stay index conditions in a generic plan. */
+    {"image_list_taken", "SELECT " IMAGE_COLS ", i.taken_at::text FROM images i"
+                         " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
+                         " AND (i.taken_at, i.image_id) < ($3::timestamptz, $4::uuid)"
+                         " AND i.taken_at >= $6::timestamptz AND i.taken_at < $7::timestamptz"
+                         " ORDER BY i.taken_at DESC, i.image_id DESC LIMIT $5"},
+    {"image_list_taken_asc", "SELECT " IMAGE_COLS ", i.taken_at::text FROM images i"
+                             " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
+                             " AND (i.taken_at, i.image_id) > ($3::timestamptz, $4::uuid)"
+                             " AND i.taken_at >= $6::timestamptz AND i.taken_at < $7::timestamptz"
+                             " ORDER BY i.taken_at, i.image_id LIMIT $5"},
+    {"image_capture", "SELECT image_capture(i, $2) FROM images i WHERE i.image_id = $1"},
     {"image_list_shared",
      "SELECT " IMAGE_COLS ", s.created_at::text FROM image_shares s"
      " JOIN images i ON i.image_id = s.image_id"
@@ -310,7 +323,8 @@ const struct pg_stmt api_stmts[] = {
                       " RETURNING image_id, owner_id, visibility),"
                       " c AS (" CHANGE_FOR_ALL("restored") ") SELECT count(*) FROM u"},
     /* Within the caps ($4 users per image, $5 shares per owner; re-sharing is always
-     * fine): 1 shared, 0 no such active image of the owner, -2 a cap was reached. */
+     * fine): 1 shared, 0 no such active image of the owner, -2 a cap was reached. $6
+     * show_location ('true'/'false'; '': false for a new share, unchanged for a re-share). */
     {"image_share",
      "WITH ok AS (SELECT EXISTS (SELECT 1 FROM image_shares WHERE image_id = $1"
      " AND user_id = $3) OR ((SELECT count(*) FROM image_shares WHERE image_id = $1) < $4::int"
@@ -319,10 +333,14 @@ const struct pg_stmt api_stmts[] = {
      " img AS (UPDATE images SET visibility = CASE WHEN visibility = 'private'"
      " THEN 'shared' ELSE visibility END WHERE image_id = $1 AND owner_id = $2"
      " AND status = 'active' AND (SELECT ok FROM ok) RETURNING image_id),"
-     " s AS (INSERT INTO image_shares (image_id, user_id) SELECT image_id, $3 FROM img"
-     " ON CONFLICT DO NOTHING RETURNING image_id, user_id),"
+     " s AS (INSERT INTO image_shares (image_id, user_id, show_location)"
+     " SELECT image_id, $3, coalesce(nullif($6, '')::boolean, false) FROM img"
+     " ON CONFLICT (image_id, user_id) DO UPDATE SET show_location = excluded.show_location"
+     " WHERE nullif($6, '') IS NOT NULL"
+     " AND image_shares.show_location <> excluded.show_location"
+     " RETURNING image_id, user_id, xmax = 0 AS fresh),"
      " c AS (INSERT INTO change_log (user_id, image_id, kind)"
-     " SELECT user_id, image_id, 'added' FROM s)"
+     " SELECT user_id, image_id, CASE WHEN fresh THEN 'added' ELSE 'updated' END FROM s)"
      " SELECT CASE WHEN NOT (SELECT ok FROM ok) AND EXISTS (SELECT 1 FROM images"
      " WHERE image_id = $1 AND owner_id = $2 AND status = 'active') THEN -2"
      " ELSE (SELECT count(*) FROM img) END"},
@@ -351,13 +369,11 @@ const struct pg_stmt api_stmts[] = {
      " FROM a) SELECT " ALBUM_COLS("$2") " FROM a"},
     {"album_get", "SELECT " ALBUM_COLS("$2") " FROM albums a WHERE a.album_id = $1"
                                              " AND" ALBUM_VISIBLE("$2")},
-    {"album_list",
-     "SELECT " ALBUM_COLS(
-         "$1") ", a.created_at::text AS cursor_key FROM albums a"
-               " WHERE a.album_id IN" ALBUMS_OF(
-                   "$1") " AND ($2::timestamptz IS NULL"
-                         " OR (a.created_at, a.album_id) < ($2::timestamptz, $3::uuid))"
-                         " ORDER BY a.created_at DESC, a.album_id DESC LIMIT $4"},
+    {"album_list", "SELECT " ALBUM_COLS(
+                       "$1") ", a.created_at::text AS cursor_key FROM albums a"
+                             " WHERE a.album_id IN" ALBUMS_OF_USER " AND ($2::timestamptz IS NULL"
+                             " OR (a.created_at, a.album_id) < ($2::timestamptz, $3::uuid))"
+                             " ORDER BY a.created_at DESC, a.album_id DESC LIMIT $4"},
     /* An album's active images after the cursor ($2, $3), newest capture first / by position. */
     {"album_items_taken_at",
      "SELECT " IMAGE_COLS ", ai.added_by, i.taken_at::text AS cursor_key FROM album_items ai"

@@ -313,20 +313,20 @@ def test_album_viewer_sees_location_only_when_the_owner_allows(fresh):
     owner_view = meta(o)[1]
     assert gps(people.ids["owner"], img) is not None
     assert gps(people.ids["viewer"], img) is None
-    if "capture" in owner_view:  # the API's capture object (issue 18 part 1)
-        assert owner_view["capture"]["gps"]["latitude"] == pytest.approx(48.8584)
-        assert meta(v)[1]["capture"]["gps"] is None
+    assert owner_view["capture"]["gps"]["latitude"] == pytest.approx(48.8584)
+    assert meta(v)[1]["capture"]["gps"] is None
     st, a = o.call("PATCH", "/albums/%s" % aid, {"show_location": True})
     assert st == 200 and a["show_location"] is True
     loc = gps(people.ids["viewer"], img)
     assert loc is not None and "48.8584" in loc
-    if "capture" in owner_view:
-        assert meta(v)[1]["capture"]["gps"]["longitude"] == pytest.approx(2.2945)
+    assert meta(v)[1]["capture"]["gps"]["longitude"] == pytest.approx(2.2945)
+    assert meta(people.c["contributor"])[1]["capture"]["gps"]["altitude"] == pytest.approx(35)
     # another user still sees nothing (and no image)
     assert gps(people.ids["other"], img) is None
     assert meta(people.c["other"])[0] == 404
     assert o.call("PATCH", "/albums/%s" % aid, {"show_location": False})[0] == 200
     assert gps(people.ids["viewer"], img) is None
+    assert meta(v)[1]["capture"]["gps"] is None
 
 
 class Device:
