@@ -343,7 +343,7 @@ class Device:
                 if kind == "deleted":
                     self.images.pop(e["image_id"], None)
                 else:
-                    self.images[e["image_id"]] = e["name"]
+                    self.images[e["image_id"]] = (e["name"], e["capture"]["gps"])
         for a in doc["albums"]["updated"]:
             self.albums[a["album_id"]] = album_view(a)
         for aid in doc["albums"]["deleted"]:
@@ -393,6 +393,10 @@ def truth(c):
         for x in full["items"]:
             images[x["image_id"]] = x["name"]
             pairs.add((a["album_id"], x["image_id"]))
+    for i in images:  # what the caller sees of where it was taken
+        st, m = c.call("GET", "/images/%s/metadata" % i)
+        assert st == 200
+        images[i] = (images[i], m["capture"]["gps"])
     return images, albums, pairs
 
 
@@ -404,6 +408,9 @@ def test_every_members_device_converges_through_sync(api):
     up = lambda who, n: who.upload(os.urandom(200 + n), name="f%d.jpg" % n)[1]["image_id"]  # noqa
     mine = [up(o, k) for k in range(4)]
     theirs = up(c, 9)
+    for i in (mine[1], theirs):  # a location for the content of two images
+        sql("INSERT INTO blob_capture (content_hash, gps_lat, gps_lon) SELECT content_hash,"
+            " 59.33, 18.06 FROM images WHERE image_id = '%s'" % i)
 
     def check(step):
         for r, d in devices.items():
@@ -425,6 +432,12 @@ def test_every_members_device_converges_through_sync(api):
     assert o.call("DELETE", "/albums/%s/items" % aid, {"image_ids": [mine[0]]})[0] == 200
     assert o.call("PATCH", "/images/%s" % mine[1], {"name": "renamed.jpg"})[0] == 200
     check("remove item, rename image")
+    assert o.call("PATCH", "/albums/%s" % aid, {"show_location": True})[0] == 200
+    check("location shown")
+    assert devices["viewer"].images[mine[1]][1]["latitude"] == pytest.approx(59.33)
+    assert o.call("PATCH", "/albums/%s" % aid, {"show_location": False})[0] == 200
+    check("location hidden")
+    assert devices["viewer"].images[mine[1]][1] is None
     assert o.call("DELETE", "/images/%s" % mine[2])[0] == 200
     check("image deleted")
     assert o.call("POST", "/images/%s/restore" % mine[2])[0] == 200
