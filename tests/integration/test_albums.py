@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import Client, sql, sql_value, user_id
+from conftest import Client, sql, sql_value, start_api, user_id
 
 THUMB = "thumbnail_small"
 
@@ -455,3 +455,36 @@ def test_every_members_device_converges_through_sync(api):
     v_images, v_albums, _ = devices["viewer"].state()
     assert v_images == {} and v_albums == {}
     assert set(devices["owner"].state()[0]) == set(mine)
+
+
+def test_caps(stack):
+    api = start_api(PIXPLANE_ALBUMS_PER_USER=1, PIXPLANE_ALBUM_ITEMS=2,
+                    PIXPLANE_ALBUM_MEMBERS=1, PIXPLANE_ALBUM_IDS_PER_REQUEST=3)
+    try:
+        o = Client(api.url, api.token(user_id("cap")))
+        st, a = o.call("POST", "/albums", {"name": "one"})
+        assert st == 201
+        aid = a["album_id"]
+        st, doc = o.call("POST", "/albums", {"name": "two"})
+        assert st == 409 and doc["error"]["code"] == "album_limit_reached"
+        imgs = [o.upload(os.urandom(600 + k))[1]["image_id"] for k in range(4)]
+        st, doc = o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs})
+        assert st == 413 and doc["error"]["code"] == "too_many_items"
+        assert o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs[:2]})[0] == 200
+        st, doc = o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs[2:3]})
+        assert st == 409 and doc["error"]["code"] == "album_full"
+        st, doc = o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs[:2]})
+        assert st == 200 and doc["added"] == 0  # already there: within the cap
+        first = user_id("m")
+        assert o.call("POST", "/albums/%s/members" % aid,
+                      {"user": first, "role": "viewer"})[0] == 200
+        st, doc = o.call("POST", "/albums/%s/members" % aid,
+                         {"user": user_id("m"), "role": "viewer"})
+        assert st == 409 and doc["error"]["code"] == "member_limit_reached"
+        st, doc = o.call("POST", "/albums/%s/members" % aid,
+                         {"user": first, "role": "contributor"})  # a role change: fine
+        assert st == 200 and doc["role"] == "contributor"
+        st, doc = o.call("PATCH", "/albums/%s" % aid, {"order": imgs})
+        assert st == 413
+    finally:
+        api.stop()
