@@ -1,8 +1,10 @@
 # Albums and shared albums (issue 18) against the real stack: the authorization matrix of
 # every album route and of images reached through albums, contributors and viewers, access
 # that ends at once, delete / restore / purge of an image in an album, location privacy,
-# and every member's device converging through /sync.
+# every member's device converging through /sync and pushed on the stream, and the caps.
+import json
 import os
+import time
 
 import pytest
 
@@ -488,3 +490,42 @@ def test_caps(stack):
         assert st == 413
     finally:
         api.stop()
+
+
+def test_album_changes_are_pushed_to_members_streams(api):
+    from test_sync import SSEReader, sse_connect
+    ids = {r: user_id("p" + r[:3]) for r in ("owner", "viewer", "other")}
+    o = Client(api.url, api.token(ids["owner"]))
+    _, doc = o.upload(os.urandom(640), name="pushed.jpg")
+    st, a = o.call("POST", "/albums", {"name": "live"})
+    aid = a["album_id"]
+    streams = {}
+    for r in ("viewer", "other"):
+        s = SSEReader(sse_connect(api.url, api.token(ids[r])))
+        assert " 200 " in s.headers().split("\r\n")[0]
+        assert s.event(5)["event"] == "sync"  # a fresh stream's catch-up
+        streams[r] = s
+    try:
+        t0 = time.monotonic()
+        assert o.call("POST", "/albums/%s/members" % aid, {"user": ids["viewer"],
+                                                           "role": "viewer"})[0] == 200
+        assert o.call("POST", "/albums/%s/items" % aid, {"image_ids": [doc["image_id"]]})[0] \
+            == 200
+        got = {"albums": set(), "items": set(), "images": set()}
+        deadline = time.monotonic() + 10
+        while len(got["items"]) < 1 and time.monotonic() < deadline:
+            ev = streams["viewer"].event(max(0.1, deadline - time.monotonic()))
+            if ev is None:
+                break
+            d = json.loads(ev["data"])
+            got["albums"] |= {x["album_id"] for x in d["albums"]["updated"]}
+            got["items"] |= {(x["album_id"], x["image_id"]) for x in d["album_items"]
+                             if x["added"]}
+            got["images"] |= {x["image_id"] for x in d["added"]}
+        assert got == {"albums": {aid}, "items": {(aid, doc["image_id"])},
+                       "images": {doc["image_id"]}}, got
+        assert time.monotonic() - t0 < 5
+        assert streams["other"].event(1.5) is None  # not theirs
+    finally:
+        for s in streams.values():
+            s.sock.close()
