@@ -46,10 +46,10 @@ const char finalize_sql_pending[] =
     "WITH s AS (UPDATE upload_sessions SET status = 'verifying', image_id = $3,"
     " lease_until = now() + make_interval(secs => $4::float8), updated_at = now()"
     " WHERE upload_session_id = $1 AND lease_token = $2 AND status = 'completing'"
-    " RETURNING owner_id, file_name, file_size, mime_type),"
+    " RETURNING owner_id, file_name, file_size, mime_type, file_modified_at),"
     " i AS (INSERT INTO images (image_id, owner_id, content_hash, upload_session_id, name, size,"
-    " mime_type, status) SELECT $3, owner_id, NULL, $1, file_name, file_size, mime_type,"
-    " 'verifying' FROM s RETURNING image_id, owner_id),"
+    " mime_type, status, file_modified_at) SELECT $3, owner_id, NULL, $1, file_name, file_size,"
+    " mime_type, 'verifying', file_modified_at FROM s RETURNING image_id, owner_id),"
     " c AS (INSERT INTO change_log (user_id, image_id, kind)"
     " SELECT owner_id, image_id, 'added' FROM i) SELECT count(*) FROM i";
 
@@ -68,7 +68,7 @@ const char finalize_sql_pending[] =
     " deduplicated = b.storage_path <> $2, deduplicated_own = " seen ", lease_token = NULL,"       \
     " lease_until = NULL, pop_nonce = NULL, pop_ranges = NULL, pop_answer = NULL,"                 \
     " updated_at = now() FROM b WHERE upload_session_id = $4"                                      \
-    " RETURNING b.storage_path, file_name, mime_type),"                                            \
+    " RETURNING b.storage_path, file_name, mime_type, file_modified_at),"                          \
     " i AS (" image " RETURNING image_id, owner_id, content_hash, size, mime_type, created_at),"   \
     " c AS (INSERT INTO change_log (user_id, image_id, kind)"                                      \
     " SELECT owner_id, image_id, '" kind "' FROM i),"                                              \
@@ -87,7 +87,8 @@ const char finalize_sql_pending[] =
 
 #define FIN_IMAGE_NEW                                                                              \
     "INSERT INTO images (image_id, owner_id, content_hash, upload_session_id, name, size,"         \
-    " mime_type) SELECT $7, $6, $1, $4, file_name, $3, mime_type FROM s"
+    " mime_type, file_modified_at) SELECT $7, $6, $1, $4, file_name, $3, mime_type,"               \
+    " file_modified_at FROM s"
 
 /* An upload's own bytes: the first copy becomes the blob, a duplicate counts once more. */
 const char finalize_sql_commit_upload[] =

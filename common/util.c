@@ -257,6 +257,44 @@ void util_rfc3339(time_t t, char out[21])
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* n digits at s as a number in lo..hi; -1 if not. */
+static int digits(const char *s, int n, int lo, int hi)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v >= lo && v <= hi ? v : -1;
+}
+
+int util_rfc3339_valid(const char *s)
+{
+    static const char sep[] = "--T::"; /* after year, month, day, hour, minute */
+    static const int width[] = {4, 2, 2, 2, 2, 2}, lo[] = {1, 1, 1, 0, 0, 0},
+                     hi[] = {9999, 12, 31, 23, 59, 60};
+
+    for (int f = 0; f < 6; f++) {
+        if (digits(s, width[f], lo[f], hi[f]) < 0)
+            return 0;
+        s += width[f];
+        if (f < 5 && *s != sep[f] && !(f == 2 && *s == 't'))
+            return 0;
+        s += f < 5;
+    }
+    if (*s == '.' && (s[1] < '0' || s[1] > '9'))
+        return 0;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            ;
+    if (*s == 'Z' || *s == 'z')
+        return s[1] == '\0';
+    return (*s == '+' || *s == '-') && digits(s + 1, 2, 0, 23) >= 0 && s[3] == ':' &&
+           digits(s + 4, 2, 0, 59) >= 0 && s[6] == '\0';
+}
+
 double util_now_mono(void)
 {
     struct timespec ts;

@@ -58,6 +58,9 @@ int util_random(void *out, size_t n) PIX_WUR;
 
 /* RFC 3339 UTC with seconds ("2026-02-05T10:00:00Z"), 21 bytes. */
 void util_rfc3339(time_t t, char out[21]);
+/* True if s is an RFC 3339 date-time: "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" with
+ * fields in range (year 0001-9999; a day past its month's end is left to the reader). */
+int util_rfc3339_valid(const char *s);
 /* Monotonic clock in seconds. */
 double util_now_mono(void);
 /* Timed condition waits run on the monotonic clock: a step of the wall clock neither

@@ -153,15 +153,19 @@ extern const size_t api_stmts_count;
 /* An image as the caller may see it (columns of API_IMAGE_COLS). */
 struct api_img {
     char id[37], owner[AUTH_SUB_MAX + 1], name[256], mime[128], hash[65], visibility[16];
-    char status[16], created[32], updated[32], path[512];
+    char status[16], created[32], updated[32], taken[32], path[512];
     long long size;
     int owner_is_caller, in_retention;
 };
 /* Columns api_img_from_row reads (images aliased i). */
 #define API_IMAGE_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define API_IMAGE_TS_MS(col)                                                                       \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define API_IMAGE_COLS                                                                             \
     "i.image_id, i.owner_id, i.name, i.size, i.mime_type, i.content_hash, i.visibility,"           \
-    " i.status, " API_IMAGE_TS("i.created_at") ", " API_IMAGE_TS("i.updated_at")
+    " i.status, " API_IMAGE_TS("i.created_at") ", " API_IMAGE_TS(                                  \
+        "i.updated_at") ", " API_IMAGE_TS_MS("i.taken_at")
+#define API_IMAGE_NCOLS 11 /* the first column after API_IMAGE_COLS */
 
 /* images.c */
 void api_img_from_row(const PGresult *r, int row, struct api_img *m);

@@ -95,6 +95,8 @@ static char *items_param(const struct batch *bt)
         cJSON_AddStringToObject(o, "okey", key);
         if (b->idem)
             cJSON_AddStringToObject(o, "idem", b->idem);
+        if (b->q.modified)
+            cJSON_AddStringToObject(o, "fmod", b->q.modified);
         cJSON_AddStringToObject(o, "nonce", b->f.nonce);
         if (b->f.nonce[0])
             cJSON_AddStringToObject(o, "ranges", b->f.ranges.data);

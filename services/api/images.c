@@ -26,6 +26,7 @@ void api_img_from_row(const PGresult *r, int i, struct api_img *m)
     util_strlcpy(m->status, sizeof m->status, pg_val(r, i, 7));
     util_strlcpy(m->created, sizeof m->created, pg_val(r, i, 8));
     util_strlcpy(m->updated, sizeof m->updated, pg_val(r, i, 9));
+    util_strlcpy(m->taken, sizeof m->taken, pg_val(r, i, 10));
 }
 
 static void not_found(struct api_call *c)
@@ -54,9 +55,9 @@ static int img_load(struct api_call *c, struct api_img *m)
         return not_found(c), -1;
     }
     api_img_from_row(r, 0, m);
-    util_strlcpy(m->path, sizeof m->path, pg_val(r, 0, 10));
+    util_strlcpy(m->path, sizeof m->path, pg_val(r, 0, API_IMAGE_NCOLS));
     m->owner_is_caller = strcmp(m->owner, c->user.sub) == 0;
-    m->in_retention = pg_val(r, 0, 11)[0] == 't';
+    m->in_retention = pg_val(r, 0, API_IMAGE_NCOLS + 1)[0] == 't';
     PQclear(r);
     imgcache_put(c->t->imgs, c->user.sub, m, stamp, util_now_mono());
     return 0;
@@ -299,6 +300,7 @@ cJSON *api_img_json(const struct api_img *m)
     cJSON_AddStringToObject(o, "status", m->status);
     cJSON_AddStringToObject(o, "created_at", m->created);
     cJSON_AddStringToObject(o, "updated_at", m->updated);
+    cJSON_AddStringToObject(o, "taken_at", m->taken);
     return o;
 }
 
@@ -330,13 +332,35 @@ static cJSON *variants_json(struct api_call *c, const char *hash, char *err)
     return a;
 }
 
+/* The image's capture metadata as the caller may see it (location: see
+ * capture_gps_visible in migrations/009_capture.sql); NULL with err. */
+static cJSON *capture_json(struct api_call *c, const char *id, char *err)
+{
+    const char *p[2] = {id, c->user.sub};
+    PGresult *r = pg_exec(c->db, "image_capture", 2, p, err);
+    cJSON *o = NULL;
+
+    if (r && PQntuples(r) == 1)
+        o = cJSON_Parse(pg_val(r, 0, 0));
+    if (r && !o)
+        err_set(err, "image_capture: no row");
+    PQclear(r);
+    return o;
+}
+
 /* The owner's view of an unverified image: its state, and why it failed. */
 static void metadata_unverified(struct api_call *c, const struct api_img *m)
 {
-    char code[64], msg[256];
-    cJSON *o = api_img_json(m), *e;
+    char code[64], msg[256], err[ERR_MAX];
+    cJSON *o, *e, *cap = api_db(c) ? capture_json(c, m->id, err) : NULL;
 
+    if (!c->db)
+        return;
+    if (!cap)
+        return api_db_fail(c, "image_capture", err);
+    o = api_img_json(m);
     cJSON_AddArrayToObject(o, "variants");
+    cJSON_AddItemToObject(o, "capture", cap);
     if (!strcmp(m->status, "failed")) {
         img_failure(c, m, code, msg);
         e = cJSON_AddObjectToObject(o, "error");
@@ -350,7 +374,7 @@ void image_metadata(struct api_call *c)
 {
     char err[ERR_MAX];
     struct api_img m;
-    cJSON *o, *v;
+    cJSON *o, *v, *cap;
 
     if (img_load(c, &m) < 0)
         return;
@@ -362,46 +386,70 @@ void image_metadata(struct api_call *c)
         return;
     if (!(v = variants_json(c, m.hash, err)))
         return api_db_fail(c, "variant_list", err);
+    if (!(cap = capture_json(c, m.id, err))) {
+        cJSON_Delete(v);
+        return api_db_fail(c, "image_capture", err);
+    }
     o = api_img_json(&m);
     cJSON_AddItemToObject(o, "variants", v);
+    cJSON_AddItemToObject(o, "capture", cap);
     http_respond_json(c->req, 200, o);
 }
 
-/* Opaque keyset cursor: base64url of "<created_at as text>|<image_id>". */
-static char *cursor_make(const char *ts, const char *id)
+/* A listing's order: its statement, the mark its cursors carry (0: none, the upload-time
+ * cursors of before), and the position above its first row (no cursor yet). */
+struct list_order {
+    const char *stmt;
+    char mark;
+    const char *top_ts, *top_id;
+};
+
+static const struct list_order by_upload = {"image_list", 0, NULL, NULL};
+static const struct list_order by_share = {"image_list_shared", 0, NULL, NULL};
+static const struct list_order by_taken = {"image_list_taken", 'T', "infinity",
+                                           "ffffffff-ffff-ffff-ffff-ffffffffffff"};
+static const struct list_order by_taken_asc = {"image_list_taken_asc", 'A', "-infinity",
+                                               "00000000-0000-0000-0000-000000000000"};
+
+/* Opaque keyset cursor: base64url of "[mark]<sort key as text>|<image_id>". */
+static char *cursor_make(char mark, const char *ts, const char *id)
 {
     char raw[128];
-    int n = snprintf(raw, sizeof raw, "%s|%s", ts, id);
+    int n = mark ? snprintf(raw, sizeof raw, "%c%s|%s", mark, ts, id)
+                 : snprintf(raw, sizeof raw, "%s|%s", ts, id);
 
     return util_b64url_encode((const unsigned char *)raw, (size_t)n);
 }
 
-/* Decodes ?cursor= into ts and id; 0 (absent: both empty), or -1 answered. */
-static int cursor_parse(struct api_call *c, char *ts, size_t tslen, char *id)
+/* Decodes ?cursor= of a listing in order mark into ts and id; 0 (absent: both empty), or
+ * -1 answered. */
+static int cursor_parse(struct api_call *c, char mark, char *ts, size_t tslen, char *id)
 {
     char v[256];
     unsigned char *raw = NULL;
     size_t n;
     int rc = http_req_query_param(c->req, "cursor", v, sizeof v);
-    char *bar;
+    char *bar, *key;
 
     ts[0] = id[0] = '\0';
     if (rc == 0 || (rc == 1 && !v[0]))
         return 0;
-    if (rc < 0 || util_b64url_decode(v, strlen(v), &raw, &n) < 0 || n >= tslen + 37)
+    if (rc < 0 || util_b64url_decode(v, strlen(v), &raw, &n) < 0 || n >= tslen + 38)
         goto bad;
     raw[n] = '\0'; /* decode allocates room for one more byte than it fills */
-    bar = strchr((char *)raw, '|');
-    if (!bar || (size_t)(bar - (char *)raw) >= tslen || !util_is_uuid(bar + 1))
+    key = (char *)raw + (mark != 0);
+    bar = strchr(key, '|');
+    if ((mark && raw[0] != (unsigned char)mark) || !bar || (size_t)(bar - key) >= tslen ||
+        !util_is_uuid(bar + 1))
         goto bad;
     *bar = '\0';
-    util_strlcpy(ts, tslen, (char *)raw);
+    util_strlcpy(ts, tslen, key);
     util_strlcpy(id, 37, bar + 1);
     free(raw);
     return 0;
 bad:
     free(raw);
-    return api_error(c, 400, "bad_cursor", "cursor is not valid"), -1;
+    return api_error(c, 400, "bad_cursor", "cursor is not valid for this listing"), -1;
 }
 
 /* ?limit= (1..200, default page-size); -1 answered. */
@@ -418,68 +466,124 @@ static long page_limit(struct api_call *c)
     return n;
 }
 
-/* Runs a listing statement (params: user, status, cursor ts, cursor id, limit + 1) and
- * answers {images:[...], next_cursor}. */
-static void list_run(struct api_call *c, const char *stmt, const char *status)
+/* The listing's page as {images:[...], next_cursor}; r has limit + 1 rows at most, each
+ * with its sort key as text after the image's columns. */
+static void list_respond(struct api_call *c, const struct list_order *o, PGresult *r, long limit)
 {
-    char ts[64], id[37], lim[16], err[ERR_MAX];
-    long limit = page_limit(c);
-    const char *p[5] = {c->user.sub, status, ts, id, lim};
-    PGresult *r;
-    cJSON *o, *a;
-    int n;
+    int n = PQntuples(r) > limit ? (int)limit : PQntuples(r);
+    cJSON *out = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(out, "images");
 
-    if (limit < 0 || cursor_parse(c, ts, sizeof ts, id) < 0 || !api_db(c))
-        return;
-    snprintf(lim, sizeof lim, "%ld", limit + 1);
-    p[2] = ts[0] ? ts : NULL, p[3] = id[0] ? id : NULL;
-    if (!(r = pg_exec(c->db, stmt, 5, p, err))) {
-        if (!strncmp(pg_sqlstate(c->db), "22", 2))
-            return api_error(c, 400, "bad_cursor", "cursor is not valid");
-        return api_db_fail(c, stmt, err);
-    }
-    n = PQntuples(r) > limit ? (int)limit : PQntuples(r);
-    o = cJSON_CreateObject();
-    a = cJSON_AddArrayToObject(o, "images");
     for (int i = 0; i < n; i++) {
         struct api_img m;
         api_img_from_row(r, i, &m);
         cJSON_AddItemToArray(a, api_img_json(&m));
     }
     if (PQntuples(r) > limit) {
-        char *cur = cursor_make(pg_val(r, n - 1, 10), pg_val(r, n - 1, 0));
-        cJSON_AddStringToObject(o, "next_cursor", cur);
+        char *cur = cursor_make(o->mark, pg_val(r, n - 1, API_IMAGE_NCOLS), pg_val(r, n - 1, 0));
+        cJSON_AddStringToObject(out, "next_cursor", cur);
         free(cur);
     } else {
-        cJSON_AddNullToObject(o, "next_cursor");
+        cJSON_AddNullToObject(out, "next_cursor");
     }
+    http_respond_json(c->req, 200, out);
+}
+
+/* Runs a listing statement (params: user, status, cursor ts, cursor id, limit + 1, and for
+ * an order with a top position the window taken_after, taken_before) and answers. */
+static void list_run(struct api_call *c, const struct list_order *o, const char *status,
+                     const char *after, const char *before)
+{
+    char ts[64], id[37], lim[16], err[ERR_MAX];
+    long limit = page_limit(c);
+    const char *p[7] = {c->user.sub, status, ts, id, lim, after, before};
+    PGresult *r;
+
+    if (limit < 0 || cursor_parse(c, o->mark, ts, sizeof ts, id) < 0 || !api_db(c))
+        return;
+    snprintf(lim, sizeof lim, "%ld", limit + 1);
+    p[2] = ts[0] ? ts : o->top_ts, p[3] = id[0] ? id : o->top_id;
+    if (!(r = pg_exec(c->db, o->stmt, o->top_ts ? 7 : 5, p, err))) {
+        if (!strncmp(pg_sqlstate(c->db), "22", 2))
+            return api_error(c, 400, "bad_cursor", "cursor is not valid for this listing");
+        return api_db_fail(c, o->stmt, err);
+    }
+    list_respond(c, o, r, limit);
     PQclear(r);
-    http_respond_json(c->req, 200, o);
+}
+
+/* ?name= into out ("" when absent) if it is one of the n words in allowed; 0, or -1 if
+ * not (the caller answers). */
+static int query_word(struct api_call *c, const char *name, const char *const *allowed, size_t n,
+                      char *out, size_t len)
+{
+    int rc = http_req_query_param(c->req, name, out, len);
+
+    if (rc <= 0)
+        out[0] = '\0';
+    if (rc < 0)
+        return -1;
+    for (size_t i = 0; rc == 1 && i < n; i++)
+        if (!strcmp(out, allowed[i]))
+            return 0;
+    return rc == 1 && out[0] ? -1 : 0;
+}
+
+/* ?taken_after= / ?taken_before= into out (dflt when absent); 0, or -1 answered. */
+static int query_time(struct api_call *c, const char *name, const char *dflt, char *out, size_t len)
+{
+    int rc = http_req_query_param(c->req, name, out, len);
+
+    if (rc == 0)
+        util_strlcpy(out, len, dflt);
+    if (rc < 0 || (rc == 1 && !util_rfc3339_valid(out)))
+        return api_error(c, 400, "bad_request",
+                         "taken_after and taken_before must be RFC 3339 date-times"),
+               -1;
+    return 0;
+}
+
+/* sort=created_at|taken_at and order=desc|asc into the listing's order; NULL answered. */
+static const struct list_order *list_order_of(struct api_call *c, int *taken)
+{
+    static const char *const sorts[] = {"created_at", "taken_at"}, *const orders[] = {"desc",
+                                                                                      "asc"};
+    char sort[16], order[8];
+
+    if (query_word(c, "sort", sorts, ARRAY_LEN(sorts), sort, sizeof sort) < 0 ||
+        query_word(c, "order", orders, ARRAY_LEN(orders), order, sizeof order) < 0)
+        return api_error(c, 400, "bad_request",
+                         "sort must be created_at or taken_at, order desc or asc"),
+               NULL;
+    *taken = !strcmp(sort, "taken_at");
+    if (!*taken && !strcmp(order, "asc"))
+        return api_error(c, 400, "bad_request", "order=asc needs sort=taken_at"), NULL;
+    return !*taken ? &by_upload : !strcmp(order, "asc") ? &by_taken_asc : &by_taken;
 }
 
 void image_list(struct api_call *c)
 {
-    char status[16] = "";
     static const char *const known[] = {"active", "deleted", "verifying", "failed"};
-    int ok = 0;
+    char status[16], after[64], before[64];
+    const struct list_order *o;
+    int taken = 0;
 
-    if (http_req_query_param(c->req, "status", status, sizeof status) < 0)
-        status[0] = '?';
-    for (size_t i = 0; i < ARRAY_LEN(known); i++)
-        ok |= !strcmp(status, known[i]);
-    if (status[0] && !ok)
+    if (query_word(c, "status", known, ARRAY_LEN(known), status, sizeof status) < 0)
         return api_error(c, 400, "bad_request",
                          "status must be active, deleted, verifying or failed");
+    if (!(o = list_order_of(c, &taken)) ||
+        query_time(c, "taken_after", "-infinity", after, sizeof after) < 0 ||
+        query_time(c, "taken_before", "infinity", before, sizeof before) < 0)
+        return;
+    if (!taken && (strcmp(after, "-infinity") || strcmp(before, "infinity")))
+        return api_error(c, 400, "bad_request", "taken_after and taken_before need sort=taken_at");
     /* by default what is or will be a photo: active and still verifying */
-    list_run(c, "image_list", status[0] ? status : "active,verifying");
+    list_run(c, o, status[0] ? status : "active,verifying", after, before);
 }
 
 void image_shared_with_me(struct api_call *c)
 {
-    list_run(c, "image_list_shared", "active");
+    list_run(c, &by_share, "active", NULL, NULL);
 }
-
-/* ---- changes ---- */
 
 static int parse_patch(struct api_call *c, const cJSON *body, const char **name, const char **vis)
 {
@@ -583,20 +687,24 @@ void image_share(struct api_call *c)
     const char *id = api_param_uuid(c, "id"), *user = NULL, *err = NULL;
     cJSON *body = id ? api_body(c) : NULL;
     struct api_img m;
+    int show = -1, has_show;
     long n;
 
     if (!body)
         return;
-    if (json_get_str(body, "user_id", &user, &err) != 1 || !auth_valid_sub(user))
+    if ((has_show = json_get_bool(body, "show_location", &show, &err)) < 0)
+        api_error(c, 400, "bad_request", "show_location must be true or false");
+    else if (json_get_str(body, "user_id", &user, &err) != 1 || !auth_valid_sub(user))
         api_error(c, 400, "bad_request", err ? err : "user_id must be a valid user id");
     else if (!strcmp(user, c->user.sub))
         api_error(c, 400, "bad_request", "cannot share an image with its owner");
     else {
         char per_image[24], per_owner[24];
-        const char *p[5] = {id, c->user.sub, user, per_image, per_owner};
+        const char *p[6] = {id,        c->user.sub, user,
+                            per_image, per_owner,   has_show != 1 ? "" : show ? "true" : "false"};
         snprintf(per_image, sizeof per_image, "%ld", c->api->cfg->shares_per_image);
         snprintf(per_owner, sizeof per_owner, "%ld", c->api->cfg->shares_per_user);
-        n = exec_count(c, "image_share", 5, p);
+        n = exec_count(c, "image_share", 6, p);
         if (n == SHARE_LIMIT) {
             api_error(c, 409, "share_limit_reached",
                       "share limit reached (PIXPLANE_SHARES_PER_IMAGE users per image, "

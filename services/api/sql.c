@@ -65,14 +65,14 @@ const struct pg_stmt api_stmts[] = {
      " FOR UPDATE SKIP LOCKED) RETURNING nonce, ranges, answer),"
      " s AS (INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
      " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
-     " pop_nonce, pop_ranges, pop_answer, expires_at)"
+     " pop_nonce, pop_ranges, pop_answer, expires_at, file_modified_at)"
      " SELECT $1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, nullif($10, ''),"
      " CASE WHEN EXISTS (SELECT 1 FROM b) THEN coalesce((SELECT nonce FROM c), $12) END,"
      " CASE WHEN EXISTS (SELECT 1 FROM b)"
      " THEN coalesce((SELECT ranges FROM c), nullif($13, '')::jsonb) END,"
      " CASE WHEN EXISTS (SELECT 1 FROM c) THEN (SELECT answer FROM c)"
      " WHEN EXISTS (SELECT 1 FROM e) OR NOT EXISTS (SELECT 1 FROM b) THEN NULL ELSE $14 END,"
-     " now() + make_interval(secs => $11)"
+     " now() + make_interval(secs => $11), nullif($18, '')::timestamptz"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS ")"
      " SELECT *, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c) FROM s"},
@@ -90,7 +90,7 @@ const struct pg_stmt api_stmts[] = {
      "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING),"
      " i AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(ord int, id uuid, name text,"
      " size bigint, mime text, sha text, csz bigint, ccnt int, okey text, idem text,"
-     " nonce text, ranges text, answer text)),"
+     " nonce text, ranges text, answer text, fmod timestamptz)),"
      " r AS (SELECT i.ord, x.upload_session_id AS rsid FROM i JOIN upload_sessions x"
      " ON x.owner_id = $1 AND x.idempotency_key = i.idem),"
      " cur AS (SELECT count(*) AS n, coalesce(sum(file_size), 0) AS bytes FROM upload_sessions"
@@ -117,13 +117,13 @@ const struct pg_stmt api_stmts[] = {
      " FOR UPDATE SKIP LOCKED) k) RETURNING content_hash, nonce, ranges, answer),"
      " s AS (INSERT INTO upload_sessions (upload_session_id, owner_id, file_name, file_size,"
      " mime_type, declared_sha256, chunk_size, chunk_count, object_key, idempotency_key,"
-     " pop_nonce, pop_ranges, pop_answer, expires_at)"
+     " pop_nonce, pop_ranges, pop_answer, expires_at, file_modified_at)"
      " SELECT a.id, $1, a.name, a.size, a.mime, a.sha, a.csz, a.ccnt, a.okey, a.idem,"
      " CASE WHEN hb.ord IS NOT NULL THEN coalesce(c.nonce, a.nonce) END,"
      " CASE WHEN hb.ord IS NOT NULL THEN coalesce(c.ranges, a.ranges::jsonb) END,"
      " CASE WHEN c.nonce IS NOT NULL THEN c.answer"
      " WHEN e.ord IS NOT NULL OR hb.ord IS NULL THEN NULL ELSE a.answer END,"
-     " now() + make_interval(secs => $8::float8)"
+     " now() + make_interval(secs => $8::float8), a.fmod"
      " FROM a LEFT JOIN hb ON hb.ord = a.ord LEFT JOIN e ON e.ord = a.ord"
      " LEFT JOIN c ON c.content_hash = e.content_hash"
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
@@ -206,15 +206,16 @@ const struct pg_stmt api_stmts[] = {
      " WHERE s.image_id = i.image_id AND s.user_id = $2))))"
      " OR (i.owner_id = $2 AND i.status IN ('verifying', 'failed')),"
      " coalesce((SELECT json_object_agg(v.variant_type, v.status) FROM image_variants v"
-     " WHERE v.content_hash = i.content_hash), '{}')"
+     " WHERE v.content_hash = i.content_hash), '{}'), image_capture(i, $2)"
      " FROM images i WHERE i.image_id = ANY($1::uuid[])"},
     {"sync_snapshot",
      "SELECT * FROM (SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
      "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
-     " '{}') FROM images i WHERE i.owner_id = $1 AND i.status = 'active' AND i.image_id > $2"
+     " '{}'), image_capture(i, $1) FROM images i WHERE i.owner_id = $1 AND i.status = 'active' AND "
+     "i.image_id > $2"
      " UNION ALL SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
      "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
-     " '{}') FROM image_shares s JOIN images i ON i.image_id = s.image_id"
+     " '{}'), image_capture(i, $1) FROM image_shares s JOIN images i ON i.image_id = s.image_id"
      " WHERE s.user_id = $1 AND i.status = 'active' AND i.visibility <> 'private'"
      " AND i.image_id > $2) x ORDER BY 1 LIMIT $3"},
     {"sync_prune",
@@ -240,6 +241,20 @@ const struct pg_stmt api_stmts[] = {
                    " AND ($3::timestamptz IS NULL"
                    " OR (i.created_at, i.image_id) < ($3::timestamptz, $4::uuid))"
                    " ORDER BY i.created_at DESC, i.image_id DESC LIMIT $5"},
+    /* The timeline: by capture time (images_owner_taken), newest or oldest first, from the
+     * position after the cursor ($3, $4: the top sentinel when none), within
+     * [$6, $7). No OR with NULL: the bounds stay index conditions in a generic plan. */
+    {"image_list_taken", "SELECT " IMAGE_COLS ", i.taken_at::text FROM images i"
+                         " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
+                         " AND (i.taken_at, i.image_id) < ($3::timestamptz, $4::uuid)"
+                         " AND i.taken_at >= $6::timestamptz AND i.taken_at < $7::timestamptz"
+                         " ORDER BY i.taken_at DESC, i.image_id DESC LIMIT $5"},
+    {"image_list_taken_asc", "SELECT " IMAGE_COLS ", i.taken_at::text FROM images i"
+                             " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
+                             " AND (i.taken_at, i.image_id) > ($3::timestamptz, $4::uuid)"
+                             " AND i.taken_at >= $6::timestamptz AND i.taken_at < $7::timestamptz"
+                             " ORDER BY i.taken_at, i.image_id LIMIT $5"},
+    {"image_capture", "SELECT image_capture(i, $2) FROM images i WHERE i.image_id = $1"},
     {"image_list_shared",
      "SELECT " IMAGE_COLS ", s.created_at::text FROM image_shares s"
      " JOIN images i ON i.image_id = s.image_id"
@@ -269,7 +284,8 @@ const struct pg_stmt api_stmts[] = {
                       " RETURNING image_id, owner_id, visibility),"
                       " c AS (" CHANGE_FOR_ALL("restored") ") SELECT count(*) FROM u"},
     /* Within the caps ($4 users per image, $5 shares per owner; re-sharing is always
-     * fine): 1 shared, 0 no such active image of the owner, -2 a cap was reached. */
+     * fine): 1 shared, 0 no such active image of the owner, -2 a cap was reached. $6
+     * show_location ('true'/'false'; '': false for a new share, unchanged for a re-share). */
     {"image_share",
      "WITH ok AS (SELECT EXISTS (SELECT 1 FROM image_shares WHERE image_id = $1"
      " AND user_id = $3) OR ((SELECT count(*) FROM image_shares WHERE image_id = $1) < $4::int"
@@ -278,10 +294,14 @@ const struct pg_stmt api_stmts[] = {
      " img AS (UPDATE images SET visibility = CASE WHEN visibility = 'private'"
      " THEN 'shared' ELSE visibility END WHERE image_id = $1 AND owner_id = $2"
      " AND status = 'active' AND (SELECT ok FROM ok) RETURNING image_id),"
-     " s AS (INSERT INTO image_shares (image_id, user_id) SELECT image_id, $3 FROM img"
-     " ON CONFLICT DO NOTHING RETURNING image_id, user_id),"
+     " s AS (INSERT INTO image_shares (image_id, user_id, show_location)"
+     " SELECT image_id, $3, coalesce(nullif($6, '')::boolean, false) FROM img"
+     " ON CONFLICT (image_id, user_id) DO UPDATE SET show_location = excluded.show_location"
+     " WHERE nullif($6, '') IS NOT NULL"
+     " AND image_shares.show_location <> excluded.show_location"
+     " RETURNING image_id, user_id, xmax = 0 AS fresh),"
      " c AS (INSERT INTO change_log (user_id, image_id, kind)"
-     " SELECT user_id, image_id, 'added' FROM s)"
+     " SELECT user_id, image_id, CASE WHEN fresh THEN 'added' ELSE 'updated' END FROM s)"
      " SELECT CASE WHEN NOT (SELECT ok FROM ok) AND EXISTS (SELECT 1 FROM images"
      " WHERE image_id = $1 AND owner_id = $2 AND status = 'active') THEN -2"
      " ELSE (SELECT count(*) FROM img) END"},

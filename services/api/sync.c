@@ -86,8 +86,10 @@ static void entry_json(cJSON *o, const PGresult *r, int i)
 
     api_img_from_row(r, i, &m);
     j = api_img_json(&m);
-    v = cJSON_Parse(pg_val(r, i, 11));
+    v = cJSON_Parse(pg_val(r, i, API_IMAGE_NCOLS + 1));
     cJSON_AddItemToObject(j, "variants", v ? v : cJSON_CreateObject());
+    v = cJSON_Parse(pg_val(r, i, API_IMAGE_NCOLS + 2));
+    cJSON_AddItemToObject(j, "capture", v ? v : cJSON_CreateObject());
     cJSON_AddItemToArray(o, j);
 }
 
@@ -123,7 +125,7 @@ static int classify(struct api_call *c, struct entry *e, int n, cJSON *out, char
         for (int k = 0; k < PQntuples(r) && row < 0; k++)
             if (!strcmp(pg_val(r, k, 0), e[i].id))
                 row = k;
-        if (row >= 0 && pg_val(r, row, 10)[0] == 't')
+        if (row >= 0 && pg_val(r, row, API_IMAGE_NCOLS)[0] == 't')
             entry_json(cJSON_GetObjectItem(out, e[i].first_seen ? "added" : "updated"), r, row);
         else if (!e[i].first_seen)
             add_deleted(cJSON_GetObjectItem(out, "deleted"), e[i].id);

@@ -168,18 +168,24 @@ int upload_req_check(const struct api_config *cfg, const cJSON *body, struct upl
                      struct upload_err *e)
 {
     const char *err = NULL;
-    int has_sha;
+    int has_sha, has_mod;
 
     if (json_get_str(body, "file_name", &q->name, &err) != 1 ||
         json_get_i64(body, "file_size", &q->size, &err) != 1 ||
         json_get_str(body, "mime_type", &q->mime, &err) != 1 ||
-        (has_sha = json_get_str(body, "sha256", &q->sha256_in, &err)) < 0)
+        (has_sha = json_get_str(body, "sha256", &q->sha256_in, &err)) < 0 ||
+        (has_mod = json_get_str(body, "file_modified_at", &q->modified, &err)) < 0)
         return req_err(e, 400, "bad_request",
                        err ? err : "file_name, file_size and mime_type are required");
     if (!api_valid_name(q->name, 255))
         return req_err(e, 400, "bad_request", "file_name must be 1-255 bytes of UTF-8 text");
     if (q->size <= 0)
         return req_err(e, 400, "bad_request", "file_size must be a positive integer");
+    if (has_mod != 1)
+        q->modified = NULL;
+    if (q->modified && !util_rfc3339_valid(q->modified))
+        return req_err(e, 400, "bad_request",
+                       "file_modified_at must be an RFC 3339 date-time (2021-07-04T12:34:56Z)");
     if (q->size > cfg->max_file_size)
         return req_err(e, 413, "file_too_large", "file_size exceeds the maximum");
     if (!valid_mime(q->mime, q->mime_lc, sizeof q->mime_lc))
@@ -369,7 +375,7 @@ static int session_insert(struct api_call *c, const struct upload_req *q, const 
     struct upload_plan plan;
     struct create_params v;
     struct upload_offer f = {.nonce = ""};
-    const char *p[17];
+    const char *p[18];
     char err[ERR_MAX];
     PGresult *r = NULL;
     int rc = -1;
@@ -392,8 +398,8 @@ static int session_insert(struct api_call *c, const struct upload_req *q, const 
     p[5] = q->sha256 ? q->sha256 : "", p[6] = v.csz, p[7] = v.ccnt, p[8] = v.key;
     p[9] = idem ? idem : "", p[10] = v.ttl, p[11] = f.nonce;
     p[12] = f.nonce[0] ? f.ranges.data : "", p[13] = f.answer, p[14] = v.cap;
-    p[15] = v.refill, p[16] = v.thr;
-    if (!(r = pg_exec(c->db, "session_create", 17, p, err))) {
+    p[15] = v.refill, p[16] = v.thr, p[17] = q->modified ? q->modified : "";
+    if (!(r = pg_exec(c->db, "session_create", 18, p, err))) {
         api_db_fail(c, "session_create", err);
         goto done;
     }

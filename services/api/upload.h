@@ -10,6 +10,7 @@
  * parsed body. */
 struct upload_req {
     const char *name, *mime, *sha256, *sha256_in;
+    const char *modified; /* file_modified_at (RFC 3339) or NULL */
     long long size;
     char mime_lc[128], sha_lc[65];
 };

@@ -97,6 +97,30 @@ static void test_time(void **state)
     assert_false(util_streq_ct("abc", "abd", 3));
 }
 
+static void test_rfc3339_valid(void **state)
+{
+    static const char *const good[] = {"2021-07-04T12:34:56Z", "2021-07-04t12:34:56.123z",
+                                       "0001-01-01T00:00:00+00:00", "9999-12-31T23:59:60-23:59",
+                                       "2021-07-04T12:34:56.1234567+02:00"};
+    static const char *const bad[] = {"",
+                                      "2021-07-04",
+                                      "2021-07-04T12:34Z",
+                                      "2021-13-04T12:34:56Z",
+                                      "2021-07-04T24:00:00Z",
+                                      "2021-07-04T12:34:56",
+                                      "2021-07-04T12:34:56.Z",
+                                      "2021-07-04T12:34:56+2:00",
+                                      "2021-07-04T12:34:56Zjunk",
+                                      "0000-07-04T12:34:56Z",
+                                      "2021-07-04 12:34:56Z",
+                                      "2021-07-04T12:34:56+02:00x"};
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(util_rfc3339_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(util_rfc3339_valid(bad[i]));
+}
+
 static void test_split_hostport(void **state)
 {
     char host[16];
@@ -164,6 +188,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_rfc3339_valid),
         cmocka_unit_test(test_b64url),
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_time),
