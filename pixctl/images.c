@@ -9,7 +9,6 @@
 #include "images.h"
 #include "progress.h"
 #include "resource.h"
-#include "tstamp.h"
 
 /* --sort values of ls: the API's sort keys (the default is left out of the query). */
 static const struct {
@@ -96,12 +95,16 @@ static int ls_query(struct pix *px, char *q, size_t n, int *taken, char *err)
         return err_set(err, "--sort must be uploaded or taken"), PIX_EUSAGE;
     if (c->order && *c->order && strcmp(c->order, "desc") && strcmp(c->order, "asc"))
         return err_set(err, "--order must be desc or asc"), PIX_EUSAGE;
-    if ((c->taken_after && *c->taken_after && !tstamp_valid(c->taken_after)) ||
-        (c->taken_before && *c->taken_before && !tstamp_valid(c->taken_before)))
+    if ((c->taken_after && *c->taken_after && !util_rfc3339_valid(c->taken_after)) ||
+        (c->taken_before && *c->taken_before && !util_rfc3339_valid(c->taken_before)))
         return err_set(err, "--taken-after/--taken-before take an RFC 3339 time, e.g. "
                             "2021-07-04T12:00:00Z"),
                PIX_EUSAGE;
     *taken = i == 1;
+    if (!*taken && ((c->order && !strcmp(c->order, "asc")) || (c->taken_after && *c->taken_after) ||
+                    (c->taken_before && *c->taken_before)))
+        return err_set(err, "--order asc, --taken-after and --taken-before go with --sort taken"),
+               PIX_EUSAGE;
     snprintf(q, n, "/images");
     if (add_param(px, q, n, "sort", *taken ? sorts[i].api : NULL) < 0 ||
         add_param(px, q, n, "status", c->deleted ? "deleted" : NULL) < 0 ||

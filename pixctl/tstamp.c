@@ -1,8 +1,6 @@
-/* tstamp: RFC 3339 times for the API: a file's mtime as file_modified_at (UTC, milliseconds)
- * and a light check of the time filters a user types. */
-#include <ctype.h>
+/* tstamp: a file's mtime as the API's file_modified_at: RFC 3339, UTC, milliseconds
+ * (truncated), or nothing for a time outside years 1-9999. */
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 #include "tstamp.h"
@@ -29,33 +27,4 @@ void tstamp_add_mtime(cJSON *o, long long sec, long long nsec)
 
     if (tstamp_format(sec, nsec, when) == 0)
         cJSON_AddStringToObject(o, "file_modified_at", when);
-}
-
-/* s matches pat, where '9' is a digit and any other character itself. */
-static int shape(const char *s, const char *pat)
-{
-    for (; *pat; s++, pat++) {
-        if (*pat == '9' ? !isdigit((unsigned char)*s) : *s != *pat)
-            return 0;
-    }
-    return 1;
-}
-
-int tstamp_valid(const char *s)
-{
-    const char *p = s + 19;
-
-    if (strlen(s) < 20 || !shape(s, "9999-99-99") || !shape(s + 11, "99:99:99"))
-        return 0;
-    if (!strchr("Tt ", s[10]))
-        return 0;
-    if (*p == '.') {
-        for (p++; isdigit((unsigned char)*p); p++)
-            ;
-        if (p == s + 20)
-            return 0;
-    }
-    if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
-        return 1;
-    return (*p == '+' || *p == '-') && strlen(p) == 6 && shape(p + 1, "99:99");
 }

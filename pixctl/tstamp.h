@@ -1,5 +1,5 @@
-/* tstamp: the RFC 3339 times pixctl sends (a file's mtime as file_modified_at, UTC with
- * milliseconds) and checks (the --taken-after/--taken-before filters). */
+/* tstamp: the RFC 3339 time pixctl sends at upload: a file's mtime as file_modified_at,
+ * UTC with milliseconds. */
 #ifndef PIXCTL_TSTAMP_H
 #define PIXCTL_TSTAMP_H
 
@@ -14,8 +14,4 @@ int tstamp_format(long long sec, long long nsec, char out[TSTAMP_LEN]) PIX_WUR;
 /* Adds "file_modified_at" (the file's mtime) to an upload session's body o; a time
  * tstamp_format refuses is left out (the server then uses the upload time). */
 void tstamp_add_mtime(cJSON *o, long long sec, long long nsec);
-/* 1 if s looks like an RFC 3339 date-time ("YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)",
- * 't'/'z' and a space for 'T' accepted), else 0. The server has the last word. */
-int tstamp_valid(const char *s);
-
 #endif
