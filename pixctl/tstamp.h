@@ -14,4 +14,5 @@ int tstamp_format(long long sec, long long nsec, char out[TSTAMP_LEN]) PIX_WUR;
 /* Adds "file_modified_at" (the file's mtime) to an upload session's body o; a time
  * tstamp_format refuses is left out (the server then uses the upload time). */
 void tstamp_add_mtime(cJSON *o, long long sec, long long nsec);
+
 #endif
