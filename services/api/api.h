@@ -52,6 +52,10 @@ struct api_config {
     long page_size;
     long shares_per_image;
     long shares_per_user;
+    long albums_per_user;
+    long album_items;
+    long album_members;
+    long album_ids_per_request;
     long sessions_per_user;
     long batch_max_items;
     long long inflight_bytes_per_user;
@@ -181,6 +185,13 @@ void image_shared_with_me(struct api_call *c);
 void image_delete(struct api_call *c);
 void image_restore(struct api_call *c);
 void image_cleanup(struct api_call *c);
+/* Listing pages: an opaque keyset cursor of "[mark]<key as text>|<id>" (malloc'd; the
+ * mark, 0 for none, tells the listings apart), ?cursor= of a listing with that mark decoded
+ * into key and id (0, both empty when absent; -1 answered 400), ?limit= (1..200, default
+ * page-size; -1 answered). */
+char *api_cursor_make(char mark, const char *key, const char *id);
+int api_cursor_parse(struct api_call *c, char mark, char *key, size_t keylen, char *id) PIX_WUR;
+long api_page_limit(struct api_call *c);
 
 /* sync.c */
 void sync_get(struct api_call *c);

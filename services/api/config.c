@@ -88,6 +88,21 @@ const struct conf_opt api_conf[] = {
      "users one image can be shared with (1-10000; more: 409 share_limit_reached)", 1, 10000},
     {"shares-per-user", "PIXPLANE_SHARES_PER_USER", CONF_INT, C(shares_per_user), "10000",
      "shares one owner can hold over all images (1-1000000)", 1, 1000000},
+    {"albums-per-user", "PIXPLANE_ALBUMS_PER_USER", CONF_INT, C(albums_per_user), "1000",
+     "albums one user may own (1-100000; more: 409 album_limit_reached)", 1, 100000},
+    {"album-items", "PIXPLANE_ALBUM_ITEMS", CONF_INT, C(album_items), "10000",
+     "items one album may hold (1-100000; more: 409 album_full); an album's deletion writes "
+     "a change-log row per item and member",
+     1, 100000},
+    {"album-members", "PIXPLANE_ALBUM_MEMBERS", CONF_INT, C(album_members), "50",
+     "members one album may have (1-1000; more: 409 member_limit_reached); every album change "
+     "writes a change-log row per member",
+     1, 1000},
+    {"album-ids-per-request", "PIXPLANE_ALBUM_IDS_PER_REQUEST", CONF_INT, C(album_ids_per_request),
+     "500",
+     "image ids one album request may name (items added or removed, order; more: 413 "
+     "too_many_items)",
+     1, 10000},
     {"batch-max-items", "PIXPLANE_BATCH_MAX_ITEMS", CONF_INT, C(batch_max_items), "500",
      "items one POST /uploads/batch may carry (more: 413 too_many_items)", 1, 5000},
     {"sessions-per-user", "PIXPLANE_SESSIONS_PER_USER", CONF_INT, C(sessions_per_user), "500",

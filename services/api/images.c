@@ -412,7 +412,7 @@ static const struct list_order by_taken_asc = {"image_list_taken_asc", 'A', "-in
                                                "00000000-0000-0000-0000-000000000000"};
 
 /* Opaque keyset cursor: base64url of "[mark]<sort key as text>|<image_id>". */
-static char *cursor_make(char mark, const char *ts, const char *id)
+char *api_cursor_make(char mark, const char *ts, const char *id)
 {
     char raw[128];
     int n = mark ? snprintf(raw, sizeof raw, "%c%s|%s", mark, ts, id)
@@ -423,7 +423,7 @@ static char *cursor_make(char mark, const char *ts, const char *id)
 
 /* Decodes ?cursor= of a listing in order mark into ts and id; 0 (absent: both empty), or
  * -1 answered. */
-static int cursor_parse(struct api_call *c, char mark, char *ts, size_t tslen, char *id)
+int api_cursor_parse(struct api_call *c, char mark, char *ts, size_t tslen, char *id)
 {
     char v[256];
     unsigned char *raw = NULL;
@@ -453,7 +453,7 @@ bad:
 }
 
 /* ?limit= (1..200, default page-size); -1 answered. */
-static long page_limit(struct api_call *c)
+long api_page_limit(struct api_call *c)
 {
     char v[16], *end;
     long n = c->api->cfg->page_size;
@@ -479,7 +479,8 @@ static void list_respond(struct api_call *c, const struct list_order *o, PGresul
         cJSON_AddItemToArray(a, api_img_json(&m));
     }
     if (PQntuples(r) > limit) {
-        char *cur = cursor_make(o->mark, pg_val(r, n - 1, API_IMAGE_NCOLS), pg_val(r, n - 1, 0));
+        char *cur =
+            api_cursor_make(o->mark, pg_val(r, n - 1, API_IMAGE_NCOLS), pg_val(r, n - 1, 0));
         cJSON_AddStringToObject(out, "next_cursor", cur);
         free(cur);
     } else {
@@ -493,12 +494,12 @@ static void list_respond(struct api_call *c, const struct list_order *o, PGresul
 static void list_run(struct api_call *c, const struct list_order *o, const char *status,
                      const char *after, const char *before)
 {
-    char ts[64], id[37], lim[16], err[ERR_MAX];
-    long limit = page_limit(c);
+    char ts[64], id[37], lim[24], err[ERR_MAX];
+    long limit = api_page_limit(c);
     const char *p[7] = {c->user.sub, status, ts, id, lim, after, before};
     PGresult *r;
 
-    if (limit < 0 || cursor_parse(c, o->mark, ts, sizeof ts, id) < 0 || !api_db(c))
+    if (limit < 0 || api_cursor_parse(c, o->mark, ts, sizeof ts, id) < 0 || !api_db(c))
         return;
     snprintf(lim, sizeof lim, "%ld", limit + 1);
     p[2] = ts[0] ? ts : o->top_ts, p[3] = id[0] ? id : o->top_id;

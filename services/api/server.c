@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "albums.h"
 #include "api.h"
 #include "cors.h"
 #include "imgcache.h"
@@ -45,6 +46,15 @@ const struct route api_routes[] = {
     R("DELETE", "/images/{id}/shares/{user_id}", image_unshare, 0),
     R("GET", "/shared", image_shared_with_me, 0),
     R("POST", "/internal/images/{id}/cleanup", image_cleanup, ROUTE_ADMIN),
+    R("POST", "/albums", album_create, 0),
+    R("GET", "/albums", album_list, 0),
+    R("GET", "/albums/{id}", album_get, 0),
+    R("PATCH", "/albums/{id}", album_patch, 0),
+    R("DELETE", "/albums/{id}", album_delete, 0),
+    R("POST", "/albums/{id}/items", album_items_add, 0),
+    R("DELETE", "/albums/{id}/items", album_items_remove, 0),
+    R("POST", "/albums/{id}/members", album_member_put, 0),
+    R("DELETE", "/albums/{id}/members/{user_id}", album_member_remove, 0),
     R("GET", "/sync", sync_get, 0),
     R("GET", "/sync/stream", sync_stream, ROUTE_STREAM_AUTH),
     R("POST", "/sync/stream-ticket", ticket_issue, 0),

@@ -1,5 +1,6 @@
 /* sql: every statement the API prepares, by name. Kept in one table so each connection
  * prepares them once and a reader sees the whole data access surface in one place. */
+#include "albums.h"
 #include "api.h"
 #include "finalize.h"
 
@@ -7,12 +8,26 @@
 
 #define IMAGE_COLS API_IMAGE_COLS
 
-/* Change-log rows for the owner and, unless the image is private, the users it is shared
- * with; u is a CTE of (image_id, owner_id, visibility). */
+/* Change-log rows for the image's audience (migrations/010_albums.sql): the owner, the
+ * users it is shared with unless private, the owners and members of albums holding it; u
+ * is a CTE of (image_id, ...). */
 #define CHANGE_FOR_ALL(kind)                                                                       \
-    " INSERT INTO change_log (user_id, image_id, kind) SELECT owner_id, image_id, '" kind "'"      \
-    " FROM u UNION ALL SELECT s.user_id, u.image_id, '" kind "' FROM u JOIN image_shares s"        \
-    " ON s.image_id = u.image_id WHERE u.visibility <> 'private'"
+    " INSERT INTO change_log (user_id, image_id, kind) SELECT x, u.image_id, '" kind "'"           \
+    " FROM u, image_audience(u.image_id) x"
+
+/* Album owners and members (x) an album-item change reaches ($1 the album). */
+#define ALBUM_ITEM_CHANGE(rows, kind)                                                              \
+    " INSERT INTO change_log (user_id, album_id, image_id, kind) SELECT x, $1, " rows              \
+    ".image_id, '" kind "' FROM " rows ", album_audience($1) x"
+/* The caller ($2) owns album $1 or contributes to it. */
+#define ALBUM_WRITER                                                                               \
+    " album_id = $1 AND (owner_id = $2 OR EXISTS (SELECT 1 FROM album_members m"                   \
+    " WHERE m.album_id = $1 AND m.user_id = $2 AND m.role = 'contributor'))"
+/* The albums user $1 owns or is a member of. */
+#define ALBUMS_OF_USER                                                                             \
+    " (SELECT album_id FROM albums WHERE owner_id = $1 UNION ALL SELECT album_id"                  \
+    " FROM album_members WHERE user_id = $1)"
+#define ZERO_UUID "'00000000-0000-0000-0000-000000000000'::uuid"
 
 const struct pg_stmt api_stmts[] = {
     FINALIZE_STMTS,
@@ -192,7 +207,7 @@ const struct pg_stmt api_stmts[] = {
      " ON CONFLICT (upload_session_id, chunk_number)"
      " DO UPDATE SET size = excluded.size, etag = excluded.etag, verified_at = now()"},
     /* sync.c */
-    {"sync_changes", "SELECT l.txid::text, l.seq, l.image_id, l.kind FROM change_log l"
+    {"sync_changes", "SELECT l.txid::text, l.seq, l.image_id, l.kind, l.album_id FROM change_log l"
                      " WHERE l.user_id = $1 AND (l.txid, l.seq) > ($2::xid8, $3::bigint)"
                      " AND l.txid < pg_snapshot_xmin(pg_current_snapshot())"
                      " ORDER BY l.txid, l.seq LIMIT $4"},
@@ -203,21 +218,41 @@ const struct pg_stmt api_stmts[] = {
     {"sync_states",
      "SELECT " IMAGE_COLS ", (i.status = 'active' AND (i.owner_id = $2"
      " OR (i.visibility <> 'private' AND EXISTS (SELECT 1 FROM image_shares s"
-     " WHERE s.image_id = i.image_id AND s.user_id = $2))))"
+     " WHERE s.image_id = i.image_id AND s.user_id = $2))"
+     " OR image_in_viewers_album(i.image_id, $2)))"
      " OR (i.owner_id = $2 AND i.status IN ('verifying', 'failed')),"
      " coalesce((SELECT json_object_agg(v.variant_type, v.status) FROM image_variants v"
      " WHERE v.content_hash = i.content_hash), '{}'), image_capture(i, $2)"
      " FROM images i WHERE i.image_id = ANY($1::uuid[])"},
+    /* the caller's own, shared and album images after $2 (each branch sorted and cut) */
     {"sync_snapshot",
-     "SELECT * FROM (SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
-     "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
-     " '{}'), image_capture(i, $1) FROM images i WHERE i.owner_id = $1 AND i.status = 'active' AND "
-     "i.image_id > $2"
-     " UNION ALL SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg("
-     "v.variant_type, v.status) FROM image_variants v WHERE v.content_hash = i.content_hash),"
-     " '{}'), image_capture(i, $1) FROM image_shares s JOIN images i ON i.image_id = s.image_id"
+     "WITH ids AS ((SELECT image_id FROM images WHERE owner_id = $1 AND status = 'active'"
+     " AND image_id > $2 ORDER BY image_id LIMIT $3)"
+     " UNION (SELECT s.image_id FROM image_shares s JOIN images i ON i.image_id = s.image_id"
      " WHERE s.user_id = $1 AND i.status = 'active' AND i.visibility <> 'private'"
-     " AND i.image_id > $2) x ORDER BY 1 LIMIT $3"},
+     " AND i.image_id > $2 ORDER BY 1 LIMIT $3)"
+     " UNION (SELECT DISTINCT ai.image_id FROM album_items ai JOIN images i"
+     " ON i.image_id = ai.image_id WHERE ai.album_id IN" ALBUMS_OF_USER
+     " AND i.status = 'active' AND ai.image_id > $2 ORDER BY 1 LIMIT $3))"
+     " SELECT " IMAGE_COLS ", true, coalesce((SELECT json_object_agg(v.variant_type,"
+     " v.status) FROM image_variants v WHERE v.content_hash = i.content_hash), '{}'),"
+     " image_capture(i, $1) FROM ids JOIN images i ON i.image_id = ids.image_id"
+     " ORDER BY 1 LIMIT $3"},
+    /* Snapshot of the caller's albums after ($2, $3): each album as (album, zero uuid),
+     * then its items (album, image), in that order. */
+    {"sync_snapshot_albums",
+     "WITH v AS" ALBUMS_OF_USER " SELECT x.album_id, x.image_id FROM (SELECT album_id,"
+     " " ZERO_UUID " AS image_id FROM v UNION ALL SELECT ai.album_id, ai.image_id FROM v"
+     " JOIN album_items ai ON ai.album_id = v.album_id) x"
+     " WHERE (x.album_id, x.image_id) > ($2::uuid, $3::uuid) ORDER BY 1, 2 LIMIT $4"},
+    {"sync_album_states",
+     "SELECT " ALBUM_COLS("$2") " FROM albums a"
+                                " WHERE a.album_id = ANY($1::uuid[]) AND" ALBUM_VISIBLE("$2")},
+    /* The (album, image) pairs of $1, $2 that are items of albums $3 sees. */
+    {"sync_item_states",
+     "SELECT ai.album_id, ai.image_id FROM unnest($1::uuid[], $2::uuid[]) p(album_id, image_id)"
+     " JOIN album_items ai ON ai.album_id = p.album_id AND ai.image_id = p.image_id"
+     " JOIN albums a ON a.album_id = ai.album_id WHERE" ALBUM_VISIBLE("$3")},
     {"sync_prune",
      "WITH d AS (DELETE FROM change_log WHERE seq IN (SELECT seq FROM change_log"
      " WHERE created_at < now() - make_interval(secs => $1) ORDER BY seq LIMIT 10000)"
@@ -231,7 +266,8 @@ const struct pg_stmt api_stmts[] = {
                    " FROM images i LEFT JOIN blobs b ON b.content_hash = i.content_hash"
                    " WHERE i.image_id = $1 AND (i.owner_id = $2 OR (i.status = 'active'"
                    " AND (i.visibility = 'public' OR (i.visibility = 'shared' AND EXISTS (SELECT 1"
-                   " FROM image_shares s WHERE s.image_id = i.image_id AND s.user_id = $2)))))"},
+                   " FROM image_shares s WHERE s.image_id = i.image_id AND s.user_id = $2))"
+                   " OR image_in_viewers_album(i.image_id, $2))))"},
     {"variant_get",
      "SELECT status, coalesce(storage_path, ''), coalesce(mime_type, ''), coalesce(error, '')"
      " FROM image_variants WHERE content_hash = $1 AND variant_type = $2"},
@@ -272,7 +308,10 @@ const struct pg_stmt api_stmts[] = {
      " SELECT owner_id, image_id, 'updated' FROM u UNION ALL SELECT s.user_id, u.image_id,"
      " CASE WHEN u.vis = 'private' THEN 'deleted' WHEN u.old_vis = 'private' THEN 'added'"
      " ELSE 'updated' END FROM u JOIN image_shares s ON s.image_id = u.image_id"
-     " WHERE NOT (u.vis = 'private' AND u.old_vis = 'private'))"
+     " WHERE NOT (u.vis = 'private' AND u.old_vis = 'private')"
+     " UNION ALL SELECT x, u.image_id, 'updated' FROM u, image_audience(u.image_id) x"
+     " WHERE x <> u.owner_id AND NOT EXISTS (SELECT 1 FROM image_shares s"
+     " WHERE s.image_id = u.image_id AND s.user_id = x))"
      " SELECT count(*) FROM u"},
     {"image_soft_delete", "WITH u AS (UPDATE images SET status = 'deleted', deleted_at = now(),"
                           " updated_at = clock_timestamp() WHERE image_id = $1 AND owner_id = $2"
@@ -320,5 +359,139 @@ const struct pg_stmt api_stmts[] = {
      "WITH u AS (DELETE FROM images WHERE image_id = $1 AND owner_id = $2 AND status = 'failed'"
      " RETURNING image_id, owner_id), c AS (INSERT INTO change_log (user_id, image_id, kind)"
      " SELECT owner_id, image_id, 'deleted' FROM u) SELECT count(*) FROM u"},
+
+    /* albums.c */
+    {"album_create",
+     "WITH u AS (INSERT INTO users (user_id) VALUES ($2) ON CONFLICT DO NOTHING),"
+     " a AS (INSERT INTO albums (album_id, owner_id, name, sort) SELECT $1, $2, $3, $4"
+     " WHERE (SELECT count(*) FROM albums WHERE owner_id = $2) < $5::int RETURNING *),"
+     " c AS (INSERT INTO change_log (user_id, album_id, kind) SELECT owner_id, album_id, 'album'"
+     " FROM a) SELECT " ALBUM_COLS("$2") " FROM a"},
+    {"album_get", "SELECT " ALBUM_COLS("$2") " FROM albums a WHERE a.album_id = $1"
+                                             " AND" ALBUM_VISIBLE("$2")},
+    {"album_list", "SELECT " ALBUM_COLS(
+                       "$1") ", a.created_at::text AS cursor_key FROM albums a"
+                             " WHERE a.album_id IN" ALBUMS_OF_USER " AND ($2::timestamptz IS NULL"
+                             " OR (a.created_at, a.album_id) < ($2::timestamptz, $3::uuid))"
+                             " ORDER BY a.created_at DESC, a.album_id DESC LIMIT $4"},
+    /* An album's active images after the cursor ($2, $3), newest capture first / by position. */
+    {"album_items_taken_at",
+     "SELECT " IMAGE_COLS ", ai.added_by, i.taken_at::text AS cursor_key FROM album_items ai"
+     " JOIN images i ON i.image_id = ai.image_id WHERE ai.album_id = $1 AND i.status = 'active'"
+     " AND ($2::timestamptz IS NULL OR (i.taken_at, i.image_id) < ($2::timestamptz, $3::uuid))"
+     " ORDER BY i.taken_at DESC, i.image_id DESC LIMIT $4"},
+    {"album_items_position",
+     "SELECT " IMAGE_COLS ", ai.added_by, ai.position::text AS cursor_key FROM album_items ai"
+     " JOIN images i ON i.image_id = ai.image_id WHERE ai.album_id = $1 AND i.status = 'active'"
+     " AND ($2::bigint IS NULL OR (ai.position, ai.image_id) > ($2::bigint, $3::uuid))"
+     " ORDER BY ai.position, ai.image_id LIMIT $4"},
+    /* The owner's change: $3 name, $4 cover ('' none), $5 sort, $6 show_location (NULL:
+     * kept), $7 order (ids first, the rest after in their order). 1 done, 0 no such album
+     * of the owner, -1 the cover or an ordered id is not an item (or repeats). */
+    {"album_patch",
+     "WITH a AS (SELECT album_id FROM albums WHERE album_id = $1 AND owner_id = $2 FOR UPDATE),"
+     " o AS (SELECT x::uuid AS image_id, n FROM unnest($7::text[]) WITH ORDINALITY t(x, n)),"
+     " bad AS (SELECT (SELECT count(*) FROM o) <> (SELECT count(DISTINCT ai.image_id) FROM o"
+     " JOIN album_items ai ON ai.album_id = $1 AND ai.image_id = o.image_id)"
+     " OR (nullif($4, '') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM album_items"
+     " WHERE album_id = $1 AND image_id = nullif($4, '')::uuid)) AS bad),"
+     " u AS (UPDATE albums SET name = coalesce($3, name), cover_image_id = CASE WHEN $4 IS NULL"
+     " THEN cover_image_id ELSE nullif($4, '')::uuid END, sort = coalesce($5, sort),"
+     " show_location = coalesce($6::boolean, show_location), updated_at = clock_timestamp()"
+     " WHERE album_id = (SELECT album_id FROM a) AND NOT (SELECT bad FROM bad)"
+     " RETURNING album_id),"
+     " r AS (SELECT ai.image_id, row_number() OVER (ORDER BY o.n NULLS LAST, ai.position,"
+     " ai.image_id) AS pos FROM album_items ai LEFT JOIN o ON o.image_id = ai.image_id"
+     " WHERE ai.album_id = $1 AND $7 IS NOT NULL AND EXISTS (SELECT 1 FROM u)),"
+     " p AS (UPDATE album_items ai SET position = r.pos FROM r WHERE ai.album_id = $1"
+     " AND ai.image_id = r.image_id AND ai.position <> r.pos),"
+     " c AS (INSERT INTO change_log (user_id, album_id, kind) SELECT x, u.album_id, 'album'"
+     " FROM u, album_audience(u.album_id) x)"
+     " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM a) THEN 0"
+     " WHEN (SELECT bad FROM bad) THEN -1 ELSE 1 END"},
+    /* The album goes (its items and members with it); its audience hears, and loses the
+     * images they saw only through it (rows for everyone but each image's owner). */
+    {"album_delete",
+     "WITH a AS (SELECT album_id FROM albums WHERE album_id = $1 AND owner_id = $2 FOR UPDATE),"
+     " aud AS (SELECT x FROM a, album_audience(a.album_id) x),"
+     " it AS (SELECT ai.image_id, i.owner_id FROM a JOIN album_items ai"
+     " ON ai.album_id = a.album_id JOIN images i ON i.image_id = ai.image_id),"
+     " d AS (DELETE FROM albums WHERE album_id = (SELECT album_id FROM a) RETURNING album_id),"
+     " c AS (INSERT INTO change_log (user_id, album_id, image_id, kind)"
+     " SELECT aud.x, d.album_id, NULL::uuid, 'album' FROM d, aud"
+     " UNION ALL SELECT aud.x, d.album_id, it.image_id, 'item_removed' FROM d, aud, it"
+     " WHERE aud.x <> it.owner_id) SELECT count(*) FROM d"},
+    /* $3 ids (text[]) of the caller's active images into album $1 (the caller its owner or
+     * a contributor), at most $4 items in all. Returns: added, the caller may add, the
+     * items fit, the ids that are not the caller's active images (nothing added then). */
+    {"album_items_add",
+     "WITH a AS (SELECT album_id FROM albums WHERE" ALBUM_WRITER " FOR UPDATE),"
+     " ids AS (SELECT x::uuid AS image_id, min(n) AS n FROM unnest($3::text[])"
+     " WITH ORDINALITY t(x, n) GROUP BY 1),"
+     " bad AS (SELECT ids.image_id FROM ids WHERE NOT EXISTS (SELECT 1 FROM images i"
+     " WHERE i.image_id = ids.image_id AND i.owner_id = $2 AND i.status = 'active')),"
+     " new AS (SELECT ids.* FROM ids WHERE NOT EXISTS (SELECT 1 FROM album_items ai"
+     " WHERE ai.album_id = $1 AND ai.image_id = ids.image_id)),"
+     " ok AS (SELECT (SELECT count(*) FROM album_items WHERE album_id = $1)"
+     " + (SELECT count(*) FROM new) <= $4::int AS fits),"
+     " ins AS (INSERT INTO album_items (album_id, image_id, position, added_by)"
+     " SELECT a.album_id, new.image_id, (SELECT coalesce(max(position), 0) FROM album_items"
+     " WHERE album_id = $1) + row_number() OVER (ORDER BY new.n), $2 FROM a, new"
+     " WHERE NOT EXISTS (SELECT 1 FROM bad) AND (SELECT fits FROM ok)"
+     " ON CONFLICT DO NOTHING RETURNING image_id),"
+     " u AS (UPDATE albums SET updated_at = clock_timestamp() WHERE album_id = $1"
+     " AND EXISTS (SELECT 1 FROM ins)),"
+     " c AS (" ALBUM_ITEM_CHANGE(
+         "ins", "item_added") ")"
+                              " SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM a), "
+                              "(SELECT fits FROM ok),"
+                              " coalesce((SELECT string_agg(image_id::text, ',') FROM bad), '')"},
+    /* $3 ids out of album $1: the owner's any, a contributor's only those they added.
+     * Returns: removed, the caller may remove, ids the contributor may not remove (then
+     * nothing is removed). A removed cover is cleared. */
+    {"album_items_remove",
+     "WITH a AS (SELECT album_id, owner_id = $2 AS owner FROM albums WHERE" ALBUM_WRITER
+     " FOR UPDATE), ids AS (SELECT DISTINCT x::uuid AS image_id FROM unnest($3::text[]) x),"
+     " f AS (SELECT count(*) AS n FROM album_items ai JOIN ids ON ids.image_id = ai.image_id"
+     " WHERE ai.album_id = $1 AND ai.added_by <> $2"
+     " AND NOT coalesce((SELECT owner FROM a), false)),"
+     " d AS (DELETE FROM album_items ai USING ids, a WHERE ai.album_id = a.album_id"
+     " AND ai.image_id = ids.image_id AND (SELECT n FROM f) = 0 RETURNING ai.image_id),"
+     " u AS (UPDATE albums SET updated_at = clock_timestamp(), cover_image_id = CASE"
+     " WHEN cover_image_id IN (SELECT image_id FROM d) THEN NULL ELSE cover_image_id END"
+     " WHERE album_id = $1 AND EXISTS (SELECT 1 FROM d)),"
+     " c AS (" ALBUM_ITEM_CHANGE("d", "item_removed") ")"
+                                                      " SELECT (SELECT count(*) FROM d), EXISTS "
+                                                      "(SELECT 1 FROM a), (SELECT n FROM f)"},
+    /* Member $3 with role $4 (a new one within $5 per album): 1 done, 0 no such album of
+     * the owner, -2 the cap was reached. A new member hears of every item. */
+    {"album_member_put",
+     "WITH a AS (SELECT album_id FROM albums WHERE album_id = $1 AND owner_id = $2 FOR UPDATE),"
+     " old AS (SELECT role FROM album_members WHERE album_id = $1 AND user_id = $3),"
+     " ok AS (SELECT EXISTS (SELECT 1 FROM old) OR (SELECT count(*) FROM album_members"
+     " WHERE album_id = $1) < $5::int AS ok),"
+     " m AS (INSERT INTO album_members (album_id, user_id, role) SELECT album_id, $3, $4 FROM a"
+     " WHERE (SELECT ok FROM ok) ON CONFLICT (album_id, user_id) DO UPDATE"
+     " SET role = excluded.role RETURNING album_id),"
+     " c AS (INSERT INTO change_log (user_id, album_id, image_id, kind)"
+     " SELECT aud.x, m.album_id, NULL::uuid, 'album' FROM m,"
+     " (SELECT album_audience($1) AS x UNION SELECT $3) aud"
+     " UNION ALL SELECT $3, m.album_id, ai.image_id, 'item_added' FROM m JOIN album_items ai"
+     " ON ai.album_id = m.album_id WHERE NOT EXISTS (SELECT 1 FROM old))"
+     " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM a) THEN 0"
+     " WHEN NOT (SELECT ok FROM ok) THEN -2 ELSE 1 END"},
+    /* Member $3 out of album $1, by its owner or by themself ($2): rows removed. The
+     * member hears of every item they lose. */
+    {"album_member_remove",
+     "WITH a AS (SELECT album_id FROM albums WHERE album_id = $1 AND (owner_id = $2"
+     " OR ($3 = $2 AND EXISTS (SELECT 1 FROM album_members m WHERE m.album_id = $1"
+     " AND m.user_id = $2))) FOR UPDATE),"
+     " d AS (DELETE FROM album_members m USING a WHERE m.album_id = a.album_id"
+     " AND m.user_id = $3 RETURNING m.album_id, m.user_id),"
+     " c AS (INSERT INTO change_log (user_id, album_id, image_id, kind)"
+     " SELECT x, d.album_id, NULL::uuid, 'album' FROM d, album_audience($1) x"
+     " UNION ALL SELECT d.user_id, d.album_id, ai.image_id, 'item_removed' FROM d"
+     " JOIN album_items ai ON ai.album_id = d.album_id)"
+     " SELECT count(*) FROM d"},
 };
 const size_t api_stmts_count = ARRAY_LEN(api_stmts);

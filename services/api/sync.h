@@ -12,7 +12,9 @@ struct sync_cursor {
     int fresh;     /* since=0: the snapshot starts now */
     uint64_t txid; /* change mode: last position; snapshot mode: watermark at its start */
     long long seq;
-    char after[37]; /* snapshot mode: last image id listed */
+    char after[37];      /* snapshot mode: last image id listed (albums: last album) */
+    int albums;          /* snapshot mode: past the images, listing albums and their items */
+    char after_item[37]; /* albums: last item listed (the zero id: the album itself) */
 };
 
 char *sync_cursor_encode(const struct sync_cursor *cur);
@@ -20,8 +22,9 @@ char *sync_cursor_encode(const struct sync_cursor *cur);
 int sync_cursor_decode(const char *text, struct sync_cursor *cur) PIX_WUR;
 /* A change-mode cursor at the current position (nothing before it will be delivered). */
 int sync_cursor_now(struct api_call *c, struct sync_cursor *cur, char *err) PIX_WUR;
-/* The next page after cur (advanced in place) as {added, updated, deleted, cursor,
- * has_more}. 0, 1 if cur is older than the retention (410), -1 with err. */
+/* The next page after cur (advanced in place) as {added, updated, deleted, albums:
+ * {updated, deleted}, album_items, cursor, has_more}. 0, 1 if cur is older than the retention
+ * (410), -1 with err. */
 int sync_delta(struct api_call *c, struct sync_cursor *cur, int limit, cJSON **out, char *err);
 
 #endif

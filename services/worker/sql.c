@@ -27,11 +27,10 @@ const struct pg_stmt worker_stmts[] = {
      " storage_path = excluded.storage_path, mime_type = excluded.mime_type,"
      " width = excluded.width, height = excluded.height, size = excluded.size, error = NULL,"
      " updated_at = now() WHERE image_variants.status <> 'ready' RETURNING 1"},
-    /* Every image on the content, for its owner and everyone it is shared with. */
+    /* Every image on the content, for its audience (owner, shares, albums). */
     {"variant_changes",
      "INSERT INTO change_log (user_id, image_id, kind)"
-     " SELECT owner_id, image_id, 'variant_ready' FROM images WHERE content_hash = $1"
-     " UNION SELECT s.user_id, s.image_id, 'variant_ready' FROM image_shares s"
-     " JOIN images i ON i.image_id = s.image_id WHERE i.content_hash = $1"},
+     " SELECT x, i.image_id, 'variant_ready' FROM images i, image_audience(i.image_id) x"
+     " WHERE i.content_hash = $1"},
 };
 const size_t worker_stmts_count = ARRAY_LEN(worker_stmts);
