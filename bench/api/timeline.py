@@ -169,7 +169,8 @@ def measure(url, cs):
 
 
 def explain(user, depth, generic):
-    ts, iid = row_at(user, depth) if depth else ("infinity", "ffffffff-ffff-ffff-ffff-ffffffffffff")
+    top = ("infinity", "ffffffff-ffff-ffff-ffff-ffffffffffff")  # the API's first-page key
+    ts, iid = row_at(user, depth) if depth else top
     mode = "SET plan_cache_mode = force_generic_plan;" if generic else ""
     q = (mode + STMT + "EXPLAIN (ANALYZE, BUFFERS) EXECUTE tl('%s', 'active,verifying', '%s',"
          " '%s', 51, '-infinity', 'infinity');" % (user, ts, iid))

@@ -14,7 +14,6 @@ import time
 import urllib.parse
 
 import pytest
-import requests
 
 from conftest import Client, sql, user_id
 
