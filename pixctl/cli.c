@@ -103,8 +103,8 @@ static const struct pix_command commands[] = {
      "pass. Only files directly in DIR are synced; hidden, temporary and swap files and\n"
      "--exclude globs are left alone. With --watch, local changes are followed too.",
      1, 1},
-    {"album", cmd_album, C_ALBUM, "create|ls|add|rm|delete|share|unshare ...",
-     "make, fill and share albums",
+    {"album", cmd_album, C_ALBUM, "SUBCOMMAND ...",
+     "albums: create, ls, add, rm, delete, share, unshare",
      "Albums group images; the images stay where they are (an album holds references).\n"
      "  album create NAME                  make an album; prints its id\n"
      "  album ls [ALBUM_ID]                your albums and those shared with you; with an\n"
