@@ -70,7 +70,10 @@ static const struct pix_command commands[] = {
      0, 0},
     {"info", cmd_info, C_INFO, "ID", "show an image's metadata",
      "Shows an image's metadata, its state (status: verifying, active, failed) and, when\n"
-     "its verification failed, the error.",
+     "its verification failed, the error; then its capture metadata as the worker read it\n"
+     "from the content: when it was taken (and the source of that time: exif,\n"
+     "file_modified, upload), camera, lens, exposure and, for your own images (or where\n"
+     "the owner allows it), the location.",
      1, 1},
     {"rename", cmd_rename, C_RENAME, "ID NAME", "rename an image", "Renames an image.", 2, 2},
     {"share", cmd_share, C_SHARE, "ID USER", "share an image with another user",

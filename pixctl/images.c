@@ -143,24 +143,88 @@ static void print_variants(const cJSON *a)
     printf("%s\n", first ? " -" : "");
 }
 
+/* A string, number or boolean as "key: value", the value at column width (else nothing). */
+static void print_scalar(const char *indent, int width, const cJSON *it)
+{
+    char key[40];
+
+    snprintf(key, sizeof key, "%s:", it->string);
+    if (cJSON_IsString(it))
+        printf("%s%-*s %s\n", indent, width, key, it->valuestring);
+    if (cJSON_IsNumber(it))
+        printf("%s%-*s %.15g\n", indent, width, key, it->valuedouble);
+    if (cJSON_IsBool(it))
+        printf("%s%-*s %s\n", indent, width, key, cJSON_IsTrue(it) ? "true" : "false");
+}
+
+/* The capture object's fields in the order info shows them; others follow as they come. */
+static const char *const capture_order[] = {
+    "status",          "taken_at",         "time_source", "taken_at_local", "offset",
+    "time_zone_known", "file_modified_at", "width",       "height",         "orientation",
+    "format",          "color_space",      "make",        "model",          "lens",
+    "f_number",        "exposure_time",    "iso",         "focal_length",   "gps",
+    "errors"};
+
+static int capture_known(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(capture_order); i++)
+        if (!strcmp(capture_order[i], key))
+            return 1;
+    return 0;
+}
+
+/* One capture field below "capture:" (null, empty and unknown-shape fields left out). */
+static void print_capture_field(const cJSON *it)
+{
+    const cJSON *e;
+
+    print_scalar("  ", 17, it);
+    if (cJSON_IsObject(it) && !strcmp(it->string, "gps"))
+        printf("  %-17s %.15g, %.15g (altitude %.15g m)\n",
+               "gps:", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "latitude")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "longitude")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "altitude")));
+    if (!cJSON_IsArray(it) || !cJSON_GetArraySize(it))
+        return;
+    printf("  %-17s", "errors:");
+    cJSON_ArrayForEach(e, it)
+    {
+        printf(" %s", cJSON_IsString(e) ? e->valuestring : "?");
+    }
+    printf("\n");
+}
+
+/* capture: its fields indented below it, in capture_order, then any others. */
+static void print_capture(const cJSON *cap)
+{
+    const cJSON *it;
+
+    printf("capture:\n");
+    for (size_t i = 0; i < ARRAY_LEN(capture_order); i++)
+        if ((it = cJSON_GetObjectItemCaseSensitive(cap, capture_order[i])))
+            print_capture_field(it);
+    cJSON_ArrayForEach(it, cap)
+    {
+        if (!capture_known(it->string))
+            print_capture_field(it);
+    }
+}
+
 /* One metadata field as "key:  value" (arrays other than variants are left out). */
 static void print_field(const cJSON *it)
 {
     char key[40];
 
     snprintf(key, sizeof key, "%s:", it->string);
-    if (cJSON_IsString(it))
-        printf("%-12s %s\n", key, it->valuestring);
-    if (cJSON_IsNumber(it))
-        printf("%-12s %.0f\n", key, it->valuedouble);
-    if (cJSON_IsBool(it))
-        printf("%-12s %s\n", key, cJSON_IsTrue(it) ? "true" : "false");
+    print_scalar("", 12, it);
     if (cJSON_IsArray(it) && !strcmp(it->string, "variants"))
         print_variants(it);
     if (cJSON_IsNull(it) && !strcmp(it->string, "sha256"))
         printf("%-12s - (not verified yet)\n", key);
     if (cJSON_IsObject(it) && !strcmp(it->string, "error"))
         printf("%-12s %s: %s\n", key, dl_jstr(it, "code"), dl_jstr(it, "message"));
+    if (cJSON_IsObject(it) && !strcmp(it->string, "capture"))
+        print_capture(it);
 }
 
 int cmd_info(struct pix *px, int argc, char **argv)

@@ -6,6 +6,7 @@
 import datetime
 import json
 import os
+import re
 
 import pytest
 
@@ -62,6 +63,9 @@ def test_every_upload_sends_the_file_mtime(lapi, tmp_path):
     one = photo(tmp_path / "one.jpg", NS[0])
     doc = px.upload_json(one)
     assert_from_mtime(px, doc["image_id"], NS[0])
+    info = px.run("info", doc["image_id"]).stdout
+    assert re.search(r"(?m)^  time_source: +file_modified$", info), info
+    assert re.search(r"(?m)^  file_modified_at: +%s$" % re.escape(rfc3339_ms(NS[0])), info), info
     # bulk import: the batch items carry it too
     d = tmp_path / "dir"
     (d / "sub").mkdir(parents=True)
