@@ -387,9 +387,11 @@ const struct pg_stmt api_stmts[] = {
      " ORDER BY ai.position, ai.image_id LIMIT $4"},
     /* The owner's change: $3 name, $4 cover ('' none), $5 sort, $6 show_location (NULL:
      * kept), $7 order (ids first, the rest after in their order). 1 done, 0 no such album
-     * of the owner, -1 the cover or an ordered id is not an item (or repeats). */
+     * of the owner, -1 the cover or an ordered id is not an item (or repeats). A change of
+     * show_location changes the capture its audience sees of the items of others. */
     {"album_patch",
-     "WITH a AS (SELECT album_id FROM albums WHERE album_id = $1 AND owner_id = $2 FOR UPDATE),"
+     "WITH a AS (SELECT album_id, show_location FROM albums WHERE album_id = $1"
+     " AND owner_id = $2 FOR UPDATE),"
      " o AS (SELECT x::uuid AS image_id, n FROM unnest($7::text[]) WITH ORDINALITY t(x, n)),"
      " bad AS (SELECT (SELECT count(*) FROM o) <> (SELECT count(DISTINCT ai.image_id) FROM o"
      " JOIN album_items ai ON ai.album_id = $1 AND ai.image_id = o.image_id)"
@@ -406,7 +408,11 @@ const struct pg_stmt api_stmts[] = {
      " p AS (UPDATE album_items ai SET position = r.pos FROM r WHERE ai.album_id = $1"
      " AND ai.image_id = r.image_id AND ai.position <> r.pos),"
      " c AS (INSERT INTO change_log (user_id, album_id, kind) SELECT x, u.album_id, 'album'"
-     " FROM u, album_audience(u.album_id) x)"
+     " FROM u, album_audience(u.album_id) x),"
+     " g AS (INSERT INTO change_log (user_id, image_id, kind) SELECT x, i.image_id, 'updated'"
+     " FROM a JOIN album_items ai ON ai.album_id = a.album_id JOIN images i"
+     " ON i.image_id = ai.image_id, album_audience(a.album_id) x WHERE EXISTS (SELECT 1 FROM u)"
+     " AND $6 IS NOT NULL AND $6::boolean <> a.show_location AND x <> i.owner_id)"
      " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM a) THEN 0"
      " WHEN (SELECT bad FROM bad) THEN -1 ELSE 1 END"},
     /* The album goes (its items and members with it); its audience hears, and loses the

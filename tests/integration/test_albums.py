@@ -1,12 +1,14 @@
 # Albums and shared albums (issue 18) against the real stack: the authorization matrix of
 # every album route and of images reached through albums, contributors and viewers, access
 # that ends at once, delete / restore / purge of an image in an album, location privacy,
-# and every member's device converging through /sync.
+# every member's device converging through /sync and pushed on the stream, and the caps.
+import json
 import os
+import time
 
 import pytest
 
-from conftest import Client, sql, sql_value, user_id
+from conftest import Client, sql, sql_value, start_api, user_id
 
 THUMB = "thumbnail_small"
 
@@ -343,7 +345,7 @@ class Device:
                 if kind == "deleted":
                     self.images.pop(e["image_id"], None)
                 else:
-                    self.images[e["image_id"]] = e["name"]
+                    self.images[e["image_id"]] = (e["name"], e["capture"]["gps"])
         for a in doc["albums"]["updated"]:
             self.albums[a["album_id"]] = album_view(a)
         for aid in doc["albums"]["deleted"]:
@@ -393,6 +395,10 @@ def truth(c):
         for x in full["items"]:
             images[x["image_id"]] = x["name"]
             pairs.add((a["album_id"], x["image_id"]))
+    for i in images:  # what the caller sees of where it was taken
+        st, m = c.call("GET", "/images/%s/metadata" % i)
+        assert st == 200
+        images[i] = (images[i], m["capture"]["gps"])
     return images, albums, pairs
 
 
@@ -404,6 +410,9 @@ def test_every_members_device_converges_through_sync(api):
     up = lambda who, n: who.upload(os.urandom(200 + n), name="f%d.jpg" % n)[1]["image_id"]  # noqa
     mine = [up(o, k) for k in range(4)]
     theirs = up(c, 9)
+    for i in (mine[1], theirs):  # a location for the content of two images
+        sql("INSERT INTO blob_capture (content_hash, gps_lat, gps_lon) SELECT content_hash,"
+            " 59.33, 18.06 FROM images WHERE image_id = '%s'" % i)
 
     def check(step):
         for r, d in devices.items():
@@ -425,6 +434,12 @@ def test_every_members_device_converges_through_sync(api):
     assert o.call("DELETE", "/albums/%s/items" % aid, {"image_ids": [mine[0]]})[0] == 200
     assert o.call("PATCH", "/images/%s" % mine[1], {"name": "renamed.jpg"})[0] == 200
     check("remove item, rename image")
+    assert o.call("PATCH", "/albums/%s" % aid, {"show_location": True})[0] == 200
+    check("location shown")
+    assert devices["viewer"].images[mine[1]][1]["latitude"] == pytest.approx(59.33)
+    assert o.call("PATCH", "/albums/%s" % aid, {"show_location": False})[0] == 200
+    check("location hidden")
+    assert devices["viewer"].images[mine[1]][1] is None
     assert o.call("DELETE", "/images/%s" % mine[2])[0] == 200
     check("image deleted")
     assert o.call("POST", "/images/%s/restore" % mine[2])[0] == 200
@@ -442,3 +457,75 @@ def test_every_members_device_converges_through_sync(api):
     v_images, v_albums, _ = devices["viewer"].state()
     assert v_images == {} and v_albums == {}
     assert set(devices["owner"].state()[0]) == set(mine)
+
+
+def test_caps(stack):
+    api = start_api(PIXPLANE_ALBUMS_PER_USER=1, PIXPLANE_ALBUM_ITEMS=2,
+                    PIXPLANE_ALBUM_MEMBERS=1, PIXPLANE_ALBUM_IDS_PER_REQUEST=3)
+    try:
+        o = Client(api.url, api.token(user_id("cap")))
+        st, a = o.call("POST", "/albums", {"name": "one"})
+        assert st == 201
+        aid = a["album_id"]
+        st, doc = o.call("POST", "/albums", {"name": "two"})
+        assert st == 409 and doc["error"]["code"] == "album_limit_reached"
+        imgs = [o.upload(os.urandom(600 + k))[1]["image_id"] for k in range(4)]
+        st, doc = o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs})
+        assert st == 413 and doc["error"]["code"] == "too_many_items"
+        assert o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs[:2]})[0] == 200
+        st, doc = o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs[2:3]})
+        assert st == 409 and doc["error"]["code"] == "album_full"
+        st, doc = o.call("POST", "/albums/%s/items" % aid, {"image_ids": imgs[:2]})
+        assert st == 200 and doc["added"] == 0  # already there: within the cap
+        first = user_id("m")
+        assert o.call("POST", "/albums/%s/members" % aid,
+                      {"user": first, "role": "viewer"})[0] == 200
+        st, doc = o.call("POST", "/albums/%s/members" % aid,
+                         {"user": user_id("m"), "role": "viewer"})
+        assert st == 409 and doc["error"]["code"] == "member_limit_reached"
+        st, doc = o.call("POST", "/albums/%s/members" % aid,
+                         {"user": first, "role": "contributor"})  # a role change: fine
+        assert st == 200 and doc["role"] == "contributor"
+        st, doc = o.call("PATCH", "/albums/%s" % aid, {"order": imgs})
+        assert st == 413
+    finally:
+        api.stop()
+
+
+def test_album_changes_are_pushed_to_members_streams(api):
+    from test_sync import SSEReader, sse_connect
+    ids = {r: user_id("p" + r[:3]) for r in ("owner", "viewer", "other")}
+    o = Client(api.url, api.token(ids["owner"]))
+    _, doc = o.upload(os.urandom(640), name="pushed.jpg")
+    st, a = o.call("POST", "/albums", {"name": "live"})
+    aid = a["album_id"]
+    streams = {}
+    for r in ("viewer", "other"):
+        s = SSEReader(sse_connect(api.url, api.token(ids[r])))
+        assert " 200 " in s.headers().split("\r\n")[0]
+        assert s.event(5)["event"] == "sync"  # a fresh stream's catch-up
+        streams[r] = s
+    try:
+        t0 = time.monotonic()
+        assert o.call("POST", "/albums/%s/members" % aid, {"user": ids["viewer"],
+                                                           "role": "viewer"})[0] == 200
+        assert o.call("POST", "/albums/%s/items" % aid, {"image_ids": [doc["image_id"]]})[0] \
+            == 200
+        got = {"albums": set(), "items": set(), "images": set()}
+        deadline = time.monotonic() + 10
+        while len(got["items"]) < 1 and time.monotonic() < deadline:
+            ev = streams["viewer"].event(max(0.1, deadline - time.monotonic()))
+            if ev is None:
+                break
+            d = json.loads(ev["data"])
+            got["albums"] |= {x["album_id"] for x in d["albums"]["updated"]}
+            got["items"] |= {(x["album_id"], x["image_id"]) for x in d["album_items"]
+                             if x["added"]}
+            got["images"] |= {x["image_id"] for x in d["added"]}
+        assert got == {"albums": {aid}, "items": {(aid, doc["image_id"])},
+                       "images": {doc["image_id"]}}, got
+        assert time.monotonic() - t0 < 5
+        assert streams["other"].event(1.5) is None  # not theirs
+    finally:
+        for s in streams.values():
+            s.sock.close()
