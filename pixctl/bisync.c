@@ -23,6 +23,7 @@
 #include "mime.h"
 #include "naming.h"
 #include "sync.h"
+#include "tstamp.h"
 #include "upload.h"
 
 #define MAX_PAGES 1000000
@@ -718,6 +719,7 @@ static int open_session(struct syncer *s, const struct lfile *f, const char *nam
     cJSON_AddStringToObject(o, "mime_type", mime);
     cJSON_AddStringToObject(o, "sha256", f->sha);
     cJSON_AddStringToObject(o, "idempotency_key", key);
+    tstamp_add_mtime(o, f->mtime_ns / 1000000000LL, f->mtime_ns % 1000000000LL);
     cJSON_AddItemToArray(items, o);
     for (int tries = 0; tries < BATCH_TRIES && !pix_interrupted; tries++) {
         cJSON *out = NULL, *item;

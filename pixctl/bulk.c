@@ -22,6 +22,7 @@
 #include "json.h"
 #include "mime.h"
 #include "progress.h"
+#include "tstamp.h"
 #include "upload.h"
 #include "walk.h"
 
@@ -538,6 +539,7 @@ static cJSON *batch_body(struct bjob **jobs, int n)
         cJSON_AddStringToObject(o, "mime_type", jobs[i]->mime);
         cJSON_AddStringToObject(o, "sha256", jobs[i]->it.file.sha256);
         cJSON_AddStringToObject(o, "idempotency_key", jobs[i]->idem);
+        tstamp_add_mtime(o, jobs[i]->it.file.mtime_sec, jobs[i]->it.file.mtime_nsec);
         cJSON_AddItemToArray(items, o);
     }
     return body;

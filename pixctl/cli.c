@@ -22,7 +22,8 @@ enum {
     C_RM = 1 << 7,
     C_RESTORE = 1 << 8,
     C_SYNC = 1 << 9,
-    C_ALL = 0x3ff,
+    C_ALBUM = 1 << 10,
+    C_ALL = 0x7ff,
 };
 
 static const struct pix_command commands[] = {
@@ -57,14 +58,22 @@ static const struct pix_command commands[] = {
      "or corrupt file never appears under the final name. Without -o the image's name in the\n"
      "current directory; -o DIR keeps the name. Prints the path written.",
      1, 1},
-    {"ls", cmd_ls, C_LS, "", "list your images (--deleted: the trash)",
+    {"ls", cmd_ls, C_LS, "[--sort taken]", "list your images (--deleted: the trash)",
      "Lists your images newest first, following the server's pages: id, size, creation\n"
      "time, state (verifying, active, failed) and name. --json prints one JSON object per\n"
-     "image.",
+     "image.\n\n"
+     "--sort taken lists the timeline instead: by the time each photo was taken (its EXIF\n"
+     "capture time, else the file's modification time pixctl sent at upload, else the\n"
+     "upload time), shown with its source (exif, file_modified, upload). --taken-after and\n"
+     "--taken-before (RFC 3339, e.g. 2021-07-04T00:00:00Z) narrow it to a period: after is\n"
+     "inclusive, before exclusive. --order asc lists oldest first.",
      0, 0},
     {"info", cmd_info, C_INFO, "ID", "show an image's metadata",
      "Shows an image's metadata, its state (status: verifying, active, failed) and, when\n"
-     "its verification failed, the error.",
+     "its verification failed, the error; then its capture metadata as the worker read it\n"
+     "from the content: when it was taken (and the source of that time: exif,\n"
+     "file_modified, upload), camera, lens, exposure and, for your own images (or where\n"
+     "the owner allows it), the location.",
      1, 1},
     {"rename", cmd_rename, C_RENAME, "ID NAME", "rename an image", "Renames an image.", 2, 2},
     {"share", cmd_share, C_SHARE, "ID USER", "share an image with another user",
@@ -97,6 +106,22 @@ static const struct pix_command commands[] = {
      "pass. Only files directly in DIR are synced; hidden, temporary and swap files and\n"
      "--exclude globs are left alone. With --watch, local changes are followed too.",
      1, 1},
+    {"album", cmd_album, C_ALBUM, "SUBCOMMAND ...",
+     "albums: create, ls, add, rm, delete, share, unshare",
+     "Albums group images; the images stay where they are (an album holds references).\n"
+     "  album create NAME                  make an album; prints its id\n"
+     "  album ls [ALBUM_ID]                your albums and those shared with you; with an\n"
+     "                                     id, that album's images (--sort taken|position)\n"
+     "  album add ALBUM_ID IMAGE_ID...     add your images\n"
+     "  album rm ALBUM_ID IMAGE_ID...      take images out (they stay in your library)\n"
+     "  album rm --album ALBUM_ID          delete the album (also: album delete ALBUM_ID)\n"
+     "  album share ALBUM_ID USER          let USER see the album (--role contributor: and\n"
+     "                                     add their own images)\n"
+     "  album unshare ALBUM_ID USER        end USER's access (yourself: leave the album)\n"
+     "Locations (GPS) of your photos are not shown to members unless the album allows it.\n"
+     "--json prints the API's objects, one per line (album ls ALBUM_ID: the album, then\n"
+     "its images).",
+     1, -1},
 };
 
 struct opt_def {
@@ -185,7 +210,25 @@ static const struct opt_def options[] = {
      C_UPLOAD},
     {{"deleted", "PIXCTL_DELETED", CONF_BOOL, C(deleted), "false", "list the trash instead"}, C_LS},
     {{"limit", "PIXCTL_LIMIT", CONF_INT, C(limit), "0", "stop after this many images (0: all)"},
+     C_LS | C_ALBUM},
+    {{"sort", "PIXCTL_SORT", CONF_STR, C(sort), "",
+      "ls: uploaded (default) or taken (the capture time); album ls ALBUM_ID: taken or "
+      "position (default: the album's own order)"},
+     C_LS | C_ALBUM},
+    {{"order", "PIXCTL_ORDER", CONF_STR, C(order), "", "desc (default: newest first) or asc"},
      C_LS},
+    {{"taken-after", "PIXCTL_TAKEN_AFTER", CONF_STR, C(taken_after), "",
+      "only images taken at or after this RFC 3339 time"},
+     C_LS},
+    {{"taken-before", "PIXCTL_TAKEN_BEFORE", CONF_STR, C(taken_before), "",
+      "only images taken before this RFC 3339 time"},
+     C_LS},
+    {{"role", "PIXCTL_ROLE", CONF_STR, C(role), "viewer",
+      "album share: viewer (sees the album) or contributor (also adds their own images)"},
+     C_ALBUM},
+    {{"album", NULL, CONF_BOOL, C(album), "false",
+      "album rm: delete the album itself (its images stay)"},
+     C_ALBUM},
     {{"watch", "PIXCTL_WATCH", CONF_BOOL, C(watch), "false",
       "keep running: follow the server's event stream (-w)"},
      C_SYNC},

@@ -42,9 +42,15 @@ struct pixctl_config {
     /* download, thumb */
     char *output, *variant;
     double wait;
-    /* ls */
+    /* ls, album ls */
     int deleted;
     long limit;
+    char *sort;                       /* ls: uploaded | taken; album ls: taken | position */
+    char *order;                      /* ls: desc | asc ("": the server's default, desc) */
+    char *taken_after, *taken_before; /* ls: RFC 3339 bounds of taken_at */
+    /* album */
+    char *role; /* album share: viewer | contributor */
+    int album;  /* album rm: the album itself */
     /* sync */
     int watch;
     double poll_interval;
@@ -88,5 +94,6 @@ int cmd_share(struct pix *px, int argc, char **argv);
 int cmd_rm(struct pix *px, int argc, char **argv);
 int cmd_restore(struct pix *px, int argc, char **argv);
 int cmd_sync(struct pix *px, int argc, char **argv);
+int cmd_album(struct pix *px, int argc, char **argv);
 
 #endif

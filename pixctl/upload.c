@@ -19,6 +19,7 @@
 #include "plan.h"
 #include "progress.h"
 #include "state.h"
+#include "tstamp.h"
 #include "upload.h"
 #include "xfer.h"
 
@@ -384,6 +385,7 @@ static int start_session(struct up *u, char *err)
     cJSON_AddStringToObject(body, "mime_type", u->mime);
     if (!u->stream) /* streaming: the hash goes with complete */
         cJSON_AddStringToObject(body, "sha256", u->file.sha256);
+    tstamp_add_mtime(body, u->file.mtime_sec, u->file.mtime_nsec);
     if (util_uuid(idem) < 0) {
         rc = PIX_EIO, err_set(err, "no randomness");
         goto done;
