@@ -412,7 +412,8 @@ def test_every_members_device_converges_through_sync(api):
     theirs = up(c, 9)
     for i in (mine[1], theirs):  # a location for the content of two images
         sql("INSERT INTO blob_capture (content_hash, gps_lat, gps_lon) SELECT content_hash,"
-            " 59.33, 18.06 FROM images WHERE image_id = '%s'" % i)
+            " 59.33, 18.06 FROM images WHERE image_id = '%s' ON CONFLICT (content_hash)"
+            " DO UPDATE SET gps_lat = 59.33, gps_lon = 18.06" % i)
 
     def check(step):
         for r, d in devices.items():

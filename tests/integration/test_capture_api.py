@@ -39,6 +39,12 @@ def put_capture(image_id, taken="2019-05-01 10:00:00+00", local="2019-05-01T12:0
     sql("INSERT INTO blob_capture (content_hash, taken_local, taken_offset, taken_at, width,"
         " height, orientation, format, make, model, gps_lat, gps_lon, gps_alt) VALUES"
         " ('%s', '%s', '%s', '%s', 30, 40, 6, 'jpeg', 'Canon', 'EOS R5', %s, %s, %s)"
+        " ON CONFLICT (content_hash) DO UPDATE SET taken_local = excluded.taken_local,"
+        " taken_offset = excluded.taken_offset, taken_at = excluded.taken_at,"
+        " width = excluded.width, height = excluded.height, orientation = excluded.orientation,"
+        " format = excluded.format, make = excluded.make, model = excluded.model,"
+        " gps_lat = excluded.gps_lat, gps_lon = excluded.gps_lon, gps_alt = excluded.gps_alt,"
+        " errors = '{}'"  # the stack's worker may have found the random bytes unreadable
         % (h, local, offset, taken, lat, lon, alt))
     sql("UPDATE images SET taken_at = coalesce((SELECT taken_at FROM blob_capture"
         " WHERE content_hash = '%s'), file_modified_at, created_at) WHERE content_hash = '%s'"
@@ -80,7 +86,7 @@ def test_file_modified_at_is_the_fallback(client):
     cap = m["capture"]
     assert cap["time_source"] == "file_modified"
     assert cap["file_modified_at"] == "2020-02-03T03:05:06.789Z"
-    assert cap["status"] == "pending" and cap["gps"] is None
+    assert cap["status"] in ("pending", "done") and cap["gps"] is None  # random bytes
     img2 = upload(client, os.urandom(3000), modified="2001-01-01T00:00:00Z", batch=True)
     assert metadata(client, img2)["capture"]["time_source"] == "file_modified"
     img3 = upload(client, os.urandom(3000))

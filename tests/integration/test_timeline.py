@@ -77,8 +77,11 @@ def put_exif_time(image_id, t):
     """A capture row with a capture time for the image's content, and taken_at as the worker
     sets it (capture time, else file_modified_at, else created_at)."""
     h = sql("SELECT content_hash FROM images WHERE image_id = '%s'" % image_id)[0][0]
+    # the stack's worker may have recorded the (random) content as unreadable already
     sql("INSERT INTO blob_capture (content_hash, taken_local, taken_offset, taken_at, format)"
-        " VALUES ('%s', '%s', '+00:00', '%s', 'jpeg')" % (h, fmt(t)[:23], fmt(t)))
+        " VALUES ('%s', '%s', '+00:00', '%s', 'jpeg') ON CONFLICT (content_hash) DO UPDATE"
+        " SET taken_local = excluded.taken_local, taken_offset = excluded.taken_offset,"
+        " taken_at = excluded.taken_at, format = excluded.format" % (h, fmt(t)[:23], fmt(t)))
     sql("UPDATE images SET taken_at = coalesce((SELECT taken_at FROM blob_capture"
         " WHERE content_hash = '%s'), file_modified_at, created_at) WHERE content_hash = '%s'"
         % (h, h))
