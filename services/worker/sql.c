@@ -38,7 +38,8 @@ const struct pg_stmt worker_stmts[] = {
     /* Capture metadata, in one transaction: the blob's row lock first (a complete of the same
      * content upserts that row, so the two serialize: see the images_taken_at trigger),
      * then in a statement of its own (a fresh snapshot: every image committed before the
-     * lock) the row, the images' timeline key and the change-log fan-out. */
+     * lock) the row, the images' timeline key and the change-log fan-out (none when the
+     * row holds nothing to show, e.g. an unreadable file: no device would see a change). */
     {"capture_lock", "SELECT 1 FROM blobs WHERE content_hash = $1 FOR UPDATE"},
     {"capture_store",
      "WITH c AS (INSERT INTO blob_capture (content_hash, taken_local, taken_offset, taken_at,"
@@ -56,14 +57,16 @@ const struct pg_stmt worker_stmts[] = {
      " focal_length = excluded.focal_length, gps_lat = excluded.gps_lat,"
      " gps_lon = excluded.gps_lon, gps_alt = excluded.gps_alt, errors = excluded.errors,"
      " extractor = excluded.extractor, extracted_at = now()"
-     " WHERE blob_capture.extractor < excluded.extractor RETURNING taken_at),"
+     " WHERE blob_capture.extractor < excluded.extractor RETURNING taken_at,"
+     " num_nonnulls(taken_local, width, height, orientation, format, color_space, make,"
+     " model, lens, f_number, exposure_time, iso, focal_length, gps_lat) > 0 AS shown),"
      " u AS (UPDATE images i SET taken_at = coalesce(c.taken_at, i.file_modified_at,"
      " i.created_at) FROM c WHERE i.content_hash = $1 AND i.taken_at IS DISTINCT FROM"
      " coalesce(c.taken_at, i.file_modified_at, i.created_at) RETURNING 1),"
      " l AS (INSERT INTO change_log (user_id, image_id, kind)"
      " SELECT a.user_id, i.image_id, 'capture' FROM images i"
      " CROSS JOIN LATERAL image_audience(i.image_id) AS a(user_id)"
-     " WHERE i.content_hash = $1 AND EXISTS (SELECT 1 FROM c) RETURNING 1)"
+     " WHERE i.content_hash = $1 AND EXISTS (SELECT 1 FROM c WHERE shown) RETURNING 1)"
      " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM u), (SELECT count(*) FROM l)"},
 };
 const size_t worker_stmts_count = ARRAY_LEN(worker_stmts);
