@@ -304,60 +304,61 @@ cJSON *api_img_json(const struct api_img *m)
     return o;
 }
 
-/* Every configured variant type with its status ("pending" until a row says otherwise). */
-static cJSON *variants_json(struct api_call *c, const char *hash, char *err)
+/* The image's capture metadata as the caller may see it (location: see
+ * capture_gps_visible in migrations/009_capture.sql) and its variants' rows, in one round
+ * trip (image_details); NULL with err. No row (purged meanwhile): *cap stays NULL. */
+static PGresult *details_load(struct api_call *c, const char *id, cJSON **cap, char *err)
 {
-    const char *p[1] = {hash}, *list = c->api->cfg->variant_types;
-    PGresult *r = pg_exec(c->db, "variant_list", 1, p, err);
-    cJSON *a;
+    const char *p[2] = {id, c->user.sub};
+    PGresult *r = pg_exec(c->db, "image_details", 2, p, err);
+
+    *cap = r && PQntuples(r) > 0 ? cJSON_Parse(pg_val(r, 0, 0)) : NULL;
+    if (r && !*cap && PQntuples(r) > 0) {
+        err_set(err, "image_details: no row");
+        PQclear(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Every configured variant type with its status ("pending" until a row of r says
+ * otherwise). */
+static cJSON *variants_json(struct api_call *c, const PGresult *r)
+{
+    const char *list = c->api->cfg->variant_types;
+    cJSON *a = cJSON_CreateArray();
     char type[64];
 
-    if (!r)
-        return NULL;
-    a = cJSON_CreateArray();
     for (const char *s = list; *s;) {
         size_t n = strcspn(s, ",");
         const char *status = "pending";
         snprintf(type, sizeof type, "%.*s", (int)n, s);
         for (int i = 0; i < PQntuples(r); i++)
-            if (!strcmp(pg_val(r, i, 0), type))
-                status = pg_val(r, i, 1);
+            if (!PQgetisnull(r, i, 1) && !strcmp(pg_val(r, i, 1), type))
+                status = pg_val(r, i, 2);
         cJSON *v = cJSON_CreateObject();
         cJSON_AddStringToObject(v, "variant_type", type);
         cJSON_AddStringToObject(v, "status", status);
         cJSON_AddItemToArray(a, v);
         s += n + (s[n] == ',');
     }
-    PQclear(r);
     return a;
-}
-
-/* The image's capture metadata as the caller may see it (location: see
- * capture_gps_visible in migrations/009_capture.sql); NULL with err. */
-static cJSON *capture_json(struct api_call *c, const char *id, char *err)
-{
-    const char *p[2] = {id, c->user.sub};
-    PGresult *r = pg_exec(c->db, "image_capture", 2, p, err);
-    cJSON *o = NULL;
-
-    if (r && PQntuples(r) == 1)
-        o = cJSON_Parse(pg_val(r, 0, 0));
-    if (r && !o)
-        err_set(err, "image_capture: no row");
-    PQclear(r);
-    return o;
 }
 
 /* The owner's view of an unverified image: its state, and why it failed. */
 static void metadata_unverified(struct api_call *c, const struct api_img *m)
 {
     char code[64], msg[256], err[ERR_MAX];
-    cJSON *o, *e, *cap = api_db(c) ? capture_json(c, m->id, err) : NULL;
+    cJSON *o, *e, *cap = NULL;
+    PGresult *r = api_db(c) ? details_load(c, m->id, &cap, err) : NULL;
 
     if (!c->db)
         return;
+    if (!r)
+        return api_db_fail(c, "image_details", err);
+    PQclear(r);
     if (!cap)
-        return api_db_fail(c, "image_capture", err);
+        return not_found(c);
     o = api_img_json(m);
     cJSON_AddArrayToObject(o, "variants");
     cJSON_AddItemToObject(o, "capture", cap);
@@ -374,7 +375,8 @@ void image_metadata(struct api_call *c)
 {
     char err[ERR_MAX];
     struct api_img m;
-    cJSON *o, *v, *cap;
+    cJSON *o, *cap = NULL;
+    PGresult *r;
 
     if (img_load(c, &m) < 0)
         return;
@@ -384,15 +386,16 @@ void image_metadata(struct api_call *c)
         return not_found(c);
     if (!api_db(c)) /* the image may have come from the cache */
         return;
-    if (!(v = variants_json(c, m.hash, err)))
-        return api_db_fail(c, "variant_list", err);
-    if (!(cap = capture_json(c, m.id, err))) {
-        cJSON_Delete(v);
-        return api_db_fail(c, "image_capture", err);
+    if (!(r = details_load(c, m.id, &cap, err)))
+        return api_db_fail(c, "image_details", err);
+    if (!cap) {
+        PQclear(r);
+        return not_found(c);
     }
     o = api_img_json(&m);
-    cJSON_AddItemToObject(o, "variants", v);
+    cJSON_AddItemToObject(o, "variants", variants_json(c, r));
     cJSON_AddItemToObject(o, "capture", cap);
+    PQclear(r);
     http_respond_json(c->req, 200, o);
 }
 

@@ -271,7 +271,12 @@ const struct pg_stmt api_stmts[] = {
     {"variant_get",
      "SELECT status, coalesce(storage_path, ''), coalesce(mime_type, ''), coalesce(error, '')"
      " FROM image_variants WHERE content_hash = $1 AND variant_type = $2"},
-    {"variant_list", "SELECT variant_type, status FROM image_variants WHERE content_hash = $1"},
+    /* GET /images/{id}/metadata: the capture object for the caller ($2), then one row per
+     * variant row of the content (NULL variant columns when there is none). */
+    {"image_details",
+     "SELECT d.cap::text, v.variant_type, v.status FROM (SELECT image_capture(i, $2) AS cap,"
+     " i.content_hash FROM images i WHERE i.image_id = $1) d"
+     " LEFT JOIN image_variants v ON v.content_hash = d.content_hash"},
     {"image_list", "SELECT " IMAGE_COLS ", i.created_at::text FROM images i"
                    " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
                    " AND ($3::timestamptz IS NULL"
@@ -290,7 +295,6 @@ const struct pg_stmt api_stmts[] = {
                              " AND (i.taken_at, i.image_id) > ($3::timestamptz, $4::uuid)"
                              " AND i.taken_at >= $6::timestamptz AND i.taken_at < $7::timestamptz"
                              " ORDER BY i.taken_at, i.image_id LIMIT $5"},
-    {"image_capture", "SELECT image_capture(i, $2) FROM images i WHERE i.image_id = $1"},
     {"image_list_shared",
      "SELECT " IMAGE_COLS ", s.created_at::text FROM image_shares s"
      " JOIN images i ON i.image_id = s.image_id"
