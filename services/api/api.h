@@ -74,6 +74,11 @@ struct api_config {
     long long min_body_rate;
     long max_conns_per_addr;
     double drain_timeout;
+    /* webhooks.c */
+    char *webhook_allow_addrs;
+    long webhook_endpoints;
+    double webhook_replay_range;
+    long webhook_replay_max;
 };
 
 extern struct api_config api_cfg; /* filled from api_conf */
@@ -104,6 +109,7 @@ struct api {
     ev_timer verify_sweep; /* pending images whose verification lease ran out */
     int verify_sweep_busy; /* a sweep is queued or running (atomic) */
     int verifications;     /* verifications queued or running (atomic) */
+    struct ssrf_policy *webhook_ssrf; /* which endpoint urls may be registered */
 };
 
 /* Per worker-thread context. */

@@ -149,5 +149,17 @@ const struct conf_opt api_conf[] = {
      0, 1000000},
     {"drain-timeout", "PIXPLANE_DRAIN_TIMEOUT", CONF_SECS, C(drain_timeout), "20s",
      "on SIGTERM, how long in-flight requests may take before exit"},
+    /* webhooks */
+    {"webhook-allow-addrs", "PIXPLANE_WEBHOOK_ALLOW_ADDRS", CONF_STR, C(webhook_allow_addrs), "",
+     "comma-separated CIDRs (127.0.0.0/8,::1/128) a webhook endpoint may resolve to although "
+     "not public; empty: endpoints resolving to loopback, private, link-local or metadata "
+     "addresses are refused (400 url_forbidden)"},
+    {"webhook-endpoints", "PIXPLANE_WEBHOOK_ENDPOINTS", CONF_INT, C(webhook_endpoints), "100",
+     "webhook endpoints that may be registered (1-10000; more: 409 endpoint_limit_reached)", 1,
+     10000},
+    {"webhook-replay-range", "PIXPLANE_WEBHOOK_REPLAY_RANGE", CONF_SECS, C(webhook_replay_range),
+     "7d", "longest time range one webhook replay may cover (1 s to 366 d)", 1, 31622400},
+    {"webhook-replay-max", "PIXPLANE_WEBHOOK_REPLAY_MAX", CONF_INT, C(webhook_replay_max), "10000",
+     "events one webhook replay may queue (more: 413 too_many_events)", 1, 1000000},
 };
 const size_t api_conf_count = ARRAY_LEN(api_conf);

@@ -12,8 +12,10 @@
 #include "log.h"
 #include "opshttp.h"
 #include "stream.h"
+#include "ssrf.h"
 #include "ticket.h"
 #include "webapp.h"
+#include "webhooks.h"
 
 #define DB_ACQUIRE_TIMEOUT 2.0
 #define AUTH_CACHE_SLOTS 512 /* per worker thread */
@@ -59,6 +61,15 @@ const struct route api_routes[] = {
     R("GET", "/sync/stream", sync_stream, ROUTE_STREAM_AUTH),
     R("POST", "/sync/stream-ticket", ticket_issue, 0),
     R("POST", "/internal/sync/prune", sync_prune, ROUTE_ADMIN),
+    /* webhooks */
+    R("POST", "/internal/webhooks", webhook_create, ROUTE_ADMIN),
+    R("GET", "/internal/webhooks", webhook_list, ROUTE_ADMIN),
+    R("GET", "/internal/webhooks/{id}", webhook_get, ROUTE_ADMIN),
+    R("PATCH", "/internal/webhooks/{id}", webhook_patch, ROUTE_ADMIN),
+    R("DELETE", "/internal/webhooks/{id}", webhook_delete, ROUTE_ADMIN),
+    R("POST", "/internal/webhooks/{id}/ping", webhook_ping, ROUTE_ADMIN),
+    R("POST", "/internal/webhooks/{id}/replay", webhook_replay, ROUTE_ADMIN),
+    R("GET", "/internal/webhooks/{id}/deliveries", webhook_deliveries, ROUTE_ADMIN),
 };
 const size_t api_routes_count = ARRAY_LEN(api_routes);
 
@@ -319,6 +330,17 @@ static void on_verify_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     upload_verify_sweep(w->data);
 }
 
+/* The SSRF policy of webhook endpoint urls; 0, or -1 with err naming the setting. */
+static int webhook_policy(struct api *api, char *err)
+{
+    char why[ERR_MAX] = "";
+
+    if ((api->webhook_ssrf = ssrf_policy_new(api->cfg->webhook_allow_addrs, why)))
+        return 0;
+    err_set(err, "webhook-allow-addrs (PIXPLANE_WEBHOOK_ALLOW_ADDRS): %s", why);
+    return -1;
+}
+
 int api_init(struct api *api, char *err)
 {
     const struct api_config *cfg = api->cfg;
@@ -346,6 +368,8 @@ int api_init(struct api *api, char *err)
     if (!api->rl)
         return err_set(err, "out of memory"), -1;
     if (!(api->cors = cors_new(cfg->cors_origins, err)))
+        return -1;
+    if (webhook_policy(api, err) < 0)
         return -1;
     if (!(api->web = webapp_load(cfg->web_dir, err)) && err[0])
         return -1;
@@ -402,6 +426,8 @@ void api_fini(struct api *api)
     api->rl = NULL;
     cors_free(api->cors);
     api->cors = NULL;
+    ssrf_policy_free(api->webhook_ssrf);
+    api->webhook_ssrf = NULL;
     webapp_free(api->web);
     api->web = NULL;
     metrics_free(api->metrics);

@@ -3,6 +3,7 @@
 #include "albums.h"
 #include "api.h"
 #include "finalize.h"
+#include "webhooks.h"
 
 #define SESSION_COLS UPLOAD_ROW_COLS
 
@@ -503,5 +504,110 @@ const struct pg_stmt api_stmts[] = {
      " UNION ALL SELECT d.user_id, d.album_id, ai.image_id, 'item_removed' FROM d"
      " JOIN album_items ai ON ai.album_id = d.album_id)"
      " SELECT count(*) FROM d"},
+    /* webhooks.c (migrations/014_webhooks.sql). An endpoint as WEBHOOK_COLS; $n limits. */
+    {"webhook_create",
+     "INSERT INTO webhook_endpoints AS e (endpoint_id, url, events, secret, description)"
+     " SELECT $1::uuid, $2, $3::text[], $4, $5"
+     " WHERE (SELECT count(*) FROM webhook_endpoints) < $6::int RETURNING " WEBHOOK_COLS},
+    {"webhook_get", "SELECT " WEBHOOK_COLS " FROM webhook_endpoints e WHERE e.endpoint_id = $1"},
+    /* Page after (created_at $1, id $2), $3 rows; the cursor key last. */
+    {"webhook_list",
+     "SELECT " WEBHOOK_COLS ", e.created_at::text FROM webhook_endpoints e"
+     " WHERE $1::timestamptz IS NULL OR (e.created_at, e.endpoint_id) > ($1::timestamptz, $2::uuid)"
+     " ORDER BY e.created_at, e.endpoint_id LIMIT $3::int"},
+    /* NULL: unchanged. enabled $6 true re-enables and forgets the failure count; false
+     * disables (as an admin's decision). */
+    {"webhook_patch",
+     "UPDATE webhook_endpoints e SET url = coalesce($2, e.url),"
+     " events = coalesce($3::text[], e.events), description = coalesce($4, e.description),"
+     " secret = coalesce($5, e.secret), enabled = coalesce($6::boolean, e.enabled),"
+     " disabled_at = CASE WHEN $6::boolean THEN NULL WHEN NOT $6::boolean"
+     " THEN coalesce(e.disabled_at, clock_timestamp()) ELSE e.disabled_at END,"
+     " disabled_reason = CASE WHEN $6::boolean THEN NULL WHEN NOT $6::boolean"
+     " THEN coalesce(e.disabled_reason, 'disabled by an admin') ELSE e.disabled_reason END,"
+     " failures = CASE WHEN $6::boolean THEN 0 ELSE e.failures END,"
+     " updated_at = clock_timestamp() WHERE e.endpoint_id = $1 RETURNING " WEBHOOK_COLS},
+    {"webhook_delete", "WITH d AS (DELETE FROM webhook_endpoints WHERE endpoint_id = $1"
+                       " RETURNING 1) SELECT count(*) FROM d"},
+    /* A webhook.ping event $2 for enabled endpoint $1 (key: the endpoint), in pix_event's
+     * shape, and its one delivery: (endpoint exists, enabled, delivery_id or NULL). */
+    {"webhook_ping",
+     "WITH ep AS (SELECT endpoint_id, enabled FROM webhook_endpoints WHERE endpoint_id = $1),"
+     " t AS (SELECT clock_timestamp() AS at),"
+     " ev AS (INSERT INTO webhook_events (event_id, type, msg_key, payload, occurred_at)"
+     " SELECT $2::uuid, 'webhook.ping', ep.endpoint_id::text, jsonb_build_object('version', 1,"
+     " 'id', $2::uuid, 'type', 'webhook.ping', 'occurred_at', to_char(t.at AT TIME ZONE 'UTC',"
+     " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), 'data', jsonb_build_object('endpoint_id',"
+     " ep.endpoint_id)), t.at FROM ep, t WHERE ep.enabled RETURNING event_id, msg_key),"
+     " d AS (INSERT INTO webhook_deliveries (endpoint_id, event_id, msg_key)"
+     " SELECT $1, event_id, msg_key FROM ev RETURNING delivery_id)"
+     " SELECT (SELECT count(*) FROM ep), (SELECT enabled FROM ep), (SELECT delivery_id FROM d)"},
+    /* Replay deliveries to endpoint $1 of the events it subscribes to that occurred in
+     * [$2, $3) (at most $4 seconds, pings aside), in (occurred_at, event_id) order; none
+     * if more than $5: (endpoint exists, range ok, events (up to $5 + 1), replayed). */
+    {"webhook_replay",
+     "WITH ep AS (SELECT endpoint_id, events FROM webhook_endpoints WHERE endpoint_id = $1),"
+     " ok AS (SELECT $3::timestamptz > $2::timestamptz AND $3::timestamptz - $2::timestamptz"
+     " <= make_interval(secs => $4::float8) AS ok),"
+     " ev AS (SELECT w.event_id, w.msg_key, w.occurred_at FROM webhook_events w, ep, ok"
+     " WHERE ok.ok AND w.occurred_at >= $2::timestamptz AND w.occurred_at < $3::timestamptz"
+     " AND w.type <> 'webhook.ping' AND (w.type = ANY (ep.events) OR '*' = ANY (ep.events))"
+     " ORDER BY w.occurred_at, w.event_id LIMIT $5::int + 1),"
+     " n AS (SELECT count(*) AS n FROM ev),"
+     " d AS (INSERT INTO webhook_deliveries (endpoint_id, event_id, msg_key, replay)"
+     " SELECT $1, event_id, msg_key, true FROM ev WHERE (SELECT n FROM n) <= $5::int"
+     " ORDER BY occurred_at, event_id RETURNING 1)"
+     " SELECT (SELECT count(*) FROM ep), (SELECT ok FROM ok), (SELECT n FROM n),"
+     " (SELECT count(*) FROM d)"},
+    /* Endpoint $4's deliveries, newest first, after (delivery_id $1, event $2), $3 rows,
+     * status $5 (NULL: any). */
+    {"webhook_deliveries",
+     "SELECT d.delivery_id::text, d.event_id, w.type, d.msg_key, d.replay, d.status, d.attempts,"
+     " CASE WHEN d.status = 'pending' THEN " API_IMAGE_TS_MS(
+         "d.next_attempt_at") " END,"
+                              " d.last_status, d.last_error, " API_IMAGE_TS_MS(
+                                  "d.created_at") ", " API_IMAGE_TS_MS("d.delivered_at") " FROM "
+                                                                                         "webhook_"
+                                                                                         "deliverie"
+                                                                                         "s d JOIN "
+                                                                                         "webhook_"
+                                                                                         "events w"
+                                                                                         " ON "
+                                                                                         "w.event_"
+                                                                                         "id = "
+                                                                                         "d.event_"
+                                                                                         "id WHERE "
+                                                                                         "d."
+                                                                                         "endpoint_"
+                                                                                         "id = "
+                                                                                         "$4::uuid"
+                                                                                         " AND "
+                                                                                         "($5::"
+                                                                                         "text IS "
+                                                                                         "NULL OR "
+                                                                                         "d.status "
+                                                                                         "= "
+                                                                                         "$5::text)"
+                                                                                         " AND "
+                                                                                         "($1::"
+                                                                                         "bigint "
+                                                                                         "IS NULL"
+                                                                                         " OR "
+                                                                                         "(d."
+                                                                                         "delivery_"
+                                                                                         "id, "
+                                                                                         "d.event_"
+                                                                                         "id) < "
+                                                                                         "($1::"
+                                                                                         "bigint, "
+                                                                                         "$2::uuid)"
+                                                                                         ")"
+                                                                                         " ORDER "
+                                                                                         "BY "
+                                                                                         "d."
+                                                                                         "delivery_"
+                                                                                         "id DESC "
+                                                                                         "LIMIT "
+                                                                                         "$3::int"},
 };
 const size_t api_stmts_count = ARRAY_LEN(api_stmts);
