@@ -303,10 +303,8 @@ static void create_run(struct api_call *c, struct wh_fields *f)
     respond_endpoint(c, 201, r, 1);
 }
 
-static void create_body(struct api_call *c, const cJSON *body, struct wh_fields *f)
+static void create_fields(struct api_call *c, struct wh_fields *f)
 {
-    if (fields_parse(c, body, f) < 0)
-        return;
     if (!f->url || !f->events.len)
         return bad_request(c, "url and events are required");
     if (!f->secret && webhook_secret_new(f->made) < 0)
@@ -316,16 +314,30 @@ static void create_body(struct api_call *c, const cJSON *body, struct wh_fields 
     create_run(c, f);
 }
 
-void webhook_create(struct api_call *c)
+static void create_body(struct api_call *c, const char *none, const cJSON *body)
+{
+    struct wh_fields f = {0};
+
+    if (fields_parse(c, body, &f) == 0)
+        create_fields(c, &f);
+    buf_free(&f.events);
+}
+
+/* Runs fn on the request's JSON body (id: the endpoint of the path, or NULL). */
+static void with_body(struct api_call *c, const char *id,
+                      void (*fn)(struct api_call *c, const char *id, const cJSON *body))
 {
     cJSON *body = api_body(c);
-    struct wh_fields f = {0};
 
     if (!body)
         return;
-    create_body(c, body, &f);
-    buf_free(&f.events);
+    fn(c, id, body);
     cJSON_Delete(body);
+}
+
+void webhook_create(struct api_call *c)
+{
+    with_body(c, NULL, create_body);
 }
 
 void webhook_get(struct api_call *c)
@@ -352,18 +364,21 @@ static void patch_run(struct api_call *c, const char *id, const struct wh_fields
     respond_endpoint(c, 200, r, f->secret != NULL);
 }
 
-void webhook_patch(struct api_call *c)
+static void patch_body(struct api_call *c, const char *id, const cJSON *body)
 {
-    const char *id = api_param_uuid(c, "id");
-    cJSON *body = id ? api_body(c) : NULL;
     struct wh_fields f = {0};
 
-    if (!body)
-        return;
     if (fields_parse(c, body, &f) == 0 && patch_parse(c, body, &f) == 0)
         patch_run(c, id, &f);
     buf_free(&f.events);
-    cJSON_Delete(body);
+}
+
+void webhook_patch(struct api_call *c)
+{
+    const char *id = api_param_uuid(c, "id");
+
+    if (id)
+        with_body(c, id, patch_body);
 }
 
 void webhook_delete(struct api_call *c)
@@ -572,10 +587,7 @@ static void replay_body(struct api_call *c, const char *id, const cJSON *body)
 void webhook_replay(struct api_call *c)
 {
     const char *id = api_param_uuid(c, "id");
-    cJSON *body = id ? api_body(c) : NULL;
 
-    if (!body)
-        return;
-    replay_body(c, id, body);
-    cJSON_Delete(body);
+    if (id)
+        with_body(c, id, replay_body);
 }

@@ -506,3 +506,19 @@ def test_unknown_or_malformed_ids(admin, method, path, eid):
         if path.endswith("replay") else {"enabled": True} if method == "PATCH" else None
     st, doc = admin.call(method, path.format(eid), body)
     assert st == 404 and doc["error"]["code"] == "not_found", (method, path, st, doc)
+
+
+def test_endpoint_cap(stack):
+    n = int(sql_value("SELECT count(*) FROM webhook_endpoints"))
+    if n + 1 > 10000:
+        pytest.skip("the database holds 10000 endpoints already")
+    p = start_api(PIXPLANE_WEBHOOK_ENDPOINTS=str(n + 1))
+    try:
+        cl = admin_of(p)
+        eid = create(cl)["endpoint_id"]
+        st, doc = cl.call("POST", "/internal/webhooks", {"url": PUBLIC_URL, "events": ["*"]})
+        assert st == 409 and doc["error"]["code"] == "endpoint_limit_reached", (st, doc)
+        assert cl.call("DELETE", "/internal/webhooks/" + eid)[0] == 204
+        create(cl)
+    finally:
+        p.stop()

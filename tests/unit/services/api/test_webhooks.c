@@ -12,22 +12,16 @@
 
 static void test_known_types(void **state)
 {
-    const char *good[] = {"image.created",
-                          "image.verified",
-                          "image.failed",
-                          "variant.ready",
-                          "image.deleted",
-                          "image.restored",
-                          "image.purged",
-                          "share.created",
-                          "link.created",
-                          "quota.exceeded",
-                          "*"};
+    /* issue 19's list, as its text has it */
+    char types[] = "image.created image.verified image.failed variant.ready image.deleted "
+                   "image.restored image.purged share.created link.created quota.exceeded *";
     const char *bad[] = {"",   "image.uploaded", "webhook.ping", "Image.created", "image.created ",
                          "**", "image.*",        "image"};
+    int n = 0;
 
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        assert_true(webhook_event_known(good[i]));
+    for (char *save = NULL, *t = strtok_r(types, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        n += webhook_event_known(t);
+    assert_int_equal(n, 11);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(webhook_event_known(bad[i]));
 }
