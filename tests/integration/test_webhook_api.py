@@ -59,6 +59,21 @@ def receiver():
     r.close()
 
 
+CREATED = []  # endpoint ids this module registered: deleted when it ends, with their pings
+EVENTS = []  # webhook_events rows it wrote
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cleanup(stack):
+    yield
+    for i in range(0, len(CREATED), 500):
+        ids = "','".join(CREATED[i:i + 500])
+        sql("DELETE FROM webhook_events WHERE type = 'webhook.ping' AND msg_key IN ('%s')" % ids)
+        sql("DELETE FROM webhook_endpoints WHERE endpoint_id IN ('%s')" % ids)
+    for i in range(0, len(EVENTS), 500):
+        sql("DELETE FROM webhook_events WHERE event_id IN ('%s')" % "','".join(EVENTS[i:i + 500]))
+
+
 def admin_of(p):
     return Client(p.url, p.token("hook-admin", admin=True))
 
@@ -66,7 +81,7 @@ def admin_of(p):
 @pytest.fixture(scope="module")
 def guarded(stack):
     """The production default: an empty allow-list."""
-    p = start_api(PIXPLANE_WEBHOOK_ALLOW_ADDRS="")
+    p = start_api(PIXPLANE_WEBHOOK_ALLOW_ADDRS="", PIXPLANE_WEBHOOK_ENDPOINTS="10000")
     yield p
     p.stop()
 
@@ -79,7 +94,8 @@ def admin(guarded):
 @pytest.fixture(scope="module")
 def local(stack):
     """A test setup: loopback admitted, small replay cap."""
-    p = start_api(PIXPLANE_WEBHOOK_ALLOW_ADDRS="127.0.0.0/8", PIXPLANE_WEBHOOK_REPLAY_MAX="3")
+    p = start_api(PIXPLANE_WEBHOOK_ALLOW_ADDRS="127.0.0.0/8", PIXPLANE_WEBHOOK_REPLAY_MAX="3",
+                  PIXPLANE_WEBHOOK_ENDPOINTS="10000")
     yield p
     p.stop()
 
@@ -88,6 +104,7 @@ def create(cl, url=PUBLIC_URL, events=("image.created",), **kw):
     body = dict({"url": url, "events": list(events)}, **kw)
     st, doc = cl.call("POST", "/internal/webhooks", body)
     assert st == 201, (st, doc)
+    CREATED.append(doc["endpoint_id"])
     return doc
 
 
@@ -330,6 +347,7 @@ def add_event(typ, at, key=None):
     sql("INSERT INTO webhook_events (event_id, type, msg_key, payload, occurred_at)"
         " VALUES ('%s', '%s', '%s', '%s', '%s+00')" % (eid, typ, key, json.dumps(payload),
                                                         at.isoformat()))
+    EVENTS.append(eid)
     return eid
 
 
@@ -344,8 +362,9 @@ def test_replay_queues_the_subscribed_events_in_order(admin):
     add_event("variant.ready", t0 + 10 * sec)                    # not subscribed
     add_event("image.created", t0 - sec)                         # before
     add_event("image.created", t0 + 60 * sec)                    # at to: excluded
+    EVENTS.append(str(uuid.uuid4()))
     sql("INSERT INTO webhook_events (event_id, type, msg_key, payload, occurred_at)"
-        " VALUES (gen_random_uuid(), 'webhook.ping', 'x', '{}', '%s+00')" % (t0 + sec))
+        " VALUES ('%s', 'webhook.ping', 'x', '{}', '%s+00')" % (EVENTS[-1], t0 + sec))
     want = [want[0]] + sorted(want[1:3]) + [want[3]]
     st, doc = admin.call("POST", "/internal/webhooks/%s/replay" % ep,
                          {"from": iso(t0), "to": iso(t0 + 60 * sec)})
