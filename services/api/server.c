@@ -11,6 +11,8 @@
 #include "json.h"
 #include "log.h"
 #include "opshttp.h"
+#include "prehook.h"
+#include "quota.h"
 #include "stream.h"
 #include "ticket.h"
 #include "webapp.h"
@@ -59,6 +61,9 @@ const struct route api_routes[] = {
     R("GET", "/sync/stream", sync_stream, ROUTE_STREAM_AUTH),
     R("POST", "/sync/stream-ticket", ticket_issue, 0),
     R("POST", "/internal/sync/prune", sync_prune, ROUTE_ADMIN),
+    /* quotas and usage (quota.c) */
+    R("GET", "/me/usage", quota_usage_get, 0),
+    R("PUT", "/internal/users/{id}/quota", quota_put, ROUTE_ADMIN),
 };
 const size_t api_routes_count = ARRAY_LEN(api_routes);
 
@@ -345,6 +350,8 @@ int api_init(struct api *api, char *err)
     api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
     if (!api->rl)
         return err_set(err, "out of memory"), -1;
+    if (prehook_config_check(cfg, err) < 0)
+        return -1;
     if (!(api->cors = cors_new(cfg->cors_origins, err)))
         return -1;
     if (!(api->web = webapp_load(cfg->web_dir, err)) && err[0])
