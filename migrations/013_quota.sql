@@ -66,19 +66,22 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER images_quota_ins AFTER INSERT ON images
+CREATE TRIGGER images_quota AFTER INSERT OR DELETE ON images
     FOR EACH ROW EXECUTE FUNCTION quota_images_trg();
+-- (not on other columns: the worker's capture updates and renames do not count)
 CREATE TRIGGER images_quota_upd AFTER UPDATE OF status, size, owner_id ON images
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.size <> NEW.size
                        OR OLD.owner_id <> NEW.owner_id)
     EXECUTE FUNCTION quota_images_trg();
-CREATE TRIGGER images_quota_del AFTER DELETE ON images
-    FOR EACH ROW EXECUTE FUNCTION quota_images_trg();
 
 -- An open session reserves its declared size and one image.
 CREATE FUNCTION quota_sessions_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND (OLD.status, OLD.file_size, OLD.owner_id)
+                            = (NEW.status, NEW.file_size, NEW.owner_id) THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP <> 'INSERT' AND OLD.status IN ('uploading', 'completing') THEN
         PERFORM quota_add(OLD.owner_id, 0, 0, 0, 0, -OLD.file_size, -1);
     END IF;
@@ -88,13 +91,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER sessions_quota_ins AFTER INSERT ON upload_sessions
-    FOR EACH ROW EXECUTE FUNCTION quota_sessions_trg();
-CREATE TRIGGER sessions_quota_upd AFTER UPDATE OF status, file_size, owner_id ON upload_sessions
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-                       OR OLD.file_size <> NEW.file_size OR OLD.owner_id <> NEW.owner_id)
-    EXECUTE FUNCTION quota_sessions_trg();
-CREATE TRIGGER sessions_quota_del AFTER DELETE ON upload_sessions
+-- (an update of these columns is a status change: the function adds nothing otherwise)
+CREATE TRIGGER sessions_quota
+    AFTER INSERT OR DELETE OR UPDATE OF status, file_size, owner_id ON upload_sessions
     FOR EACH ROW EXECUTE FUNCTION quota_sessions_trg();
 
 -- A user's usage and effective limits (p_def_*: the configured defaults, 0 unlimited; a

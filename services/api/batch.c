@@ -257,8 +257,8 @@ static int batch_insert(struct api_call *c, struct batch *bt)
     char caps[24], bytes[24], cap[16], refill[32], thr[16], ttl[24], err[ERR_MAX];
     char *items = items_param(bt);
     struct quota_params q;
-    const char *p[11] = {c->user.sub, items, caps, bytes, cap, refill, thr, ttl, q.bytes, q.images,
-                         q.every};
+    const char *p[11] = {c->user.sub, items, caps,    bytes,    cap,    refill,
+                         thr,         ttl,   q.bytes, q.images, q.every};
     PGresult *r;
 
     if (!items)

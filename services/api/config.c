@@ -159,16 +159,16 @@ const struct conf_opt api_conf[] = {
      "unlimited",
      0, 1e12},
     {"quota-event-interval", "PIXPLANE_QUOTA_EVENT_INTERVAL", CONF_SECS, C(quota_event_interval),
-     "60s", "at most one quota.exceeded event per user this often (refusals keep answering 403)",
-     0, 86400},
+     "60s", "at most one quota.exceeded event per user this often (refusals keep answering 403)", 0,
+     86400},
     {"pre-upload-hook-url", "PIXPLANE_PRE_UPLOAD_HOOK_URL", CONF_STR, C(pre_upload_hook_url), "",
      "http(s) URL POSTed {user_id, file_name, size, mime_type, ...} before each upload session "
      "is created (POST /uploads, each batch item); 2xx allows, 4xx {reason} refuses (403 "
      "upload_refused); empty: off"},
     {"pre-upload-hook-timeout", "PIXPLANE_PRE_UPLOAD_HOOK_TIMEOUT", CONF_SECS,
      C(pre_upload_hook_timeout), "2s",
-     "how long the pre-upload hook may take (connection included) before it counts as failed",
-     0.05, 60},
+     "how long the pre-upload hook may take (connection included) before it counts as failed", 0.05,
+     60},
     {"pre-upload-hook-fail", "PIXPLANE_PRE_UPLOAD_HOOK_FAIL", CONF_STR, C(pre_upload_hook_fail),
      "closed",
      "when the pre-upload hook times out, cannot be reached or answers 5xx: closed refuses "

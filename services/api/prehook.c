@@ -70,10 +70,21 @@ static void take_reason(const struct answer *a, char reason[PREHOOK_REASON_MAX])
     cJSON *o = json_parse_object(a->data, a->len, &msg);
 
     util_strlcpy(reason, PREHOOK_REASON_MAX, "refused by the pre-upload hook");
-    if (o && json_get_str(o, "reason", &v, &msg) == 1 &&
-        api_valid_name(v, PREHOOK_REASON_MAX - 1))
+    if (o && json_get_str(o, "reason", &v, &msg) == 1 && api_valid_name(v, PREHOOK_REASON_MAX - 1))
         util_strlcpy(reason, PREHOOK_REASON_MAX, v);
     cJSON_Delete(o);
+}
+
+/* Where and how long: http(s) only, no redirects, the whole call within the timeout. */
+static void hook_opts(CURL *k, const struct api_config *cfg)
+{
+    long ms = (long)(cfg->pre_upload_hook_timeout * 1000);
+
+    curl_easy_setopt(k, CURLOPT_URL, cfg->pre_upload_hook_url);
+    curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(k, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(k, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT_MS, ms);
 }
 
 /* POSTs body; the HTTP status, or -1 with err (timeout, connection). */
@@ -81,18 +92,14 @@ static long post(const struct api_config *cfg, const char *body, struct answer *
 {
     CURL *k = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    long status = -1, ms = (long)(cfg->pre_upload_hook_timeout * 1000);
+    long status = -1;
     CURLcode rc;
 
     if (!k || !h) {
         err_set(err, "out of memory");
         goto done;
     }
-    curl_easy_setopt(k, CURLOPT_URL, cfg->pre_upload_hook_url);
-    curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(k, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(k, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    hook_opts(k, cfg);
     curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_data);

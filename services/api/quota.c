@@ -36,8 +36,7 @@ cJSON *quota_usage_json(const PGresult *r, int row, int col)
     return o;
 }
 
-cJSON *quota_error_json(const PGresult *r, int row, int col, const char *kind,
-                        long long requested)
+cJSON *quota_error_json(const PGresult *r, int row, int col, const char *kind, long long requested)
 {
     int bytes = !strcmp(kind, "bytes");
     /* bytes: used + reserved against max_bytes; images: the same for images */
@@ -73,8 +72,8 @@ void quota_refuse(struct api_call *c, const PGresult *r, int row, int col, const
 
     cJSON_AddItemToObject(o, "error", quota_error_json(r, row, col, kind, requested));
     quota_count(c->api, kind);
-    log_info(c->rid, "quota_exceeded", "upload refused by a quota", "user_id", c->user.sub,
-             "kind", kind);
+    log_info(c->rid, "quota_exceeded", "upload refused by a quota", "user_id", c->user.sub, "kind",
+             kind);
     http_respond_json(c->req, 403, o);
 }
 

@@ -23,8 +23,7 @@ void quota_params_of(const struct api_config *cfg, struct quota_params *q);
 cJSON *quota_usage_json(const PGresult *r, int row, int col);
 /* The error object of a refusal for `kind` ("bytes" or "images"): code quota_exceeded,
  * message, kind, used (usage and reservations), limit, requested and the usage object. */
-cJSON *quota_error_json(const PGresult *r, int row, int col, const char *kind,
-                        long long requested);
+cJSON *quota_error_json(const PGresult *r, int row, int col, const char *kind, long long requested);
 /* Answers 403 quota_exceeded for `kind`, usage at columns col.. of row (and counts it). */
 void quota_refuse(struct api_call *c, const PGresult *r, int row, int col, const char *kind,
                   long long requested);
@@ -38,12 +37,11 @@ void quota_put(struct api_call *c);
 #define QUOTA_STMTS                                                                                \
     {"quota_usage", "SELECT " QUOTA_COLS " FROM quota_usage($1, $2::bigint, $3::bigint)"},         \
     {                                                                                              \
-        "quota_set",                                                                               \
-            "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING)"           \
-            " INSERT INTO user_usage AS x (user_id, max_bytes, max_images)"                        \
-            " VALUES ($1, $2::bigint, $3::bigint) ON CONFLICT (user_id) DO UPDATE"                 \
-            " SET max_bytes = excluded.max_bytes, max_images = excluded.max_images,"               \
-            " updated_at = now()"                                                                  \
+        "quota_set", "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING)"  \
+                     " INSERT INTO user_usage AS x (user_id, max_bytes, max_images)"               \
+                     " VALUES ($1, $2::bigint, $3::bigint) ON CONFLICT (user_id) DO UPDATE"        \
+                     " SET max_bytes = excluded.max_bytes, max_images = excluded.max_images,"      \
+                     " updated_at = now()"                                                         \
     }
 
 #endif

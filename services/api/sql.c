@@ -86,13 +86,11 @@ const struct pg_stmt api_stmts[] = {
      * inserts nothing. Returns one row: the session (NULL: a replay or refused), the content's
      * bank is dry (queue a refill), the quota kind refused (NULL: admitted) and the usage. */
     {"session_create",
-     "WITH u AS (INSERT INTO users (user_id) VALUES ($2) ON CONFLICT DO NOTHING),"
-     QUOTA_ADMIT_ONE
+     "WITH u AS (INSERT INTO users (user_id) VALUES ($2) ON CONFLICT DO NOTHING)," QUOTA_ADMIT_ONE
      " b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
      " SELECT $2, $6, $15::float8 - 1 WHERE $12 <> '' AND NOT EXISTS (SELECT 1"
      " FROM upload_sessions WHERE owner_id = $2 AND idempotency_key = nullif($10, ''))"
-     " AND " QUOTA_FITS
-     " ON CONFLICT (user_id, content_hash) DO UPDATE"
+     " AND " QUOTA_FITS " ON CONFLICT (user_id, content_hash) DO UPDATE"
      " SET tokens = least($15::float8, t.tokens"
      " + extract(epoch FROM now() - t.updated_at) / $16::float8) - 1, updated_at = now()"
      " WHERE least($15::float8, t.tokens"
@@ -187,8 +185,9 @@ const struct pg_stmt api_stmts[] = {
      " EXISTS (SELECT 1 FROM e WHERE e.content_hash = s.declared_sha256)"
      " AND NOT EXISTS (SELECT 1 FROM c WHERE c.content_hash = s.declared_sha256)," BATCH_NO_QUOTA
      " FROM s JOIN a ON a.id = s.upload_session_id"
-     " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'replay', r.ord, NULL, NULL, false,"
-     BATCH_NO_QUOTA " FROM r JOIN upload_sessions ON upload_session_id = r.rsid"
+     " UNION ALL SELECT " SESSION_COLS
+     ", declared_sha256, 'replay', r.ord, NULL, NULL, false," BATCH_NO_QUOTA
+     " FROM r JOIN upload_sessions ON upload_session_id = r.rsid"
      " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'caps', NULL, cur.n, cur.bytes, false,"
      " q.bytes_used, q.images, q.trash_bytes, q.trash_images, q.reserved_bytes,"
      " q.reserved_images, q.max_bytes, q.max_images, (SELECT count(*) FROM ev)"

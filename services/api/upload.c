@@ -435,8 +435,8 @@ done:
 }
 
 /* The per-user caps on open sessions and the bytes they declare; a replay of one of the
- * caller's Idempotency-Keys passes. 0, 1 a replay, or -1 answered (429 says which limit). Counted before
- * the insert, so concurrent creates may pass a cap by their number: a bound, not a quota. */
+ * caller's Idempotency-Keys passes. 0, 1 a replay, or -1 answered (429 says which limit). Counted
+ * before the insert, so concurrent creates may pass a cap by their number: a bound, not a quota. */
 static int within_caps(struct api_call *c, const struct upload_req *q, const char *idem)
 {
     const struct api_config *cfg = c->api->cfg;

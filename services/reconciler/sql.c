@@ -91,9 +91,8 @@ const struct pg_stmt rec_stmts[] = {
      " a.trash_images, a.reserved_bytes, a.reserved_images)"
      " FROM users x LEFT JOIN user_usage u ON u.user_id = x.user_id,"
      " quota_actual(x.user_id) a WHERE x.user_id > $1 ORDER BY x.user_id LIMIT $2"},
-    {"usage_lock",
-     "WITH i AS (INSERT INTO user_usage (user_id) VALUES ($1) ON CONFLICT DO NOTHING)"
-     " SELECT 1"},
+    {"usage_lock", "WITH i AS (INSERT INTO user_usage (user_id) VALUES ($1) ON CONFLICT DO NOTHING)"
+                   " SELECT 1"},
     {"usage_lock_row",
      "SELECT concat_ws(',', bytes_used, images, trash_bytes, trash_images, reserved_bytes,"
      " reserved_images) FROM user_usage WHERE user_id = $1 FOR UPDATE"},
