@@ -400,3 +400,20 @@ def test_hook_unreachable_and_bad_config(stack):
         r = subprocess.run([api_bin], env={**os.environ, k: v, "PIXPLANE_LISTEN": "127.0.0.1:1"},
                            capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and "pre-upload-hook" in r.stderr + r.stdout, r
+
+
+def test_pixctl_usage(qapi):
+    u, c = new_user(qapi, max_images=5)
+    c.upload(blob("px1"))
+    env = {**os.environ, "PIXPLANE_API_URL": qapi.url, "PIXPLANE_TOKEN": qapi.token(u),
+           "PIXPLANE_CONFIG": "/dev/null"}
+    pixctl = os.path.join(BUILD, "pixctl")
+    out = subprocess.run([pixctl, "usage"], env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out
+    lines = dict(l.split(None, 1) for l in out.stdout.splitlines())
+    assert lines["bytes_used"] == str(SIZE) and lines["images"] == "1", out.stdout
+    assert lines["max_images"] == "5" and lines["max_bytes"] == "unlimited", out.stdout
+    out = subprocess.run([pixctl, "usage", "--json"], env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0 and json.loads(out.stdout) == usage(c), out
