@@ -7,8 +7,8 @@
 #include "resource.h"
 
 /* The answer's fields in the order shown; limits print "unlimited" when null. */
-static const char *const fields[] = {"bytes_used",     "max_bytes",       "images",
-                                     "max_images",     "trash_bytes",     "trash_images",
+static const char *const fields[] = {"bytes_used",     "max_bytes",      "images",
+                                     "max_images",     "trash_bytes",    "trash_images",
                                      "reserved_bytes", "reserved_images"};
 
 static void print_usage(const cJSON *doc)
