@@ -187,6 +187,20 @@ def test_failed_verification_counts_nothing(qapi):
     assert_counts(c, bytes_used=0, images=0, reserved_bytes=0, reserved_images=0)
 
 
+def test_verifying_image_counts_from_complete(qapi):
+    u, c = new_user(qapi)
+    big = 8 * 1024 * 1024  # PIXPLANE_VERIFY_ASYNC_THRESHOLD: verified in the background
+    data = blob("verifying-%s-" % u, big)
+    sess = c.start(data)
+    c.put_chunks(sess, data, list(range(sess["chunk_count"])))
+    st, doc = c.complete(sess["upload_session_id"])
+    assert st in (200, 202), (st, doc)
+    assert_counts(c, bytes_used=big, images=1, reserved_bytes=0, reserved_images=0)
+    st, doc = c.complete_settled(sess["upload_session_id"])
+    assert st == 200, (st, doc)
+    assert_counts(c, bytes_used=big, images=1, reserved_bytes=0, reserved_images=0)
+
+
 def test_default_quota_from_config(stack):
     p = start_api(PIXPLANE_QUOTA_IMAGES="1", PIXPLANE_QUOTA_BYTES="1MiB")
     try:
