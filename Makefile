@@ -168,7 +168,9 @@ TSAN_TESTS ?= test_sync.py test_upload.py test_pg_reconnect.py test_http.py test
               test_verify.py::test_dedup_poisoning test_verify.py::test_restart_resumes_verification \
               test_pixctl.py::test_streamed_upload_declares_the_right_hash \
               test_pixctl.py::test_streamed_upload_killed_then_resumed_has_the_right_hash \
-              test_web_server.py::test_ticket_stream_sees_the_users_changes_from_a_cursor
+              test_web_server.py::test_ticket_stream_sees_the_users_changes_from_a_cursor \
+              test_quota.py::test_16_concurrent_creates_against_room_for_10 \
+              test_quota.py::test_hook_allows_and_refuses
 # tests/tsan/c11threads.c is linked into every TSan program: librdkafka's C11 threads.
 tsan:
 	@mkdir -p $(TSAN_BUILD)

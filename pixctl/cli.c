@@ -23,7 +23,8 @@ enum {
     C_RESTORE = 1 << 8,
     C_SYNC = 1 << 9,
     C_ALBUM = 1 << 10,
-    C_ALL = 0x7ff,
+    C_USAGE = 1 << 11,
+    C_ALL = 0xfff,
 };
 
 static const struct pix_command commands[] = {
@@ -84,6 +85,13 @@ static const struct pix_command commands[] = {
      1, -1},
     {"restore", cmd_restore, C_RESTORE, "ID...", "restore deleted images",
      "Restores deleted images.", 1, -1},
+    {"usage", cmd_usage, C_USAGE, "", "show your storage usage and quota",
+     "Shows your usage (GET /me/usage): bytes_used and images count every image of yours,\n"
+     "trash included until it is purged, each at its full size (a duplicate counts again);\n"
+     "trash_bytes and trash_images the part in the trash; reserved_bytes and\n"
+     "reserved_images your open uploads; max_bytes and max_images your quota (unlimited\n"
+     "when none). An upload that does not fit is refused with quota_exceeded.",
+     0, 0},
     {"thumb", cmd_thumb, C_THUMB, "ID [--variant V] [-o PATH]", "download a variant (thumbnail)",
      "Downloads a variant of an image (default thumbnail_small). Waits up to --wait while\n"
      "the server is still making it. Prints the path written.",

@@ -93,6 +93,7 @@ int cmd_rename(struct pix *px, int argc, char **argv);
 int cmd_share(struct pix *px, int argc, char **argv);
 int cmd_rm(struct pix *px, int argc, char **argv);
 int cmd_restore(struct pix *px, int argc, char **argv);
+int cmd_usage(struct pix *px, int argc, char **argv); /* usage.c */
 int cmd_sync(struct pix *px, int argc, char **argv);
 int cmd_album(struct pix *px, int argc, char **argv);
 

@@ -79,6 +79,13 @@ struct api_config {
     long webhook_endpoints;
     double webhook_replay_range;
     long webhook_replay_max;
+    /* quotas and the pre-upload hook (quota.c, prehook.c) */
+    long long quota_bytes;
+    long quota_images;
+    double quota_event_interval;
+    char *pre_upload_hook_url;
+    double pre_upload_hook_timeout;
+    char *pre_upload_hook_fail;
 };
 
 extern struct api_config api_cfg; /* filled from api_conf */

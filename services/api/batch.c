@@ -7,6 +7,8 @@
 #include "api.h"
 #include "json.h"
 #include "log.h"
+#include "prehook.h"
+#include "quota.h"
 #include "upload.h"
 
 /* One item of the batch and, once known, its answer. */
@@ -18,6 +20,8 @@ struct bitem {
     const char *idem;
     char id[37];
     cJSON *answer; /* the created or replayed session */
+    cJSON *detail; /* an error object with more than code and message (quota_exceeded) */
+    char reason[PREHOOK_REASON_MAX]; /* the pre-upload hook's refusal */
     int replayed;
 };
 
@@ -25,7 +29,14 @@ struct batch {
     struct bitem *it;
     int n;
     long long open, bytes; /* the caller's open sessions before the batch (the caps row) */
+    int caps_row;          /* its row in session_batch's result (quota usage follows) */
+    int hook_failed;       /* the pre-upload hook failed: later items are not sent to it */
 };
+
+/* Columns of session_batch after the session's: declared sha256, kind, ord, n, bytes, dry,
+ * then the quota usage (QUOTA_COLS) on the caps row. */
+#define BATCH_KIND (UPLOAD_ROW_NCOLS + 1)
+#define BATCH_QUOTA (BATCH_KIND + 5)
 
 static void item_fail(struct bitem *b, int status, const char *code, const char *msg)
 {
@@ -66,6 +77,8 @@ static void item_check(struct api_call *c, struct batch *bt, int i, const cJSON 
     if (util_uuid(b->id) < 0)
         return item_fail(b, 500, "internal", "no randomness");
     if (upload_offer_make(cfg, &b->q, &b->f, &b->e) < 0)
+        return;
+    if (prehook_admit(c, &b->q, b->idem, b->reason, &bt->hook_failed, &b->e) < 0)
         return;
 }
 
@@ -123,7 +136,7 @@ static void item_replay(struct bitem *b, const struct upload_row *s)
 static void take_rows(struct api_call *c, struct batch *bt, PGresult *r)
 {
     struct upload_row s;
-    const int k = UPLOAD_ROW_NCOLS + 1; /* after the declared sha256: kind, ord, n, bytes, dry */
+    const int k = BATCH_KIND;
 
     for (int row = 0; row < PQntuples(r); row++) {
         const char *kind = pg_val(r, row, k);
@@ -133,6 +146,7 @@ static void take_rows(struct api_call *c, struct batch *bt, PGresult *r)
         if (!strcmp(kind, "caps")) {
             bt->open = pg_i64(r, row, k + 2);
             bt->bytes = pg_i64(r, row, k + 3);
+            bt->caps_row = row;
             continue;
         }
         ord = atoi(pg_val(r, row, k + 1)); /* new and replayed rows carry their item's */
@@ -151,19 +165,45 @@ static void take_rows(struct api_call *c, struct batch *bt, PGresult *r)
     }
 }
 
-/* Valid items with no session: refused by the caps (admitted in order while they fit), or
- * their idempotency_key taken by a concurrent request. */
-static void settle_rest(const struct api_config *cfg, struct batch *bt)
+/* A limit of the caps row (-1: unlimited) and the usage it applies to (used + reserved). */
+static long long quota_limit(const PGresult *r, int row, int bytes, long long *used)
 {
-    long long n = bt->open, bytes = bt->bytes;
+    int col = BATCH_QUOTA;
+
+    *used = pg_i64(r, row, col + (bytes ? 0 : 1)) + pg_i64(r, row, col + (bytes ? 4 : 5));
+    return PQgetisnull(r, row, col + (bytes ? 6 : 7)) ? -1 : pg_i64(r, row, col + (bytes ? 6 : 7));
+}
+
+/* Whether the item taking the batch's new sessions to qbytes and qn overshoots the quota:
+ * "bytes", "images" or NULL (as quota_kind in migrations/013_quota.sql). */
+static const char *quota_over(const PGresult *r, int row, long long qbytes, long long qn)
+{
+    long long used, max = quota_limit(r, row, 1, &used);
+
+    if (max >= 0 && used + qbytes > max)
+        return "bytes";
+    max = quota_limit(r, row, 0, &used);
+    if (max >= 0 && used + qn > max)
+        return "images";
+    return NULL;
+}
+
+/* Valid items with no session: refused by the caps or the quota (admitted in order while
+ * they fit), or their idempotency_key taken by a concurrent request. */
+static void settle_rest(struct api_call *c, struct batch *bt, const PGresult *r)
+{
+    const struct api_config *cfg = c->api->cfg;
+    long long n = bt->open, bytes = bt->bytes, qn = 0, qbytes = 0;
+    const char *kind;
 
     for (int i = 0; i < bt->n; i++) {
         struct bitem *b = &bt->it[i];
 
         if (b->e.status || b->replayed)
             continue;
-        n++;
+        n++, qn++;
         bytes += b->q.size;
+        qbytes += b->q.size;
         if (b->answer)
             continue;
         if (n > cfg->sessions_per_user)
@@ -174,7 +214,11 @@ static void settle_rest(const struct api_config *cfg, struct batch *bt)
             item_fail(b, 429, "inflight_bytes_exceeded",
                       "the caller's open upload sessions declare the most bytes allowed; "
                       "complete or abort some first");
-        else
+        else if ((kind = quota_over(r, bt->caps_row, qbytes, qn))) {
+            item_fail(b, 403, "quota_exceeded", "the upload does not fit in the quota");
+            b->detail = quota_error_json(r, bt->caps_row, BATCH_QUOTA, kind, b->q.size);
+            quota_count(c->api, kind);
+        } else
             item_fail(b, 409, "conflict", "concurrent request with this idempotency_key");
     }
 }
@@ -189,7 +233,10 @@ static cJSON *results_json(struct batch *bt)
 
         cJSON_AddNumberToObject(x, "index", i);
         cJSON_AddNumberToObject(x, "status_code", b->e.status ? b->e.status : 201);
-        if (b->e.status) {
+        if (b->detail) {
+            cJSON_AddItemToObject(x, "error", b->detail);
+            b->detail = NULL;
+        } else if (b->e.status) {
             e = cJSON_AddObjectToObject(x, "error");
             cJSON_AddStringToObject(e, "code", b->e.code);
             cJSON_AddStringToObject(e, "message", b->e.msg);
@@ -209,7 +256,9 @@ static int batch_insert(struct api_call *c, struct batch *bt)
     const struct api_config *cfg = c->api->cfg;
     char caps[24], bytes[24], cap[16], refill[32], thr[16], ttl[24], err[ERR_MAX];
     char *items = items_param(bt);
-    const char *p[8] = {c->user.sub, items, caps, bytes, cap, refill, thr, ttl};
+    struct quota_params q;
+    const char *p[11] = {c->user.sub, items, caps,    bytes,    cap,    refill,
+                         thr,         ttl,   q.bytes, q.images, q.every};
     PGresult *r;
 
     if (!items)
@@ -220,15 +269,16 @@ static int batch_insert(struct api_call *c, struct batch *bt)
     snprintf(refill, sizeof refill, "%.3f", cfg->pop_budget_refill);
     snprintf(thr, sizeof thr, "%ld", cfg->dedup_threshold);
     snprintf(ttl, sizeof ttl, "%.0f", cfg->session_ttl);
-    r = api_db(c) ? pg_exec(c->db, "session_batch", 8, p, err) : NULL;
+    quota_params_of(cfg, &q);
+    r = api_db(c) ? pg_exec(c->db, "session_batch", 11, p, err) : NULL;
     free(items);
     if (!r && c->db)
         api_db_fail(c, "session_batch", err);
     if (!r)
         return -1;
     take_rows(c, bt, r);
+    settle_rest(c, bt, r);
     PQclear(r);
-    settle_rest(cfg, bt);
     return 0;
 }
 
@@ -237,6 +287,7 @@ static void batch_free(struct batch *bt)
     for (int i = 0; i < bt->n; i++) {
         buf_free(&bt->it[i].f.ranges);
         cJSON_Delete(bt->it[i].answer);
+        cJSON_Delete(bt->it[i].detail);
     }
     free(bt->it);
 }

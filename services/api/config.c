@@ -161,5 +161,29 @@ const struct conf_opt api_conf[] = {
      "7d", "longest time range one webhook replay may cover (1 s to 366 d)", 1, 31622400},
     {"webhook-replay-max", "PIXPLANE_WEBHOOK_REPLAY_MAX", CONF_INT, C(webhook_replay_max), "10000",
      "events one webhook replay may queue (more: 413 too_many_events)", 1, 1000000},
+    /* quotas and usage (quota.c) */
+    {"quota-bytes", "PIXPLANE_QUOTA_BYTES", CONF_SIZE, C(quota_bytes), "0",
+     "default per-user quota on logical bytes (images, trash included, plus open upload "
+     "sessions' declared sizes; more: 403 quota_exceeded); 0: unlimited. PUT "
+     "/internal/users/{id}/quota overrides it per user"},
+    {"quota-images", "PIXPLANE_QUOTA_IMAGES", CONF_INT, C(quota_images), "0",
+     "default per-user quota on images (trash included, plus open upload sessions); 0: "
+     "unlimited",
+     0, 1e12},
+    {"quota-event-interval", "PIXPLANE_QUOTA_EVENT_INTERVAL", CONF_SECS, C(quota_event_interval),
+     "60s", "at most one quota.exceeded event per user this often (refusals keep answering 403)", 0,
+     86400},
+    {"pre-upload-hook-url", "PIXPLANE_PRE_UPLOAD_HOOK_URL", CONF_STR, C(pre_upload_hook_url), "",
+     "http(s) URL POSTed {user_id, file_name, size, mime_type, ...} before each upload session "
+     "is created (POST /uploads, each batch item); 2xx allows, 4xx {reason} refuses (403 "
+     "upload_refused); empty: off"},
+    {"pre-upload-hook-timeout", "PIXPLANE_PRE_UPLOAD_HOOK_TIMEOUT", CONF_SECS,
+     C(pre_upload_hook_timeout), "2s",
+     "how long the pre-upload hook may take (connection included) before it counts as failed", 0.05,
+     60},
+    {"pre-upload-hook-fail", "PIXPLANE_PRE_UPLOAD_HOOK_FAIL", CONF_STR, C(pre_upload_hook_fail),
+     "closed",
+     "when the pre-upload hook times out, cannot be reached or answers 5xx: closed refuses "
+     "the upload (503 hook_unavailable), open lets it through"},
 };
 const size_t api_conf_count = ARRAY_LEN(api_conf);

@@ -29,6 +29,10 @@ static const struct {
      "stream deltas computed (one per user and distinct cursor, shared by its streams)"},
     {"pixplane_sse_refused_total", METRIC_COUNTER, "streams refused by a cap, by reason"},
     {"pixplane_ratelimited_total", METRIC_COUNTER, "requests refused by the rate limit"},
+    {"pixplane_quota_refusals_total", METRIC_COUNTER,
+     "upload sessions refused by a quota, by kind (bytes, images)"},
+    {"pixplane_pre_upload_hook_total", METRIC_COUNTER,
+     "pre-upload hook calls, by result (allowed, refused, failed_open, failed_closed)"},
 };
 
 int api_metrics_init(struct api *api)

@@ -11,6 +11,8 @@
 #include "json.h"
 #include "log.h"
 #include "opshttp.h"
+#include "prehook.h"
+#include "quota.h"
 #include "stream.h"
 #include "ssrf.h"
 #include "ticket.h"
@@ -70,6 +72,9 @@ const struct route api_routes[] = {
     R("POST", "/internal/webhooks/{id}/ping", webhook_ping, ROUTE_ADMIN),
     R("POST", "/internal/webhooks/{id}/replay", webhook_replay, ROUTE_ADMIN),
     R("GET", "/internal/webhooks/{id}/deliveries", webhook_deliveries, ROUTE_ADMIN),
+    /* quotas and usage (quota.c) */
+    R("GET", "/me/usage", quota_usage_get, 0),
+    R("PUT", "/internal/users/{id}/quota", quota_put, ROUTE_ADMIN),
 };
 const size_t api_routes_count = ARRAY_LEN(api_routes);
 
@@ -367,6 +372,8 @@ int api_init(struct api *api, char *err)
     api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
     if (!api->rl)
         return err_set(err, "out of memory"), -1;
+    if (prehook_config_check(cfg, err) < 0)
+        return -1;
     if (!(api->cors = cors_new(cfg->cors_origins, err)))
         return -1;
     if (webhook_policy(api, err) < 0)

@@ -4,6 +4,7 @@
 #include "api.h"
 #include "finalize.h"
 #include "webhooks.h"
+#include "quota.h"
 
 #define SESSION_COLS UPLOAD_ROW_COLS
 
@@ -28,11 +29,31 @@
 #define ALBUMS_OF_USER                                                                             \
     " (SELECT album_id FROM albums WHERE owner_id = $1 UNION ALL SELECT album_id"                  \
     " FROM album_members WHERE user_id = $1)"
+/* Quota admission of one session of $4 bytes for user $2 (unless $10 replays an
+ * Idempotency-Key): the user's usage row locked (creates queue there, each seeing the
+ * reservations before it), the kind refused if it does not fit, and a rate-limited
+ * quota.exceeded event ($21 seconds apart) when refused. Ends with a comma. */
+#define QUOTA_ADMIT_ONE                                                                            \
+    " q AS MATERIALIZED (SELECT * FROM quota_lock($2, $19::bigint, $20::bigint)"                   \
+    " WHERE NOT EXISTS (SELECT 1 FROM upload_sessions WHERE owner_id = $2"                         \
+    " AND idempotency_key = nullif($10, ''))),"                                                    \
+    " k AS MATERIALIZED (SELECT q.*, quota_kind(bytes_used, reserved_bytes, max_bytes, images,"    \
+    " reserved_images, max_images, $4::bigint, 1) AS kind FROM q),"                                \
+    " ev AS MATERIALIZED (SELECT quota_refused($2, kind, CASE kind WHEN 'bytes'"                   \
+    " THEN bytes_used + reserved_bytes ELSE images + reserved_images END, CASE kind"               \
+    " WHEN 'bytes' THEN max_bytes ELSE max_images END, CASE kind WHEN 'bytes' THEN $4::bigint"     \
+    " ELSE 1 END, $21::float8) FROM k WHERE kind IS NOT NULL),"
+#define QUOTA_FITS "NOT EXISTS (SELECT 1 FROM k WHERE kind IS NOT NULL)"
+/* The quota columns of session_batch's rows other than 'caps'. */
+#define BATCH_NO_QUOTA                                                                             \
+    " NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,"         \
+    " NULL::bigint, NULL::bigint, NULL::bigint"
 #define ZERO_UUID "'00000000-0000-0000-0000-000000000000'::uuid"
 
 const struct pg_stmt api_stmts[] = {
     FINALIZE_STMTS,
     POP_STMTS,
+    QUOTA_STMTS,
     {"ping", "SELECT 1"},
     /* Stream tickets (ticket.c): $1 hex SHA-256 of the ticket, $4 the token's expiry (epoch
      * seconds), $5 the ticket's lifetime; none while the user holds $6 live ones. A ticket
@@ -61,14 +82,16 @@ const struct pg_stmt api_stmts[] = {
      * copies ($17), a challenge from its bank replaces the offered one, else the offered
      * one stays: answered from storage if the content is eligible (its bank is dry), a decoy
      * otherwise. The same work whether or not the content exists (common/pop.h). A replayed
-     * Idempotency-Key spends nothing and inserts nothing. Returns the session, then: the
-     * content's bank is dry (queue a refill). */
+     * Idempotency-Key spends nothing and inserts nothing. The quota ($19 default bytes, $20
+     * default images, $21 event interval): see QUOTA_ADMIT_ONE; a refused create spends and
+     * inserts nothing. Returns one row: the session (NULL: a replay or refused), the content's
+     * bank is dry (queue a refill), the quota kind refused (NULL: admitted) and the usage. */
     {"session_create",
-     "WITH u AS (INSERT INTO users (user_id) VALUES ($2) ON CONFLICT DO NOTHING),"
+     "WITH u AS (INSERT INTO users (user_id) VALUES ($2) ON CONFLICT DO NOTHING)," QUOTA_ADMIT_ONE
      " b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
      " SELECT $2, $6, $15::float8 - 1 WHERE $12 <> '' AND NOT EXISTS (SELECT 1"
      " FROM upload_sessions WHERE owner_id = $2 AND idempotency_key = nullif($10, ''))"
-     " ON CONFLICT (user_id, content_hash) DO UPDATE"
+     " AND " QUOTA_FITS " ON CONFLICT (user_id, content_hash) DO UPDATE"
      " SET tokens = least($15::float8, t.tokens"
      " + extract(epoch FROM now() - t.updated_at) / $16::float8) - 1, updated_at = now()"
      " WHERE least($15::float8, t.tokens"
@@ -88,10 +111,13 @@ const struct pg_stmt api_stmts[] = {
      " THEN coalesce((SELECT ranges FROM c), nullif($13, '')::jsonb) END,"
      " CASE WHEN EXISTS (SELECT 1 FROM c) THEN (SELECT answer FROM c)"
      " WHEN EXISTS (SELECT 1 FROM e) OR NOT EXISTS (SELECT 1 FROM b) THEN NULL ELSE $14 END,"
-     " now() + make_interval(secs => $11), nullif($18, '')::timestamptz"
+     " now() + make_interval(secs => $11), nullif($18, '')::timestamptz WHERE " QUOTA_FITS
      " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
      " RETURNING " SESSION_COLS ")"
-     " SELECT *, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c) FROM s"},
+     " SELECT s.*, EXISTS (SELECT 1 FROM e) AND NOT EXISTS (SELECT 1 FROM c), k.kind,"
+     " k.bytes_used, k.images, k.trash_bytes, k.trash_images, k.reserved_bytes,"
+     " k.reserved_images, k.max_bytes, k.max_images, (SELECT count(*) FROM ev)"
+     " FROM (SELECT 1) one LEFT JOIN s ON true LEFT JOIN k ON true"},
     /* POST /uploads/batch in one round trip ($2: the checked items as a JSON array, each
      * with its ordinal, new session id, plan and offered challenge). Items whose
      * idempotency_key names one of the caller's sessions are replays (nothing spent or
@@ -101,7 +127,10 @@ const struct pg_stmt api_stmts[] = {
      * Returns the new sessions (kind 'new') and the replayed ones ('replay'), each with its
      * item's ordinal, and one 'caps' row: the open count and bytes before, so the caller can tell
      * who was refused. After the session columns: declared sha256, kind, ordinal, count, bytes, and
-     * whether the content's bank is dry (queue a refill). */
+     * whether the content's bank is dry (queue a refill), then (caps row) the quota usage
+     * read under the user's usage row lock (quota_lock; $9 default bytes, $10 images): items
+     * are admitted in order while they also fit the quota, and the first refused by it
+     * writes a quota.exceeded event at most every $11 seconds. */
     {"session_batch",
      "WITH u AS (INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING),"
      " i AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(ord int, id uuid, name text,"
@@ -112,10 +141,19 @@ const struct pg_stmt api_stmts[] = {
      " cur AS (SELECT count(*) AS n, coalesce(sum(file_size), 0) AS bytes FROM upload_sessions"
      " WHERE owner_id = $1 AND status IN ('uploading', 'completing', 'verifying')"
      " AND expires_at > now()),"
-     " a AS (SELECT * FROM (SELECT i.*, cur.n + row_number() OVER w AS cnt,"
-     " cur.bytes + sum(i.size) OVER w AS total FROM i, cur"
-     " WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ord = i.ord) WINDOW w AS (ORDER BY i.ord)) q"
-     " WHERE cnt <= $3::bigint AND total <= $4::bigint),"
+     " q AS MATERIALIZED (SELECT * FROM quota_lock($1, $9::bigint, $10::bigint)),"
+     " iw AS (SELECT i.*, cur.n + row_number() OVER w AS cnt,"
+     " cur.bytes + sum(i.size) OVER w AS total, (sum(i.size) OVER w)::bigint AS qsum,"
+     " quota_kind(q.bytes_used, q.reserved_bytes, q.max_bytes, q.images, q.reserved_images,"
+     " q.max_images, (sum(i.size) OVER w)::bigint, row_number() OVER w) AS qkind FROM i, cur, q"
+     " WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ord = i.ord) WINDOW w AS (ORDER BY i.ord)),"
+     " a AS (SELECT * FROM iw WHERE cnt <= $3::bigint AND total <= $4::bigint AND qkind IS NULL),"
+     " ev AS MATERIALIZED (SELECT quota_refused($1, x.qkind, CASE x.qkind WHEN 'bytes'"
+     " THEN q.bytes_used + q.reserved_bytes + x.qsum - x.size ELSE q.images + q.reserved_images"
+     " + x.cnt - cur.n - 1 END, CASE x.qkind WHEN 'bytes' THEN q.max_bytes ELSE q.max_images"
+     " END, CASE x.qkind WHEN 'bytes' THEN x.size ELSE 1 END, $11::float8)"
+     " FROM (SELECT * FROM iw WHERE qkind IS NOT NULL AND cnt <= $3::bigint"
+     " AND total <= $4::bigint ORDER BY ord LIMIT 1) x, q, cur),"
      " h AS (SELECT DISTINCT ON (sha) ord, sha, size FROM a WHERE sha IS NOT NULL"
      " AND nonce <> '' ORDER BY sha, ord),"
      " b AS (INSERT INTO pop_budget AS t (user_id, content_hash, tokens)"
@@ -146,12 +184,15 @@ const struct pg_stmt api_stmts[] = {
      " RETURNING " SESSION_COLS ", declared_sha256)"
      " SELECT s.*, 'new'::text, a.ord, NULL::bigint, NULL::numeric,"
      " EXISTS (SELECT 1 FROM e WHERE e.content_hash = s.declared_sha256)"
-     " AND NOT EXISTS (SELECT 1 FROM c WHERE c.content_hash = s.declared_sha256)"
+     " AND NOT EXISTS (SELECT 1 FROM c WHERE c.content_hash = s.declared_sha256)," BATCH_NO_QUOTA
      " FROM s JOIN a ON a.id = s.upload_session_id"
-     " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'replay', r.ord, NULL, NULL, false"
+     " UNION ALL SELECT " SESSION_COLS
+     ", declared_sha256, 'replay', r.ord, NULL, NULL, false," BATCH_NO_QUOTA
      " FROM r JOIN upload_sessions ON upload_session_id = r.rsid"
-     " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'caps', NULL, cur.n, cur.bytes, false"
-     " FROM cur LEFT JOIN upload_sessions ON false"},
+     " UNION ALL SELECT " SESSION_COLS ", declared_sha256, 'caps', NULL, cur.n, cur.bytes, false,"
+     " q.bytes_used, q.images, q.trash_bytes, q.trash_images, q.reserved_bytes,"
+     " q.reserved_images, q.max_bytes, q.max_images, (SELECT count(*) FROM ev)"
+     " FROM cur CROSS JOIN q LEFT JOIN upload_sessions ON false"},
     /* The caller's open sessions and the bytes they declare (the caps of POST /uploads),
      * and whether an Idempotency-Key $2 names one of theirs (a replay is never refused). */
     {"sessions_open",

@@ -11,6 +11,8 @@
 #include "json.h"
 #include "log.h"
 #include "pop.h"
+#include "prehook.h"
+#include "quota.h"
 #include "upload.h"
 
 #define MIB (1024LL * 1024)
@@ -366,6 +368,25 @@ struct create_params {
     char id[37], key[64], csz[24], ccnt[16], size[24], ttl[24], cap[16], refill[32], thr[16];
 };
 
+/* The row of session_create: 1 made (s filled), 0 Idempotency-Key replay, -1 refused by a
+ * quota (answered 403). */
+static int session_result(struct api_call *c, const struct upload_req *q, const PGresult *r,
+                          struct upload_row *s)
+{
+    const int kind = UPLOAD_ROW_NCOLS + 1; /* after the dry flag: kind, usage */
+
+    if (!PQgetisnull(r, 0, 0)) {
+        upload_row_load(r, 0, s);
+        if (pg_val(r, 0, UPLOAD_ROW_NCOLS)[0] == 't')
+            upload_queue_refill(c, q->sha256); /* stored content whose bank is dry */
+        return 1;
+    }
+    if (PQgetisnull(r, 0, kind))
+        return 0;
+    quota_refuse(c, r, 0, kind + 1, pg_val(r, 0, kind), q->size);
+    return -1;
+}
+
 /* Inserts the session (see session_create): 1 made (s filled), 0 Idempotency-Key replay,
  * -1 answered. */
 static int session_insert(struct api_call *c, const struct upload_req *q, const char *idem,
@@ -374,8 +395,9 @@ static int session_insert(struct api_call *c, const struct upload_req *q, const 
     const struct api_config *cfg = c->api->cfg;
     struct upload_plan plan;
     struct create_params v;
+    struct quota_params qp;
     struct upload_offer f = {.nonce = ""};
-    const char *p[18];
+    const char *p[21];
     char err[ERR_MAX];
     PGresult *r = NULL;
     int rc = -1;
@@ -399,15 +421,13 @@ static int session_insert(struct api_call *c, const struct upload_req *q, const 
     p[9] = idem ? idem : "", p[10] = v.ttl, p[11] = f.nonce;
     p[12] = f.nonce[0] ? f.ranges.data : "", p[13] = f.answer, p[14] = v.cap;
     p[15] = v.refill, p[16] = v.thr, p[17] = q->modified ? q->modified : "";
-    if (!(r = pg_exec(c->db, "session_create", 18, p, err))) {
+    quota_params_of(cfg, &qp);
+    p[18] = qp.bytes, p[19] = qp.images, p[20] = qp.every;
+    if (!(r = pg_exec(c->db, "session_create", 21, p, err))) {
         api_db_fail(c, "session_create", err);
         goto done;
     }
-    rc = PQntuples(r) == 1;
-    if (rc == 1)
-        upload_row_load(r, 0, s);
-    if (rc == 1 && pg_val(r, 0, UPLOAD_ROW_NCOLS)[0] == 't')
-        upload_queue_refill(c, q->sha256); /* stored content whose bank is dry */
+    rc = session_result(c, q, r, s);
 done:
     PQclear(r);
     buf_free(&f.ranges);
@@ -415,8 +435,8 @@ done:
 }
 
 /* The per-user caps on open sessions and the bytes they declare; a replay of one of the
- * caller's Idempotency-Keys passes. 0, or -1 answered (429 says which limit). Counted before
- * the insert, so concurrent creates may pass a cap by their number: a bound, not a quota. */
+ * caller's Idempotency-Keys passes. 0, 1 a replay, or -1 answered (429 says which limit). Counted
+ * before the insert, so concurrent creates may pass a cap by their number: a bound, not a quota. */
 static int within_caps(struct api_call *c, const struct upload_req *q, const char *idem)
 {
     const struct api_config *cfg = c->api->cfg;
@@ -432,7 +452,7 @@ static int within_caps(struct api_call *c, const struct upload_req *q, const cha
     int replay = pg_val(r, 0, 2)[0] == 't';
     PQclear(r);
     if (replay)
-        return 0;
+        return 1;
     if (open >= cfg->sessions_per_user) {
         snprintf(msg, sizeof msg,
                  "at most %ld open upload sessions per user; complete or abort "
@@ -447,6 +467,18 @@ static int within_caps(struct api_call *c, const struct upload_req *q, const cha
                  cfg->inflight_bytes_per_user, bytes);
         return api_error(c, 429, "inflight_bytes_exceeded", msg), -1;
     }
+    return 0;
+}
+
+/* The pre-upload hook (prehook.c); 0 allowed, -1 answered. */
+static int hook_admit(struct api_call *c, const struct upload_req *q, const char *idem)
+{
+    char reason[PREHOOK_REASON_MAX];
+    struct upload_err e;
+    int failed = 0;
+
+    if (prehook_admit(c, q, idem, reason, &failed, &e) < 0)
+        return api_error(c, e.status, e.code, e.msg), -1;
     return 0;
 }
 
@@ -466,7 +498,7 @@ void upload_create(struct api_call *c)
         api_error(c, 400, "bad_request", "Idempotency-Key must be 1-128 printable characters");
         goto done;
     }
-    if (within_caps(c, &q, idem) < 0)
+    if ((rc = within_caps(c, &q, idem)) < 0 || (rc == 0 && hook_admit(c, &q, idem) < 0))
         goto done;
     rc = session_insert(c, &q, idem, &s);
     if (rc == 1)

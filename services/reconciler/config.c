@@ -19,7 +19,8 @@ const struct conf_opt rec_conf[] = {
      "change nothing; report the repairs a real run would make"},
     {"only", "PIXPLANE_RECONCILE_ONLY", CONF_STR, C(only), "",
      "comma-separated sweeps to run (default all): expired_sessions, orphan_multipart, "
-     "half_committed, orphan_objects, retention, refcount, stuck, capture; audits named here run "
+     "half_committed, orphan_objects, retention, refcount, stuck, capture, usage; audits named "
+     "here run "
      "whatever audit-every says"},
     {"report", NULL, CONF_STR, C(report), "text",
      "summary printed on stdout at the end of --once: text or json"},

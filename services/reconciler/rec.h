@@ -62,6 +62,7 @@ enum rec_sweep_id {
     REC_ORPHAN_OBJECTS,   /* audit: objects under blobs/ and variants/ without a row */
     REC_STUCK,            /* outbox rows and variants that do not progress */
     REC_CAPTURE,          /* audit: content without capture metadata: an event for the worker */
+    REC_USAGE,            /* audit: users' usage counters against their images and sessions */
     REC_NSWEEPS
 };
 
@@ -121,6 +122,7 @@ int sweep_retention(struct rec *r, char *err) PIX_WUR;
 int sweep_orphan_objects(struct rec *r, char *err) PIX_WUR;
 int sweep_stuck(struct rec *r, char *err) PIX_WUR;
 int sweep_capture(struct rec *r, char *err) PIX_WUR;
+int sweep_usage(struct rec *r, char *err) PIX_WUR;
 
 /* ---- actions (act.c) ---- */
 

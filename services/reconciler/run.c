@@ -23,6 +23,7 @@ static const struct {
     [REC_ORPHAN_OBJECTS] = {"orphan_objects", sweep_orphan_objects, 1},
     [REC_STUCK] = {"stuck", sweep_stuck, 0},
     [REC_CAPTURE] = {"capture", sweep_capture, 1},
+    [REC_USAGE] = {"usage", sweep_usage, 1},
 };
 
 const char *rec_sweep_name(int id)

@@ -83,6 +83,29 @@ const struct pg_stmt rec_stmts[] = {
     {"refcount_fix", "UPDATE blobs b SET ref_count = c.n, updated_at = now()"
                      " FROM (SELECT count(*)::int AS n FROM images WHERE content_hash = $1) c"
                      " WHERE b.content_hash = $1 AND b.ref_count <> c.n RETURNING b.ref_count"},
+    /* usage (migrations/013_quota.sql): each user's counters, stored then actual */
+    {"usage_batch",
+     "SELECT x.user_id, concat_ws(',', coalesce(u.bytes_used, 0), coalesce(u.images, 0),"
+     " coalesce(u.trash_bytes, 0), coalesce(u.trash_images, 0), coalesce(u.reserved_bytes, 0),"
+     " coalesce(u.reserved_images, 0)), concat_ws(',', a.bytes_used, a.images, a.trash_bytes,"
+     " a.trash_images, a.reserved_bytes, a.reserved_images)"
+     " FROM users x LEFT JOIN user_usage u ON u.user_id = x.user_id,"
+     " quota_actual(x.user_id) a WHERE x.user_id > $1 ORDER BY x.user_id LIMIT $2"},
+    {"usage_lock", "WITH i AS (INSERT INTO user_usage (user_id) VALUES ($1) ON CONFLICT DO NOTHING)"
+                   " SELECT 1"},
+    {"usage_lock_row",
+     "SELECT concat_ws(',', bytes_used, images, trash_bytes, trash_images, reserved_bytes,"
+     " reserved_images) FROM user_usage WHERE user_id = $1 FOR UPDATE"},
+    /* after usage_lock_row, in a statement of its own: it sees every writer of the row */
+    {"usage_fix",
+     "UPDATE user_usage u SET bytes_used = a.bytes_used, images = a.images,"
+     " trash_bytes = a.trash_bytes, trash_images = a.trash_images,"
+     " reserved_bytes = a.reserved_bytes, reserved_images = a.reserved_images, updated_at = now()"
+     " FROM quota_actual($1) a WHERE u.user_id = $1 AND (u.bytes_used, u.images, u.trash_bytes,"
+     " u.trash_images, u.reserved_bytes, u.reserved_images) IS DISTINCT FROM (a.bytes_used,"
+     " a.images, a.trash_bytes, a.trash_images, a.reserved_bytes, a.reserved_images)"
+     " RETURNING concat_ws(',', u.bytes_used, u.images, u.trash_bytes, u.trash_images,"
+     " u.reserved_bytes, u.reserved_images)"},
     /* retention */
     {"tombstones_list", "SELECT storage_path FROM gc_objects WHERE storage_path > $1"
                         " ORDER BY storage_path LIMIT $2"},

@@ -1,0 +1,35 @@
+/* prehook: the optional blocking pre-upload hook (tusd's pre-create): an HTTP POST to
+ * PIXPLANE_PRE_UPLOAD_HOOK_URL before an upload session is made, which may refuse it. */
+#ifndef PIX_PREHOOK_H
+#define PIX_PREHOOK_H
+
+#include "api.h"
+#include "upload.h"
+
+#define PREHOOK_REASON_MAX 256
+
+/* What the hook said. */
+enum prehook_verdict {
+    PREHOOK_ALLOW,  /* 2xx, or the hook is off */
+    PREHOOK_REFUSE, /* 4xx: reason holds its {reason} (or a default) */
+    PREHOOK_FAILED  /* timeout, connection error, 5xx, other status: err says which */
+};
+
+/* The hook's settings: URL empty or http(s)://..., fail "open" or "closed". 0 or -1 with err. */
+int prehook_config_check(const struct api_config *cfg, char *err) PIX_WUR;
+
+/* Calls the hook (on the calling thread, bounded by pre-upload-hook-timeout) with the
+ * request as JSON {user_id, file_name, size, mime_type, content_hash, file_modified_at,
+ * idempotency_key, request_id}; absent optional fields are left out. */
+enum prehook_verdict prehook_call(const struct api_config *cfg, const char *user,
+                                  const struct upload_req *q, const char *idem, const char *rid,
+                                  char reason[PREHOOK_REASON_MAX], char *err);
+
+/* For the upload routes: 0 allowed (hook off, 2xx, or failed with fail=open), -1 refused with
+ * e set (403 upload_refused, e->msg pointing at reason; or 503 hook_unavailable). *failed
+ * (in: 1 skips the call as failed again, for the rest of a batch) is set when the hook
+ * failed. Logs and counts each call. */
+int prehook_admit(struct api_call *c, const struct upload_req *q, const char *idem,
+                  char reason[PREHOOK_REASON_MAX], int *failed, struct upload_err *e) PIX_WUR;
+
+#endif
