@@ -903,7 +903,8 @@ static void held_run(void *arg, void *tctx)
 
 void upload_held_sweep(struct api *api)
 {
-    if (!finalize_held_count(api->held) || __atomic_exchange_n(&api->held_busy, 1, __ATOMIC_ACQ_REL))
+    if (!finalize_held_count(api->held) ||
+        __atomic_exchange_n(&api->held_busy, 1, __ATOMIC_ACQ_REL))
         return;
     if (pool_submit(api->jobs, held_run, api) < 0)
         __atomic_store_n(&api->held_busy, 0, __ATOMIC_RELEASE);
