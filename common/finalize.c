@@ -2,6 +2,7 @@
  * image, change log, outbox) for the API's complete route and the reconciler's repairs. */
 #include "finalize.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,8 +152,6 @@ void finalize_outcome(struct upload_outcome *o, int status, const char *code, co
 
 /* Runs one statement guarded by the session's lease: 1 applied, 0 the lease was lost (another
  * completer owns the session now), -1 with err. */
-/* Runs one statement guarded by the session's lease: 1 applied, 0 the lease was lost (another
- * completer owns the session now), -1 with err. */
 static int lease_stmt(pg_conn *db, const char *stmt, const struct upload_row *s, const char *a,
                       const char *b, char *err)
 {
@@ -168,18 +167,122 @@ static int lease_stmt(pg_conn *db, const char *stmt, const struct upload_row *s,
  * The failure is often the database going away, so the release is retried for a few
  * seconds (each attempt reconnects): a lease left held would stall the upload for the
  * whole complete-lease (found by bench/chaos: a 0.6 s PostgreSQL restart, 15 min stall). */
-void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid)
+int finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid)
 {
     char err[ERR_MAX] = "";
     useconds_t pause = 100000;
 
     for (int i = 0; i < UNCLAIM_TRIES; i++, pause *= 2) {
         if (lease_stmt(db, "fin_unclaim", s, NULL, NULL, err) >= 0)
-            return;
+            return 0;
         if (i + 1 < UNCLAIM_TRIES)
             usleep(pause);
     }
     log_warn(rid, "unclaim_failed", err, "upload_session_id", s->id);
+    return -1;
+}
+
+struct held_lease {
+    char id[37], lease[37];
+    double until; /* util_now_mono() */
+};
+
+struct finalize_held {
+    pthread_mutex_t mu;
+    int n, cap;
+    struct held_lease *v;
+};
+
+finalize_held *finalize_held_new(int cap)
+{
+    finalize_held *h = calloc(1, sizeof *h);
+
+    if (!h || !(h->v = calloc((size_t)cap, sizeof *h->v)) || pthread_mutex_init(&h->mu, NULL)) {
+        if (h)
+            free(h->v);
+        free(h);
+        return NULL;
+    }
+    h->cap = cap;
+    return h;
+}
+
+void finalize_held_free(finalize_held *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_destroy(&h->mu);
+    free(h->v);
+    free(h);
+}
+
+long finalize_held_count(finalize_held *h)
+{
+    long n;
+
+    pthread_mutex_lock(&h->mu);
+    n = h->n;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+/* Appends to h; 0, or -1 when full. */
+static int held_add(finalize_held *h, const struct held_lease *l)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&h->mu);
+    if (h->n < h->cap) {
+        h->v[h->n++] = *l;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void finalize_release(pg_conn *db, const struct upload_row *s, const struct finalize_opts *opt,
+                      const char *rid)
+{
+    struct held_lease l = {.until = util_now_mono() + opt->held_for};
+
+    if (finalize_unclaim(db, s, rid) == 0 || !opt->held)
+        return;
+    util_strlcpy(l.id, sizeof l.id, s->id);
+    util_strlcpy(l.lease, sizeof l.lease, s->lease);
+    if (held_add(opt->held, &l) < 0)
+        log_warn(rid, "unclaim_dropped", "too many held leases", "upload_session_id", s->id);
+}
+
+long finalize_held_retry(finalize_held *h, pg_conn *db, const char *rid)
+{
+    struct held_lease *mine;
+    struct upload_row s = {0};
+    char err[ERR_MAX];
+    double now = util_now_mono();
+    int n;
+
+    pthread_mutex_lock(&h->mu);
+    n = h->n;
+    mine = malloc(sizeof *mine * (size_t)(n ? n : 1));
+    if (mine) {
+        memcpy(mine, h->v, sizeof *mine * (size_t)n);
+        h->n = 0;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!mine)
+        return finalize_held_count(h);
+    for (int i = 0; i < n; i++) {
+        if (mine[i].until <= now)
+            continue; /* ran out: the session is anyone's again */
+        util_strlcpy(s.id, sizeof s.id, mine[i].id);
+        util_strlcpy(s.lease, sizeof s.lease, mine[i].lease);
+        if (lease_stmt(db, "fin_unclaim", &s, NULL, NULL, err) >= 0)
+            log_info(rid, "unclaim_retried", "released", "upload_session_id", s.id);
+        else if (held_add(h, &mine[i]) < 0)
+            log_warn(rid, "unclaim_dropped", "too many held leases", "upload_session_id", s.id);
+    }
+    free(mine);
+    return finalize_held_count(h);
 }
 
 int finalize_renew(pg_conn *db, const struct upload_row *s, double secs, char *err)
@@ -352,12 +455,12 @@ static int commit(pg_conn *db, s3_client *s3, const struct upload_row *s, const 
     return 0;
 }
 
-static void transient(pg_conn *db, const struct upload_row *s, struct upload_outcome *o,
-                      const char *err, const char *rid)
+static void transient(pg_conn *db, const struct upload_row *s, const struct finalize_opts *opt,
+                      struct upload_outcome *o, const char *err, const char *rid)
 {
     log_error(rid, "complete_failed", err, "upload_session_id", s->id);
     finalize_outcome(o, 503, "unavailable", "storage or database unavailable; retry complete");
-    finalize_unclaim(db, s, rid);
+    finalize_release(db, s, opt, rid);
 }
 
 /* Assembles (unless already assembled), verifies and commits a claimed session, or verifies
@@ -379,7 +482,7 @@ void finalize_upload(pg_conn *db, s3_client *s3, const struct upload_row *s,
     if (rc == 0)
         rc = commit(db, s3, s, hash, bank, opt, o, rid, err);
     if (rc < 0)
-        transient(db, s, o, err, rid);
+        transient(db, s, opt, o, err, rid);
     pop_bank_free(bank);
 }
 
@@ -401,7 +504,7 @@ void finalize_pending(pg_conn *db, s3_client *s3, struct upload_row *s, const st
     if (rc == 0 && !(r = pg_exec(db, "fin_pending", 4, p, err)))
         rc = -1;
     if (rc < 0)
-        return transient(db, s, o, err, rid);
+        return transient(db, s, opt, o, err, rid);
     if (atoi(pg_val(r, 0, 0)) != 1)
         finalize_outcome(o, 409, "conflict", "another completion took this session over");
     else

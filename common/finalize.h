@@ -43,10 +43,14 @@ struct upload_outcome {
 
 /* How finalize_upload runs: the outbox topic, and how many one-time proof-of-possession
  * challenges to prepare in the verification pass (0: none). */
+typedef struct finalize_held finalize_held;
+
 struct finalize_opts {
     const char *topic;
     int pop_bank;
     double verify_lease; /* seconds a background verification holds its session, renewed */
+    finalize_held *held; /* leases a failed release left held, released later (NULL: none) */
+    double held_for;     /* seconds such a lease stays worth releasing (the complete-lease) */
 };
 
 /* The statements finalize runs, by name: every pool a finalize caller uses must list
@@ -96,8 +100,21 @@ void finalize_drop_staged(s3_client *s3, const struct upload_row *s, const char 
 
 /* Extends the held lease to now + secs. 0, or -1 with err (lost: another verifier has it). */
 int finalize_renew(pg_conn *db, const struct upload_row *s, double secs, char *err) PIX_WUR;
-/* Back to 'uploading' after a transient failure (logged, never fails the caller). */
-void finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid);
+/* Back to 'uploading' after a transient failure, retried for 1.5 s. 0 released (or no
+ * longer ours), -1 still held (logged): the database is away, e.g. failing over. */
+int finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid);
+/* finalize_unclaim, and a lease it leaves held goes to opt->held, so the upload is not
+ * stalled for the whole complete-lease by a database outage of a few seconds. */
+void finalize_release(pg_conn *db, const struct upload_row *s, const struct finalize_opts *opt,
+                      const char *rid);
+
+/* Leases to release once the database is back: at most cap, each until its deadline. */
+finalize_held *finalize_held_new(int cap);
+void finalize_held_free(finalize_held *h); /* NULL-safe */
+long finalize_held_count(finalize_held *h);
+/* One pass over the held leases: released, lost or past their deadline ones are dropped.
+ * Returns how many are still held (thread-safe; entries added meanwhile are kept). */
+long finalize_held_retry(finalize_held *h, pg_conn *db, const char *rid);
 
 /* The commit, one atomic statement: blob (new, or ref_count + 1), session completed, image, change
  * log and outbox event on `topic`. pop: the content exists and possession was proven (no

@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "finalize.h"
 #include "http.h"
 #include "pg.h"
 #include "metrics.h"
@@ -117,6 +118,9 @@ struct api {
     int verify_sweep_busy; /* a sweep is queued or running (atomic) */
     int verifications;     /* verifications queued or running (atomic) */
     struct ssrf_policy *webhook_ssrf; /* which endpoint urls may be registered */
+    finalize_held *held;   /* completion leases a database outage kept (upload_held_sweep) */
+    ev_timer held_sweep;   /* every second while there are any */
+    int held_busy;         /* a release pass is queued or running (atomic) */
 };
 
 /* Per worker-thread context. */
@@ -246,7 +250,9 @@ void upload_housekeeping(struct api *api);
 /* On the loop, every VERIFY_SWEEP_SECS(lease): queues the sweep that takes over the
  * verification of pending images whose lease ran out (after a crash or restart). */
 void upload_verify_sweep(struct api *api);
+void upload_held_sweep(struct api *api);
 #define VERIFY_SWEEP_SECS(lease) ((lease) / 3 < 1 ? 1.0 : (lease) / 3 > 10 ? 10.0 : (lease) / 3)
 #define HOUSEKEEPING_SECS 60.0
+#define HELD_LEASES_MAX 4096 /* completion leases kept for release after an outage */
 
 #endif

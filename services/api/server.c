@@ -346,6 +346,19 @@ static int webhook_policy(struct api *api, char *err)
     return -1;
 }
 
+static void on_held_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    upload_held_sweep(w->data);
+}
+
+static void timer_start(struct api *api, ev_timer *t, void (*cb)(struct ev_loop *, ev_timer *, int),
+                        double every)
+{
+    ev_timer_init(t, cb, 1.0, every);
+    t->data = api;
+    ev_timer_start(api->loop, t);
+}
+
 int api_init(struct api *api, char *err)
 {
     const struct api_config *cfg = api->cfg;
@@ -393,19 +406,17 @@ int api_init(struct api *api, char *err)
     api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
     api->jobs = pool_new((int)cfg->verify_jobs, 1024, tctx_new, tctx_free, api);
     api->stream_pool = pool_new((int)cfg->sse_workers, 4096, tctx_new, tctx_free, api);
-    if (!api->pg || !api->workers || !api->jobs || !api->stream_pool)
+    api->held = finalize_held_new(HELD_LEASES_MAX);
+    if (!api->pg || !api->workers || !api->jobs || !api->stream_pool || !api->held)
         return err_set(err, "cannot create pools"), -1;
     api->http = http_server_new(api->loop, &lim, api->workers, dispatch, api);
     if (!api->http || !(api->streams = stream_hub_new(api)) || api_metrics_init(api) < 0)
         return err_set(err, "cannot create HTTP server"), -1;
     http_server_set_observer(api->http, api_observe, api);
     http_server_set_bodyless(api->http, bodyless);
-    ev_timer_init(&api->housekeeping, on_housekeeping, 1.0, HOUSEKEEPING_SECS);
-    api->housekeeping.data = api;
-    ev_timer_start(api->loop, &api->housekeeping);
-    ev_timer_init(&api->verify_sweep, on_verify_sweep, 1.0, VERIFY_SWEEP_SECS(cfg->verify_lease));
-    api->verify_sweep.data = api;
-    ev_timer_start(api->loop, &api->verify_sweep);
+    timer_start(api, &api->housekeeping, on_housekeeping, HOUSEKEEPING_SECS);
+    timer_start(api, &api->verify_sweep, on_verify_sweep, VERIFY_SWEEP_SECS(cfg->verify_lease));
+    timer_start(api, &api->held_sweep, on_held_sweep, 1.0);
     if (api_ops_start(api, err) < 0)
         return -1;
     return http_server_listen(api->http, host, port, err);
@@ -417,6 +428,7 @@ void api_fini(struct api *api)
     api->ops = NULL;
     ev_timer_stop(api->loop, &api->housekeeping);
     ev_timer_stop(api->loop, &api->verify_sweep);
+    ev_timer_stop(api->loop, &api->held_sweep);
     pool_free(api->workers); /* finishes queued requests first */
     pool_free(api->jobs);
     pool_free(api->stream_pool); /* its last results wait in the hub, freed with it */
@@ -427,6 +439,8 @@ void api_fini(struct api *api)
     api->streams = NULL;
     imgcache_gens_free(api->gens);
     api->gens = NULL;
+    finalize_held_free(api->held);
+    api->held = NULL;
     pg_pool_free(api->pg);
     api->pg = NULL;
     ratelimit_free(api->rl);

@@ -827,12 +827,14 @@ static int one_put_take(struct api_call *c, const struct upload_row *s, char *er
     return rc == S3_OK && obj.size != s->size ? S3_NOTFOUND : rc;
 }
 
+static void upload_release(struct api_call *c, const struct upload_row *s);
+
 /* Answers 409 chunks_missing with the list (taken) and releases the claim. */
 static void respond_missing(struct api_call *c, const struct upload_row *s, cJSON *list)
 {
     cJSON *e = cJSON_CreateObject(), *inner = cJSON_AddObjectToObject(e, "error");
 
-    finalize_unclaim(c->db, s, c->rid);
+    upload_release(c, s);
     cJSON_AddStringToObject(inner, "code", "chunks_missing");
     cJSON_AddStringToObject(inner, "message", "some chunks are missing or have the wrong size");
     cJSON_AddItemToObject(inner, "missing_chunks", list);
@@ -855,7 +857,7 @@ static int check_parts(struct api_call *c, const struct upload_row *s, struct s3
     else if (upload_one_put(s) && (rc = one_put_take(c, s, err)) == S3_OK)
         return 2;
     if (rc == S3_ERR)
-        return finalize_unclaim(c->db, s, c->rid), api_s3_fail(c, "list_parts", err), -1;
+        return upload_release(c, s), api_s3_fail(c, "list_parts", err), -1;
     if (rc == S3_NOTFOUND && s->upload_id[0] &&
         s3_head_object(c->t->s3, s->key, &obj, err) == S3_OK && obj.size == s->size)
         return 2; /* assembled already (a retry after the completion) */
@@ -906,7 +908,38 @@ static struct finalize_opts finalize_opts_of(const struct api *api)
 {
     const struct api_config *cfg = api->cfg;
 
-    return (struct finalize_opts){cfg->upload_topic, (int)cfg->pop_bank, cfg->verify_lease};
+    return (struct finalize_opts){cfg->upload_topic, (int)cfg->pop_bank, cfg->verify_lease,
+                                  api->held, cfg->complete_lease};
+}
+
+/* Gives a claimed session back (a lease the database outage kept goes to api->held). */
+static void upload_release(struct api_call *c, const struct upload_row *s)
+{
+    struct finalize_opts opt = finalize_opts_of(c->api);
+
+    finalize_release(c->db, s, &opt, c->rid);
+}
+
+/* Releases the leases complete could not give back while the database was away. */
+static void held_run(void *arg, void *tctx)
+{
+    struct api *api = arg;
+    char err[ERR_MAX];
+    pg_conn *db = pg_acquire(api->pg, 1, err);
+
+    if (db)
+        (void)finalize_held_retry(api->held, db, NULL);
+    pg_release(db);
+    __atomic_store_n(&api->held_busy, 0, __ATOMIC_RELEASE);
+}
+
+void upload_held_sweep(struct api *api)
+{
+    if (!finalize_held_count(api->held) ||
+        __atomic_exchange_n(&api->held_busy, 1, __ATOMIC_ACQ_REL))
+        return;
+    if (pool_submit(api->jobs, held_run, api) < 0)
+        __atomic_store_n(&api->held_busy, 0, __ATOMIC_RELEASE);
 }
 
 static void verify_run(void *arg, void *tctx)
@@ -1254,12 +1287,12 @@ void upload_proof(struct api_call *c)
     if (rc != 1)
         goto done;
     if (finalize_commit(c->db, &s, s.declared, 1, c->api->cfg->upload_topic, &o, err) < 0) {
-        finalize_unclaim(c->db, &s, c->rid);
+        upload_release(c, &s);
         api_db_fail(c, "commit_image", err);
         goto done;
     }
     if (o.status != 200)
-        finalize_unclaim(c->db, &s, c->rid);
+        upload_release(c, &s);
     count_upload(c->api, &s, &o, 1);
     respond_outcome(c, &s, &o);
 done:
