@@ -118,9 +118,9 @@ struct api {
     int verify_sweep_busy; /* a sweep is queued or running (atomic) */
     int verifications;     /* verifications queued or running (atomic) */
     struct ssrf_policy *webhook_ssrf; /* which endpoint urls may be registered */
-    finalize_held *held;   /* completion leases a database outage kept (upload_held_sweep) */
-    ev_timer held_sweep;   /* every second while there are any */
-    int held_busy;         /* a release pass is queued or running (atomic) */
+    finalize_held *held; /* completion leases a database outage kept (upload_held_sweep) */
+    ev_timer held_sweep; /* every second while there are any */
+    int held_busy;       /* a release pass is queued or running (atomic) */
 };
 
 /* Per worker-thread context. */
