@@ -507,9 +507,9 @@ const struct pg_stmt api_stmts[] = {
     /* links.c (migrations/012_links.sql). A link is live while it has not expired, has
      * views left and (an image's) its image is active. */
 #define LINK_LIVE                                                                                  \
-    " (l.expires_at IS NULL OR l.expires_at > now()) AND (l.max_views IS NULL"                     \
+    " ((l.expires_at IS NULL OR l.expires_at > now()) AND (l.max_views IS NULL"                    \
     " OR l.views < l.max_views) AND (l.image_id IS NULL OR EXISTS (SELECT 1 FROM images li"        \
-    " WHERE li.image_id = l.image_id AND li.status = 'active'))"
+    " WHERE li.image_id = l.image_id AND li.status = 'active')))"
 /* What anyone with the link sees of image i (blobs b): never its owner or location. */
 #define LINK_ITEM_COLS                                                                             \
     "i.image_id, i.name, i.size, i.mime_type, " API_IMAGE_TS_MS("i.taken_at") ","                  \
