@@ -157,8 +157,7 @@ const struct conf_opt api_conf[] = {
      "longest expires_in a public link may ask for (the default is 7 days, or this if "
      "shorter)",
      1, 0},
-    {"link-allow-forever", "PIXPLANE_LINK_ALLOW_FOREVER", CONF_BOOL, C(link_allow_forever),
-     "false",
+    {"link-allow-forever", "PIXPLANE_LINK_ALLOW_FOREVER", CONF_BOOL, C(link_allow_forever), "false",
      "allow public links that never expire (expires_in null or 0); false: 400 "
      "forever_not_allowed"},
     {"links-per-user", "PIXPLANE_LINKS_PER_USER", CONF_INT, C(links_per_user), "1000",

@@ -57,8 +57,8 @@ int linkauth_token_hash(const char *token, char hex[65])
 }
 
 /* scrypt(pw, salt) with N = 2^log2n into out (HASH_BYTES). 0 or -1. */
-static int scrypt(const char *pw, size_t len, const unsigned char *salt, unsigned log2n,
-                  unsigned r, unsigned p, unsigned char *out)
+static int scrypt(const char *pw, size_t len, const unsigned char *salt, unsigned log2n, unsigned r,
+                  unsigned p, unsigned char *out)
 {
     uint64_t n = (uint64_t)1 << log2n, maxmem = SCRYPT_MAXMEM;
     uint32_t r32 = r, p32 = p;
@@ -98,8 +98,7 @@ int linkauth_password_hash(const char *pw, size_t len, char out[LINK_PWHASH_MAX]
         err_set(err, "out of memory");
         goto fail;
     }
-    snprintf(out, LINK_PWHASH_MAX, "scrypt$%d$%d$%d$%s$%s", SCRYPT_LOG2N, SCRYPT_R, SCRYPT_P, s,
-             h);
+    snprintf(out, LINK_PWHASH_MAX, "scrypt$%d$%d$%d$%s$%s", SCRYPT_LOG2N, SCRYPT_R, SCRYPT_P, s, h);
     rc = 0;
 fail:
     free(s);

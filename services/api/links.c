@@ -121,8 +121,7 @@ static int parse_request(struct api_call *c, const cJSON *body, struct link_req 
         return bad_request(c, "allow_download must be true or false"), -1;
     hv = json_get_i64(body, "max_views", &lr->max_views, &err);
     if (hv < 0 || (hv == 1 && (lr->max_views < 1 || lr->max_views > MAX_VIEWS_MAX)))
-        return bad_request(c, "max_views must be a whole number from 1 to 1000000000, or null"),
-               -1;
+        return bad_request(c, "max_views must be a whole number from 1 to 1000000000, or null"), -1;
     if (hv == 0)
         lr->max_views = 0;
     return 0;
@@ -207,8 +206,16 @@ static void create_run(struct api_call *c, const struct link_req *lr)
 {
     char id[37], token[LINK_TOKEN_LEN + 1], hex[65], pw[LINK_PWHASH_MAX], cap[24], views[24];
     char err[ERR_MAX];
-    const char *p[10] = {id,  c->user.sub, lr->kind, lr->id, hex, lr->ttl, lr->password ? pw : NULL,
-                         lr->allow_download ? "true" : "false", lr->max_views ? views : NULL, cap};
+    const char *p[10] = {id,
+                         c->user.sub,
+                         lr->kind,
+                         lr->id,
+                         hex,
+                         lr->ttl,
+                         lr->password ? pw : NULL,
+                         lr->allow_download ? "true" : "false",
+                         lr->max_views ? views : NULL,
+                         cap};
     PGresult *r;
     long long rc;
 
@@ -266,8 +273,8 @@ static int page_pos(struct api_call *c, char mark, struct page_pos *pos)
 }
 
 /* Runs pg's page after pos and answers o with {key: [rows], next_cursor} added. */
-static void page_answer(struct api_call *c, cJSON *o, const struct link_page *pg,
-                        const char *first, const struct page_pos *pos, int download)
+static void page_answer(struct api_call *c, cJSON *o, const struct link_page *pg, const char *first,
+                        const struct page_pos *pos, int download)
 {
     char lim[24], err[ERR_MAX], *cur = NULL;
     const char *p[4] = {first, pos->key[0] ? pos->key : NULL, pos->id[0] ? pos->id : NULL, lim};
@@ -362,8 +369,8 @@ static int add_signed(struct api_call *c, cJSON *o, const char *field, const cha
     int rc = -1;
 
     if ((attach && api_disposition(attach, &disp) < 0) ||
-        s3_presign_get(c->t->s3, key, mime, attach ? disp.data : NULL, time(NULL), ttl, &url,
-                       err) < 0) {
+        s3_presign_get(c->t->s3, key, mime, attach ? disp.data : NULL, time(NULL), ttl, &url, err) <
+            0) {
         log_error(c->rid, "presign_failed", err);
         goto fail;
     }

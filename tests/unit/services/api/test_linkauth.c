@@ -52,9 +52,9 @@ static void test_password_hash_format(void **state)
 
     assert_int_equal(linkauth_password_hash("correct horse", 13, h1, err), 0);
     assert_int_equal(linkauth_password_hash("correct horse", 13, h2, err), 0);
-    assert_int_equal(sscanf(h1, "scrypt$%u$%u$%u$%31[A-Za-z0-9_-]$%47[A-Za-z0-9_-]", &log2n, &r,
-                            &p, salt, hash),
-                     5);
+    assert_int_equal(
+        sscanf(h1, "scrypt$%u$%u$%u$%31[A-Za-z0-9_-]$%47[A-Za-z0-9_-]", &log2n, &r, &p, salt, hash),
+        5);
     assert_int_equal(log2n, 15);
     assert_int_equal(r, 8);
     assert_int_equal(p, 1);
@@ -111,8 +111,10 @@ static void test_ticket(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_shape_and_hash), cmocka_unit_test(test_token_malformed),
-        cmocka_unit_test(test_password_hash_format), cmocka_unit_test(test_password_hash_refused),
+        cmocka_unit_test(test_token_shape_and_hash),
+        cmocka_unit_test(test_token_malformed),
+        cmocka_unit_test(test_password_hash_format),
+        cmocka_unit_test(test_password_hash_refused),
         cmocka_unit_test(test_ticket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
