@@ -358,6 +358,28 @@ void link_revoke(struct api_call *c)
 
 /* ---- anyone with the token ---- */
 
+/* Takes a token of who's bucket in rl (scope "a:" a client address, "l:" a link, "addr:"
+ * the general per-address limit). 1, or 0 answered 429 code with Retry-After. */
+static int take(struct api_call *c, ratelimit *rl, const char *scope, const char *who,
+                const char *code)
+{
+    char key[96];
+    double retry = 0;
+
+    snprintf(key, sizeof key, "%s%s", scope, who);
+    if (ratelimit_take(rl, key, util_now_mono(), &retry))
+        return 1;
+    api_count(c->api, "pixplane_ratelimited_total", "", 1);
+    api_retry_after(c, retry, code, "too many requests or password attempts; retry later");
+    return 0;
+}
+
+/* One password attempt of a client address or a link (PIXPLANE_LINK_UNLOCK_ATTEMPTS). */
+static int attempt_allowed(struct api_call *c, const char *scope, const char *who)
+{
+    return take(c, c->api->link_rl, scope, who, "too_many_attempts");
+}
+
 /* A presigned GET of key as o[field] (attach: as an attachment named so). 0, or -1
  * logged. */
 static int add_signed(struct api_call *c, cJSON *o, const char *field, const char *key,
@@ -520,7 +542,8 @@ void link_open(struct api_call *c)
     struct link_hit h;
     cJSON *o;
 
-    if (resolve(c, &h) < 0)
+    /* anonymous: limited per client address at the users' rate (PIXPLANE_RATE_LIMIT) */
+    if (!take(c, c->api->rl, "addr:", http_req_peer(c->req), "rate_limited") || resolve(c, &h) < 0)
         return;
     if (!unlocked(c, &h))
         return api_error(c, 401, "password_required",
@@ -537,21 +560,6 @@ void link_open(struct api_call *c)
         open_image(c, &h, o);
     else
         open_album(c, &h, o);
-}
-
-/* Takes one password attempt of who (scope "a:" a client address, "l:" a link). 1, or 0
- * answered 429 with Retry-After. */
-static int attempt_allowed(struct api_call *c, const char *scope, const char *who)
-{
-    char key[96];
-    double retry = 0;
-
-    snprintf(key, sizeof key, "%s%s", scope, who);
-    if (ratelimit_take(c->api->link_rl, key, util_now_mono(), &retry))
-        return 1;
-    api_count(c->api, "pixplane_ratelimited_total", "", 1);
-    api_retry_after(c, retry, "too_many_attempts", "too many password attempts; retry later");
-    return 0;
 }
 
 static void respond_ticket(struct api_call *c, const struct link_hit *h)

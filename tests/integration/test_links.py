@@ -437,3 +437,15 @@ def test_tokens_absent_from_log_and_database(logged_api, owner, stack):
         assert t not in dump.stdout
     assert sql_value("SELECT password_hash FROM public_links WHERE link_id = '%s'"
                      % links[0]["link_id"]).startswith("scrypt$15$8$1$")
+
+
+def test_anonymous_reads_rate_limited_per_address(stack):
+    api = start_api(PIXPLANE_RATE_LIMIT=1, PIXPLANE_RATE_BURST=3)
+    try:
+        got = [anon_get(api.url + "/s/" + "A" * 32)[0] for _ in range(5)]
+        assert got[:3] == [404] * 3 and 429 in got[3:], got
+        r = requests.get(api.url + "/s/" + "A" * 32, timeout=30)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"]["code"] == "rate_limited"
+    finally:
+        api.stop()
