@@ -41,7 +41,7 @@ struct page_pos {
 
 /* A listing: its statement (params: first, cursor key, cursor id, limit + 1; rows with
  * their key as column cursor_key), its cursors' mark, the answer's key, and a row's object
- * (NULL: answered 500). */
+ * (NULL: a URL could not be signed). */
 struct link_page {
     const char *stmt;
     char mark;
