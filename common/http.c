@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -89,6 +90,7 @@ struct http_req {
     buf obody; /* response body */
     const char *method;
     char id[65];
+    char peer[48]; /* the client address (set once per connection) */
     double start;
     int keep_alive, is_head, on_worker, failed;
     const char *tag;              /* http_req_set_tag */
@@ -1295,6 +1297,20 @@ static void reject_busy(http_server *s, int fd, int per_addr)
     close(fd);
 }
 
+/* The address of sa as text into out ("" if it has none); IPv4-mapped IPv6 as IPv4. */
+static void peer_text(const struct sockaddr_storage *sa, char *out, size_t len)
+{
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+
+    out[0] = '\0';
+    if (sa->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr))
+        inet_ntop(AF_INET, v6->sin6_addr.s6_addr + 12, out, (socklen_t)len);
+    else if (sa->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &v6->sin6_addr, out, (socklen_t)len);
+}
+
 /* A new connection from sa: served, or refused over a cap. */
 static void accepted(http_server *s, int fd, const struct sockaddr_storage *sa)
 {
@@ -1312,6 +1328,7 @@ static void accepted(http_server *s, int fd, const struct sockaddr_storage *sa)
         return;
     }
     s->conns->peer = peer; /* conn_new put it first */
+    peer_text(sa, s->conns->req->peer, sizeof s->conns->req->peer);
 }
 
 static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1567,6 +1584,11 @@ const char *http_req_body(const http_req *r, size_t *len)
 const char *http_req_id(const http_req *r)
 {
     return r->id;
+}
+
+const char *http_req_peer(const http_req *r)
+{
+    return r->peer;
 }
 
 double http_req_start(const http_req *r)

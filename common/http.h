@@ -55,7 +55,9 @@ int http_req_query_param(const http_req *r, const char *name, char *out, size_t 
 const char *http_req_header(const http_req *r, const char *name); /* case-insensitive */
 const char *http_req_body(const http_req *r, size_t *len);
 const char *http_req_id(const http_req *r); /* X-Request-Id if sane, else generated */
-double http_req_start(const http_req *r);   /* monotonic time the head arrived */
+/* The client's IP address as text ("" for an adopted socket); behind a proxy, the proxy's. */
+const char *http_req_peer(const http_req *r);
+double http_req_start(const http_req *r); /* monotonic time the head arrived */
 
 /* Adds a response header (before http_respond). 0 or -1. */
 int http_resp_header(http_req *r, const char *name, const char *value) PIX_WUR;

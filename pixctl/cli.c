@@ -24,7 +24,8 @@ enum {
     C_SYNC = 1 << 9,
     C_ALBUM = 1 << 10,
     C_USAGE = 1 << 11,
-    C_ALL = 0xfff,
+    C_LINK = 1 << 12,
+    C_ALL = 0x1fff,
 };
 
 static const struct pix_command commands[] = {
@@ -130,6 +131,18 @@ static const struct pix_command commands[] = {
      "--json prints the API's objects, one per line (album ls ALBUM_ID: the album, then\n"
      "its images).",
      1, -1},
+    {"link", cmd_link, C_LINK, "SUBCOMMAND ...", "public links: create, ls, rm",
+     "Public links let people without an account see an image or an album.\n"
+     "  link create ID                     a link to your image (--album: your album);\n"
+     "                                     prints its url, the only place its token appears\n"
+     "  link ls                            your links: id, type, image or album, status,\n"
+     "                                     views, expiry\n"
+     "  link rm LINK_ID...                 revoke links (they stop working at once)\n"
+     "--expires-in (default: the server's, 7 days; `never` only where the server allows it),\n"
+     "--link-password (prefer PIXCTL_LINK_PASSWORD: arguments show in process lists),\n"
+     "--no-download (variants only, never the original) and --max-views shape a new link.\n"
+     "--json prints the API's objects, one per line.",
+     1, -1},
 };
 
 struct opt_def {
@@ -218,7 +231,7 @@ static const struct opt_def options[] = {
      C_UPLOAD},
     {{"deleted", "PIXCTL_DELETED", CONF_BOOL, C(deleted), "false", "list the trash instead"}, C_LS},
     {{"limit", "PIXCTL_LIMIT", CONF_INT, C(limit), "0", "stop after this many images (0: all)"},
-     C_LS | C_ALBUM},
+     C_LS | C_ALBUM | C_LINK},
     {{"sort", "PIXCTL_SORT", CONF_STR, C(sort), "",
       "ls: uploaded (default) or taken (the capture time); album ls ALBUM_ID: taken or "
       "position (default: the album's own order)"},
@@ -235,8 +248,21 @@ static const struct opt_def options[] = {
       "album share: viewer (sees the album) or contributor (also adds their own images)"},
      C_ALBUM},
     {{"album", NULL, CONF_BOOL, C(album), "false",
-      "album rm: delete the album itself (its images stay)"},
-     C_ALBUM},
+      "album rm: delete the album itself (its images stay); link create: ID is an album"},
+     C_ALBUM | C_LINK},
+    {{"expires-in", "PIXCTL_EXPIRES_IN", CONF_STR, C(expires_in), "",
+      "link create: how long the link works (90s, 30m, 12h, 7d, or never; empty: the "
+      "server's default)"},
+     C_LINK},
+    {{"link-password", "PIXCTL_LINK_PASSWORD", CONF_STR, C(link_password), "",
+      "link create: a password the link asks for (empty: none)"},
+     C_LINK},
+    {{"download", "PIXCTL_LINK_DOWNLOAD", CONF_BOOL, C(download), "true",
+      "link create: the original may be downloaded (--no-download: variants only)"},
+     C_LINK},
+    {{"max-views", "PIXCTL_MAX_VIEWS", CONF_INT, C(max_views), "0",
+      "link create: views the link allows (0: no limit)", 0, 1000000000},
+     C_LINK},
     {{"watch", "PIXCTL_WATCH", CONF_BOOL, C(watch), "false",
       "keep running: follow the server's event stream (-w)"},
      C_SYNC},

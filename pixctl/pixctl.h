@@ -50,7 +50,12 @@ struct pixctl_config {
     char *taken_after, *taken_before; /* ls: RFC 3339 bounds of taken_at */
     /* album */
     char *role; /* album share: viewer | contributor */
-    int album;  /* album rm: the album itself */
+    int album;  /* album rm: the album itself; link create: the id is an album's */
+    /* link create */
+    char *expires_in;    /* "" the server's default, "never", or a duration */
+    char *link_password; /* "" none */
+    int download;        /* false: variants only, never the original */
+    long max_views;      /* 0: no limit */
     /* sync */
     int watch;
     double poll_interval;
@@ -96,5 +101,6 @@ int cmd_restore(struct pix *px, int argc, char **argv);
 int cmd_usage(struct pix *px, int argc, char **argv); /* usage.c */
 int cmd_sync(struct pix *px, int argc, char **argv);
 int cmd_album(struct pix *px, int argc, char **argv);
+int cmd_link(struct pix *px, int argc, char **argv);
 
 #endif

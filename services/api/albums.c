@@ -43,25 +43,12 @@ static void forbidden(struct api_call *c, const char *why)
     api_error(c, 403, "forbidden", why);
 }
 
-/* Runs a statement; the result, or NULL answered (503/500). */
-static PGresult *run(struct api_call *c, const char *stmt, int n, const char *const *p)
-{
-    char err[ERR_MAX];
-    PGresult *r;
-
-    if (!api_db(c))
-        return NULL;
-    if (!(r = pg_exec(c->db, stmt, n, p, err)))
-        api_db_fail(c, stmt, err);
-    return r;
-}
-
 /* Album {id} as the caller sees it (one row of ALBUM_COLS), or NULL answered (404 when it
  * is not theirs and they are no member: its existence stays hidden). */
 static PGresult *album_find(struct api_call *c, const char *id)
 {
     const char *p[2] = {id, c->user.sub};
-    PGresult *r = id ? run(c, "album_get", 2, p) : NULL;
+    PGresult *r = id ? api_exec(c, "album_get", 2, p) : NULL;
 
     if (r && PQntuples(r) != 1) {
         PQclear(r);
@@ -148,7 +135,7 @@ static void create_run(struct api_call *c, const char *name, const char *sort)
     if (util_uuid(id) < 0)
         return api_error(c, 500, "internal", "cannot make an id");
     snprintf(cap, sizeof cap, "%ld", c->api->cfg->albums_per_user);
-    if (!(r = run(c, "album_create", 5, p)))
+    if (!(r = api_exec(c, "album_create", 5, p)))
         return;
     if (PQntuples(r) == 1)
         return respond_album(c, 201, r);
@@ -338,7 +325,7 @@ static void patch_run(struct api_call *c, const char *id, struct album_patch *pa
 
     if (album_owned(c, id, "only the album's owner can change it") < 0)
         return;
-    if (!(r = run(c, "album_patch", 7, p)))
+    if (!(r = api_exec(c, "album_patch", 7, p)))
         return;
     rc = pg_i64(r, 0, 0);
     PQclear(r);
@@ -388,7 +375,7 @@ void album_delete(struct api_call *c)
 
     if (album_owned(c, id, "only the album's owner can delete it") < 0)
         return;
-    if (!(r = run(c, "album_delete", 2, p)))
+    if (!(r = api_exec(c, "album_delete", 2, p)))
         return;
     PQclear(r);
     access_reduced(c);
@@ -445,7 +432,7 @@ static void add_run(struct api_call *c, const char *id, const char *ids)
     PGresult *r;
 
     snprintf(cap, sizeof cap, "%ld", c->api->cfg->album_items);
-    if (!(r = run(c, "album_items_add", 4, p)))
+    if (!(r = api_exec(c, "album_items_add", 4, p)))
         return;
     if (pg_val(r, 0, 1)[0] != 't')
         not_found(c); /* gone or no longer theirs to add to */
@@ -461,7 +448,7 @@ static void add_run(struct api_call *c, const char *id, const char *ids)
 static void remove_run(struct api_call *c, const char *id, const char *ids)
 {
     const char *p[3] = {id, c->user.sub, ids};
-    PGresult *r = run(c, "album_items_remove", 3, p);
+    PGresult *r = api_exec(c, "album_items_remove", 3, p);
 
     if (!r)
         return;
@@ -513,7 +500,7 @@ static void member_put_run(struct api_call *c, const char *id, const char *user,
     cJSON *o;
 
     snprintf(cap, sizeof cap, "%ld", c->api->cfg->album_members);
-    if (!(r = run(c, "album_member_put", 5, p)))
+    if (!(r = api_exec(c, "album_member_put", 5, p)))
         return;
     rc = pg_i64(r, 0, 0);
     PQclear(r);
@@ -570,7 +557,7 @@ void album_member_remove(struct api_call *c)
         return;
     if (strcmp(role, "owner") && strcmp(user, c->user.sub))
         return forbidden(c, "members can only remove themselves");
-    if (!(r = run(c, "album_member_remove", 3, p)))
+    if (!(r = api_exec(c, "album_member_remove", 3, p)))
         return;
     if (pg_i64(r, 0, 0) == 0) {
         PQclear(r);

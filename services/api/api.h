@@ -87,6 +87,14 @@ struct api_config {
     char *pre_upload_hook_url;
     double pre_upload_hook_timeout;
     char *pre_upload_hook_fail;
+    /* public links (links.c) */
+    char *public_url;
+    double link_max_ttl;
+    int link_allow_forever;
+    long links_per_user;
+    double link_ticket_ttl;
+    long link_unlock_attempts;
+    double link_unlock_refill;
 };
 
 extern struct api_config api_cfg; /* filled from api_conf */
@@ -103,6 +111,7 @@ struct api {
     pool *stream_pool; /* SSE deltas: a budget of their own, never the request workers' */
     http_server *http;
     ratelimit *rl;
+    ratelimit *link_rl; /* password attempts on public links, per link and per address */
     struct stream_hub *streams;
     struct imgcache_gens *gens; /* change stamps for the workers' image caches */
     metrics *metrics;
@@ -161,6 +170,11 @@ pg_conn *api_db(struct api_call *c);
 void api_db_fail(struct api_call *c, const char *what, const char *err);
 void api_s3_fail(struct api_call *c, const char *what, const char *err);
 void api_error(struct api_call *c, int status, const char *code, const char *msg);
+/* Runs a prepared statement on the call's connection: the result, or NULL answered (503
+ * database unavailable, 500 a failed statement). */
+PGresult *api_exec(struct api_call *c, const char *stmt, int n, const char *const *p);
+/* Answers 429 code/msg with Retry-After: the whole seconds after retry (> 0). */
+void api_retry_after(struct api_call *c, double retry, const char *code, const char *msg);
 /* Parsed JSON object body, or NULL after answering 400. Free with cJSON_Delete. */
 cJSON *api_body(struct api_call *c);
 /* A user-visible name: 1..max bytes of valid UTF-8 without control characters. */
@@ -202,6 +216,9 @@ void image_shared_with_me(struct api_call *c);
 void image_delete(struct api_call *c);
 void image_restore(struct api_call *c);
 void image_cleanup(struct api_call *c);
+/* Content-Disposition "attachment" naming the file name (ASCII and RFC 6266 UTF-8) into
+ * out. 0 or -1. */
+int api_disposition(const char *name, buf *out) PIX_WUR;
 /* Listing pages: an opaque keyset cursor of "[mark]<key as text>|<id>" (malloc'd; the
  * mark, 0 for none, tells the listings apart), ?cursor= of a listing with that mark decoded
  * into key and id (0, both empty when absent; -1 answered 400), ?limit= (1..200, default

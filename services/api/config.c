@@ -185,5 +185,31 @@ const struct conf_opt api_conf[] = {
      "closed",
      "when the pre-upload hook times out, cannot be reached or answers 5xx: closed refuses "
      "the upload (503 hook_unavailable), open lets it through"},
+    /* public links (links.c) */
+    {"public-url", "PIXPLANE_PUBLIC_URL", CONF_STR, C(public_url), "",
+     "base URL clients reach the API at (https://photos.example.com), put in the url of public "
+     "links (<public-url>/s/<token>); empty: http:// and the request's Host"},
+    {"link-max-ttl", "PIXPLANE_LINK_MAX_TTL", CONF_SECS, C(link_max_ttl), "90d",
+     "longest expires_in a public link may ask for (the default is 7 days, or this if "
+     "shorter)",
+     1, 0},
+    {"link-allow-forever", "PIXPLANE_LINK_ALLOW_FOREVER", CONF_BOOL, C(link_allow_forever), "false",
+     "allow public links that never expire (expires_in null or 0); false: 400 "
+     "forever_not_allowed"},
+    {"links-per-user", "PIXPLANE_LINKS_PER_USER", CONF_INT, C(links_per_user), "1000",
+     "public links one user may hold, expired ones included until revoked (1-1000000; more: 409 "
+     "link_limit_reached)",
+     1, 1000000},
+    {"link-ticket-ttl", "PIXPLANE_LINK_TICKET_TTL", CONF_SECS, C(link_ticket_ttl), "15m",
+     "validity of the access ticket POST /s/{token}/unlock gives for a password link "
+     "(1 s - 24 h)",
+     1, 86400},
+    {"link-unlock-attempts", "PIXPLANE_LINK_UNLOCK_ATTEMPTS", CONF_INT, C(link_unlock_attempts),
+     "10",
+     "password attempts in a burst, per link and per client address (1-1000; more: 429 with "
+     "Retry-After; behind a proxy every client shares its address)",
+     1, 1000},
+    {"link-unlock-refill", "PIXPLANE_LINK_UNLOCK_REFILL", CONF_SECS, C(link_unlock_refill), "1m",
+     "time for one spent password attempt to come back", 0.001, 86400},
 };
 const size_t api_conf_count = ARRAY_LEN(api_conf);

@@ -10,7 +10,7 @@
 #define CORS_ORIGIN_MAX 256
 /* The request headers the routes read; Content-Type for JSON bodies. */
 #define CORS_ALLOW_HEADERS                                                                         \
-    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id"
+    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id, X-Link-Ticket"
 #define CORS_EXPOSE_HEADERS "Retry-After, X-Request-Id, Location, Idempotent-Replayed"
 #define CORS_MAX_AGE "600"
 

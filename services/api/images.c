@@ -185,7 +185,7 @@ static long url_ttl(struct api_call *c)
 }
 
 /* attachment; filename="ascii"; filename*=UTF-8''percent-encoded (RFC 6266). */
-static int disposition(const char *name, buf *out)
+int api_disposition(const char *name, buf *out)
 {
     static const char hex[] = "0123456789ABCDEF";
     int rc = buf_puts(out, "attachment; filename=\"");
@@ -209,7 +209,7 @@ static void respond_url(struct api_call *c, const char *key, const char *mime, c
     char err[ERR_MAX];
     cJSON *o;
 
-    if (disposition(name, &disp) < 0 ||
+    if (api_disposition(name, &disp) < 0 ||
         s3_presign_get(c->t->s3, key, mime, disp.data, time(NULL), ttl, &url, err) < 0) {
         log_error(c->rid, "presign_failed", err);
         api_error(c, 500, "internal", "cannot sign the URL");

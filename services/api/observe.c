@@ -45,6 +45,19 @@ int api_metrics_init(struct api *api)
     return 0;
 }
 
+/* The path as logged: a public link's token is a secret, so routes with a {token} are
+ * logged as their pattern and any other path with /s/ (unmatched) as "/s/...". */
+static const char *logged_path(http_req *r, const char *route)
+{
+    const char *path = http_req_path(r);
+
+    if (strstr(route, "{token}"))
+        return route;
+    if (strstr(path, "/s/") || !strcmp(path, "/s"))
+        return "/s/...";
+    return path;
+}
+
 /* Response observer (any thread): counters, latency and one access-log line. */
 void api_observe(http_req *r, int status, void *ud)
 {
@@ -64,7 +77,7 @@ void api_observe(http_req *r, int status, void *ud)
     snprintf(ms, sizeof ms, "%.3f", secs * 1000);
     /* the path only: query strings can carry tokens and signatures */
     log_info(http_req_id(r), "http_request", "", "method", http_req_method(r), "path",
-             http_req_path(r), "route", route, "status", st, "ms", ms);
+             logged_path(r, route), "route", route, "status", st, "ms", ms);
 }
 
 void api_count(struct api *api, const char *name, const char *labels, double v)

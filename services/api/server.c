@@ -9,6 +9,7 @@
 #include "cors.h"
 #include "imgcache.h"
 #include "json.h"
+#include "links.h"
 #include "log.h"
 #include "opshttp.h"
 #include "prehook.h"
@@ -75,6 +76,13 @@ const struct route api_routes[] = {
     /* quotas and usage (quota.c) */
     R("GET", "/me/usage", quota_usage_get, 0),
     R("PUT", "/internal/users/{id}/quota", quota_put, ROUTE_ADMIN),
+    /* public links (links.c); {token} routes are logged as their pattern (observe.c) */
+    R("POST", "/images/{id}/links", link_create_image, 0),
+    R("POST", "/albums/{id}/links", link_create_album, 0),
+    R("GET", "/links", link_list, 0),
+    R("DELETE", "/links/{id}", link_revoke, 0),
+    R("GET", "/s/{token}", link_open, ROUTE_PUBLIC),
+    R("POST", "/s/{token}/unlock", link_unlock, ROUTE_PUBLIC),
 };
 const size_t api_routes_count = ARRAY_LEN(api_routes);
 
@@ -118,6 +126,28 @@ void api_s3_fail(struct api_call *c, const char *what, const char *err)
     api_count(c->api, "pixplane_s3_errors_total", labels, 1);
     log_error(c->rid, "s3_error", err, "operation", what);
     api_error(c, 503, "storage_unavailable", "object storage is unavailable");
+}
+
+PGresult *api_exec(struct api_call *c, const char *stmt, int n, const char *const *p)
+{
+    char err[ERR_MAX];
+    PGresult *r;
+
+    if (!api_db(c))
+        return NULL;
+    if (!(r = pg_exec(c->db, stmt, n, p, err)))
+        api_db_fail(c, stmt, err);
+    return r;
+}
+
+void api_retry_after(struct api_call *c, double retry, const char *code, const char *msg)
+{
+    char secs[16];
+
+    snprintf(secs, sizeof secs, "%d", (int)retry + 1);
+    if (http_resp_header(c->req, "Retry-After", secs) < 0)
+        log_warn(c->rid, "http", "could not add Retry-After");
+    api_error(c, 429, code, msg);
 }
 
 cJSON *api_body(struct api_call *c)
@@ -206,15 +236,11 @@ static int authenticate(struct api_call *c, int stream)
 static int rate_limited(struct api_call *c)
 {
     double retry = 0;
-    char secs[16];
 
     if (ratelimit_take(c->api->rl, c->user.sub, util_now_mono(), &retry))
         return 0;
-    snprintf(secs, sizeof secs, "%d", (int)retry + 1);
-    if (http_resp_header(c->req, "Retry-After", secs) < 0)
-        log_warn(c->rid, "http", "could not add Retry-After");
     api_count(c->api, "pixplane_ratelimited_total", "", 1);
-    api_error(c, 429, "rate_limited", "too many requests; retry later");
+    api_retry_after(c, retry, "rate_limited", "too many requests; retry later");
     return 1;
 }
 
@@ -383,7 +409,8 @@ int api_init(struct api *api, char *err)
     if (cfg->download_url_ttl < min_ttl || cfg->download_url_ttl > 600)
         return err_set(err, "download-url-ttl must be 60 to 600 seconds"), -1;
     api->rl = ratelimit_new((double)cfg->rate_limit, (double)cfg->rate_burst);
-    if (!api->rl)
+    api->link_rl = ratelimit_new(1.0 / cfg->link_unlock_refill, (double)cfg->link_unlock_attempts);
+    if (!api->rl || !api->link_rl)
         return err_set(err, "out of memory"), -1;
     if (prehook_config_check(cfg, err) < 0)
         return -1;
@@ -445,6 +472,8 @@ void api_fini(struct api *api)
     api->pg = NULL;
     ratelimit_free(api->rl);
     api->rl = NULL;
+    ratelimit_free(api->link_rl);
+    api->link_rl = NULL;
     cors_free(api->cors);
     api->cors = NULL;
     ssrf_policy_free(api->webhook_ssrf);

@@ -50,6 +50,24 @@
     " NULL::bigint, NULL::bigint, NULL::bigint"
 #define ZERO_UUID "'00000000-0000-0000-0000-000000000000'::uuid"
 
+/* Public links (links.c, migrations/012_links.sql). A link l is live while it has not
+ * expired, has views left and (an image's) its image is active. */
+#define LINK_LIVE                                                                                  \
+    " ((l.expires_at IS NULL OR l.expires_at > now()) AND (l.max_views IS NULL"                    \
+    " OR l.views < l.max_views) AND (l.image_id IS NULL OR EXISTS (SELECT 1 FROM images li"        \
+    " WHERE li.image_id = l.image_id AND li.status = 'active')))"
+/* l's expiry as RFC 3339 ('' never) and its creation time. */
+#define LINK_EXPIRES                                                                               \
+    " coalesce(to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+#define LINK_CREATED " to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+/* What anyone with a link sees of image i (blobs b): never its owner or location. */
+#define LINK_ITEM_COLS                                                                             \
+    " i.image_id, i.name, i.size, i.mime_type,"                                                    \
+    " to_char(i.taken_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"                \
+    " coalesce(b.storage_path, ''), coalesce((SELECT json_agg(json_build_array(v.variant_type,"    \
+    " v.storage_path, v.mime_type) ORDER BY v.variant_type) FROM image_variants v"                 \
+    " WHERE v.content_hash = i.content_hash AND v.status = 'ready'), '[]')::text"
+
 const struct pg_stmt api_stmts[] = {
     FINALIZE_STMTS,
     POP_STMTS,
@@ -602,53 +620,78 @@ const struct pg_stmt api_stmts[] = {
      " (SELECT count(*) FROM d)"},
     /* Endpoint $4's deliveries, newest first, after (delivery_id $1, event $2), $3 rows,
      * status $5 (NULL: any). */
+    /* clang-format off */
     {"webhook_deliveries",
      "SELECT d.delivery_id::text, d.event_id, w.type, d.msg_key, d.replay, d.status, d.attempts,"
-     " CASE WHEN d.status = 'pending' THEN " API_IMAGE_TS_MS(
-         "d.next_attempt_at") " END,"
-                              " d.last_status, d.last_error, " API_IMAGE_TS_MS(
-                                  "d.created_at") ", " API_IMAGE_TS_MS("d.delivered_at") " FROM "
-                                                                                         "webhook_"
-                                                                                         "deliverie"
-                                                                                         "s d JOIN "
-                                                                                         "webhook_"
-                                                                                         "events w"
-                                                                                         " ON "
-                                                                                         "w.event_"
-                                                                                         "id = "
-                                                                                         "d.event_"
-                                                                                         "id WHERE "
-                                                                                         "d."
-                                                                                         "endpoint_"
-                                                                                         "id = "
-                                                                                         "$4::uuid"
-                                                                                         " AND "
-                                                                                         "($5::"
-                                                                                         "text IS "
-                                                                                         "NULL OR "
-                                                                                         "d.status "
-                                                                                         "= "
-                                                                                         "$5::text)"
-                                                                                         " AND "
-                                                                                         "($1::"
-                                                                                         "bigint "
-                                                                                         "IS NULL"
-                                                                                         " OR "
-                                                                                         "(d."
-                                                                                         "delivery_"
-                                                                                         "id, "
-                                                                                         "d.event_"
-                                                                                         "id) < "
-                                                                                         "($1::"
-                                                                                         "bigint, "
-                                                                                         "$2::uuid)"
-                                                                                         ")"
-                                                                                         " ORDER "
-                                                                                         "BY "
-                                                                                         "d."
-                                                                                         "delivery_"
-                                                                                         "id DESC "
-                                                                                         "LIMIT "
-                                                                                         "$3::int"},
+     " CASE WHEN d.status = 'pending' THEN " API_IMAGE_TS_MS("d.next_attempt_at") " END,"
+     " d.last_status, d.last_error, " API_IMAGE_TS_MS("d.created_at") ","
+     " " API_IMAGE_TS_MS("d.delivered_at") " FROM webhook_deliveries d JOIN webhook_events w"
+     " ON w.event_id = d.event_id WHERE d.endpoint_id = $4::uuid"
+     " AND ($5::text IS NULL OR d.status = $5::text)"
+     " AND ($1::bigint IS NULL OR (d.delivery_id, d.event_id) < ($1::bigint, $2::uuid))"
+     " ORDER BY d.delivery_id DESC LIMIT $3::int"},
+    /* clang-format on */
+
+    /* links.c */
+    /* $1 link, $2 owner, $3 'image' or 'album', $4 its id (the owner's; an active image),
+     * $5 token hash (hex), $6 seconds to expiry ('': never), $7 password hash, $8
+     * allow_download, $9 max_views, $10 links per owner. Returns 1 made, 0 no such item of
+     * the owner, -2 the cap; the expiry; the link.created events written (in this
+     * transaction). */
+    {"link_create",
+     "WITH t AS (SELECT image_id, NULL::uuid AS album_id FROM images WHERE $3 = 'image'"
+     " AND image_id = $4::uuid AND owner_id = $2 AND status = 'active' UNION ALL"
+     " SELECT NULL::uuid, album_id FROM albums WHERE $3 = 'album' AND album_id = $4::uuid"
+     " AND owner_id = $2),"
+     " ok AS (SELECT (SELECT count(*) FROM public_links WHERE owner_id = $2) < $10::int AS ok),"
+     " n AS (INSERT INTO public_links (link_id, token_hash, owner_id, image_id, album_id,"
+     " expires_at, password_hash, allow_download, max_views) SELECT $1, decode($5, 'hex'), $2,"
+     " t.image_id, t.album_id, now() + make_interval(secs => nullif($6, '')::float8), $7,"
+     " $8::boolean, $9::bigint FROM t WHERE (SELECT ok FROM ok) RETURNING *),"
+     " x AS (SELECT l.*," LINK_EXPIRES " AS exp FROM n l),"
+     " e AS (SELECT pix_event('link.created', coalesce(x.image_id, x.album_id)::text,"
+     " jsonb_strip_nulls(jsonb_build_object('link_id', x.link_id, 'owner_id', x.owner_id,"
+     " 'image_id', x.image_id, 'album_id', x.album_id))"
+     " || jsonb_build_object('expires_at', nullif(x.exp, ''), 'allow_download',"
+     " x.allow_download, 'has_password', x.password_hash IS NOT NULL)) FROM x)"
+     " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM t) THEN 0 WHEN NOT (SELECT ok FROM ok)"
+     " THEN -2 ELSE 1 END, coalesce((SELECT exp FROM x), ''), (SELECT count(*) FROM e)"},
+    /* The owner's links, newest first, after the cursor ($2, $3). */
+    {"link_list",
+     "SELECT l.link_id, CASE WHEN l.image_id IS NULL THEN 'album' ELSE 'image' END,"
+     " coalesce(l.image_id, l.album_id)," LINK_EXPIRES ", l.password_hash IS NOT NULL,"
+     " l.allow_download, coalesce(l.max_views::text, ''), l.views," LINK_CREATED ","
+     " CASE WHEN l.expires_at <= now() THEN 'expired' WHEN l.views >= l.max_views"
+     " THEN 'used_up' WHEN NOT" LINK_LIVE " THEN 'unavailable' ELSE 'active' END,"
+     " l.created_at::text AS cursor_key FROM public_links l WHERE l.owner_id = $1"
+     " AND ($2::timestamptz IS NULL OR (l.created_at, l.link_id) < ($2::timestamptz, $3::uuid))"
+     " ORDER BY l.created_at DESC, l.link_id DESC LIMIT $4"},
+    {"link_revoke", "DELETE FROM public_links WHERE link_id = $1 AND owner_id = $2"},
+    /* A live link by its token's hash (hex): id, hash, password hash ('' none),
+     * allow_download, image id, album id ('' for the other), expiry ('' never). */
+    {"link_resolve", "SELECT l.link_id, encode(l.token_hash, 'hex'), coalesce(l.password_hash, ''),"
+                     " l.allow_download, coalesce(l.image_id::text, ''), "
+                     "coalesce(l.album_id::text, '')," LINK_EXPIRES
+                     " FROM public_links l WHERE l.token_hash = decode($1, 'hex') AND" LINK_LIVE},
+    /* One view of live link $1 (counted, within max_views) and its image; no row: gone. */
+    {"link_view_image",
+     "WITH v AS (UPDATE public_links l SET views = l.views + 1 WHERE l.link_id = $1"
+     " AND l.image_id IS NOT NULL AND" LINK_LIVE " RETURNING l.image_id)"
+     " SELECT" LINK_ITEM_COLS " FROM v JOIN images i ON i.image_id = v.image_id"
+     " LEFT JOIN blobs b ON b.content_hash = i.content_hash"},
+    /* One view of live link $1 and its album: id, name, active items. */
+    {"link_view_album",
+     "WITH v AS (UPDATE public_links l SET views = l.views + 1 WHERE l.link_id = $1"
+     " AND l.album_id IS NOT NULL AND" LINK_LIVE " RETURNING l.album_id)"
+     " SELECT a.album_id, a.name, (SELECT count(*) FROM album_items ai JOIN images i"
+     " ON i.image_id = ai.image_id WHERE ai.album_id = a.album_id AND i.status = 'active')"
+     " FROM v JOIN albums a ON a.album_id = v.album_id"},
+    /* Album $1's active items, newest capture first, after the cursor ($2, $3). */
+    {"link_album_items",
+     "SELECT" LINK_ITEM_COLS ", i.taken_at::text AS cursor_key FROM album_items ai"
+     " JOIN images i ON i.image_id = ai.image_id LEFT JOIN blobs b"
+     " ON b.content_hash = i.content_hash WHERE ai.album_id = $1 AND i.status = 'active'"
+     " AND ($2::timestamptz IS NULL OR (i.taken_at, i.image_id) < ($2::timestamptz, $3::uuid))"
+     " ORDER BY i.taken_at DESC, i.image_id DESC LIMIT $4"},
 };
 const size_t api_stmts_count = ARRAY_LEN(api_stmts);

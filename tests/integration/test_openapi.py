@@ -18,7 +18,7 @@ BUILD = os.path.join(ROOT, os.environ.get("PIXPLANE_BUILD", "build"))
 API_BIN = os.path.join(BUILD, "pixplane-api")
 SPEC = os.path.join(ROOT, "docs", "openapi.yaml")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-PUBLIC = {"/healthz", "/readyz"}
+PUBLIC = {"/healthz", "/readyz", "/s/{token}", "/s/{token}/unlock"}  # public links: no auth
 ADMIN = {"/metrics"}  # besides /internal/*: the public port's metrics need an admin token
 
 
