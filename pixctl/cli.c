@@ -140,7 +140,7 @@ static const struct pix_command commands[] = {
      "  link rm LINK_ID...                 revoke links (they stop working at once)\n"
      "--expires-in (default: the server's, 7 days; `never` only where the server allows it),\n"
      "--link-password (prefer PIXCTL_LINK_PASSWORD: arguments show in process lists),\n"
-     "--no-download (variants only, never the original) and --max-views shape a new link.\n"
+     "--no-download (the preview only, never the original) and --max-views shape a new link.\n"
      "--json prints the API's objects, one per line.",
      1, -1},
 };
@@ -258,7 +258,7 @@ static const struct opt_def options[] = {
       "link create: a password the link asks for (empty: none)"},
      C_LINK},
     {{"download", "PIXCTL_LINK_DOWNLOAD", CONF_BOOL, C(download), "true",
-      "link create: the original may be downloaded (--no-download: variants only)"},
+      "link create: the original may be downloaded (--no-download: the preview only)"},
      C_LINK},
     {{"max-views", "PIXCTL_MAX_VIEWS", CONF_INT, C(max_views), "0",
       "link create: views the link allows (0: no limit)", 0, 1000000000},

@@ -404,8 +404,9 @@ fail:
     return rc;
 }
 
-/* The ready variants of a row (a JSON array of [type, path, mime]) with signed URLs. */
-static int add_variants(struct api_call *c, cJSON *o, const char *json)
+/* The ready variants of a row (a JSON array of [type, path, mime]) with signed URLs; only
+ * the preview without download (the issue: "only the preview variant is served"). */
+static int add_variants(struct api_call *c, cJSON *o, const char *json, int download)
 {
     cJSON *vs = cJSON_Parse(json), *v, *a = cJSON_AddArrayToObject(o, "variants");
     int rc = vs ? 0 : -1;
@@ -416,7 +417,7 @@ static int add_variants(struct api_call *c, cJSON *o, const char *json)
         const char *path = cJSON_GetStringValue(cJSON_GetArrayItem(v, 1));
         const char *mime = cJSON_GetStringValue(cJSON_GetArrayItem(v, 2));
         cJSON *one;
-        if (!type || !path)
+        if (!type || !path || (!download && strcmp(type, "preview")))
             continue;
         one = cJSON_CreateObject();
         cJSON_AddItemToArray(a, one);
@@ -442,7 +443,7 @@ static cJSON *item_json(struct api_call *c, const PGresult *r, int row, int down
     cJSON_AddNumberToObject(o, "size", (double)pg_i64(r, row, 2));
     cJSON_AddStringToObject(o, "mime_type", mime);
     cJSON_AddStringToObject(o, "taken_at", pg_val(r, row, 4));
-    if (add_variants(c, o, pg_val(r, row, 6)) < 0 ||
+    if (add_variants(c, o, pg_val(r, row, 6), download) < 0 ||
         (download && add_signed(c, o, "original_url", pg_val(r, row, 5), mime, name) < 0)) {
         cJSON_Delete(o);
         return NULL;

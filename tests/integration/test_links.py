@@ -31,14 +31,15 @@ def make_link(client, kind, item, body=None, want=201):
     return doc
 
 
-def with_variant(s3, image_hash, data=b"variant bytes"):
-    """A ready preview variant for the content, its object really in the bucket."""
-    key = "variants/linktest/%s/%s" % (image_hash, PREVIEW)
+def with_variant(s3, image_hash, data=b"variant bytes", vtype=PREVIEW):
+    """A ready variant for the content (the preview by default), its object really in the
+    bucket."""
+    key = "variants/linktest/%s/%s" % (image_hash, vtype)
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=data)
     sql("INSERT INTO image_variants (content_hash, variant_type, status, storage_path,"
         " mime_type) VALUES ('%s', '%s', 'ready', '%s', 'image/webp') ON CONFLICT (content_hash,"
         " variant_type) DO UPDATE SET status = 'ready', storage_path = excluded.storage_path,"
-        " mime_type = excluded.mime_type" % (image_hash, PREVIEW, key))
+        " mime_type = excluded.mime_type" % (image_hash, vtype, key))
     return data
 
 
@@ -167,6 +168,10 @@ def test_expiry_enforced(owner):
 def test_allow_download_false(owner, s3):
     img, h, _ = upload(owner)
     with_variant(s3, h)
+    with_variant(s3, h, vtype="thumbnail_small")  # served by download links only
+    st, full = anon_get(make_link(owner, "image", img, {})["url"])[:2]
+    assert st == 200 and sorted(v["variant_type"] for v in full["image"]["variants"]) == [
+        PREVIEW, "thumbnail_small"] and "original_url" in full["image"]
     link = make_link(owner, "image", img, {"allow_download": False})
     assert link["allow_download"] is False
     st, doc, r = anon_get(link["url"])
