@@ -13,7 +13,7 @@
 #include "hooks.h"
 #include "log.h"
 
-#define LEASE_MARGIN 30.0 /* seconds a claimed delivery stays leased beyond the timeout */
+#define LEASE_MARGIN 5.0 /* seconds a claimed delivery stays leased beyond the timeout */
 
 struct slot {
     CURL *easy;
