@@ -56,7 +56,7 @@ static void hooks_fini(struct hooks *h)
     ssrf_policy_free(h->ssrf);
 }
 
-static int run(void)
+static int run(const char *argv0)
 {
     static struct hooks h;
     char err[ERR_MAX] = "", conc[16];
@@ -89,30 +89,8 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "run";
-    int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
-    char err[ERR_MAX] = "";
-    int rc;
+    const struct conf_program prog = {
+        hooks_conf, hooks_conf_count, "pixplane-hooks", "hooks", &hooks_cfg.log_level, usage, run};
 
-    rc = conf_load(hooks_conf, hooks_conf_count, argc - first + 1, argv + first - 1, NULL, NULL,
-                   err);
-    if (rc == 1) {
-        usage(stdout);
-        conf_free(hooks_conf, hooks_conf_count);
-        return 0;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "pixplane-hooks: %s (see --help)\n", err);
-        conf_free(hooks_conf, hooks_conf_count);
-        return 2;
-    }
-    log_init("hooks", hooks_cfg.log_level);
-    if (strcmp(cmd, "run") == 0)
-        rc = run();
-    else if (strcmp(cmd, "config-doc") == 0)
-        conf_markdown(hooks_conf, hooks_conf_count, "pixplane-hooks", stdout), rc = 0;
-    else
-        usage(stderr), rc = 2;
-    conf_free(hooks_conf, hooks_conf_count);
-    return rc;
+    return conf_main(&prog, argc, argv);
 }

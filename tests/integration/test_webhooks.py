@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from conftest import BUILD, free_port
-from test_worker import Worker, WorkerStack, jpeg_with_nonce, upload, wait_until
+from test_worker import Worker, jpeg_with_nonce, upload, wait_until
+from test_worker import ws  # noqa: F401 (own database, broker and API for the module)
 
 HOOKS_BIN = os.path.join(BUILD, "pixplane-hooks")
 VARIANT_COUNT = 3  # the worker's default variant table
@@ -121,17 +122,10 @@ class Hooks(Worker):
         return float(m.group(1)) if m else None
 
 
-@pytest.fixture(scope="module")
-def ws(stack):
-    for b in (HOOKS_BIN, os.path.join(BUILD, "pixplane-worker")):
-        if not os.access(b, os.X_OK):
-            pytest.skip("%s not built" % b)
-    w = WorkerStack()
-    try:
-        w.start()
-        yield w
-    finally:
-        w.stop()
+@pytest.fixture(scope="module", autouse=True)
+def hooks_built():
+    if not os.access(HOOKS_BIN, os.X_OK):
+        pytest.skip("%s not built" % HOOKS_BIN)
 
 
 @pytest.fixture(scope="module")
