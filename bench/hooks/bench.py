@@ -21,6 +21,9 @@ from test_worker import Worker, WorkerStack, wait_until  # noqa: E402
 
 UPLOADS = int(os.environ.get("HOOKS_BENCH_UPLOADS", "200"))
 EVENTS = int(os.environ.get("HOOKS_BENCH_EVENTS", "5000"))
+# e.g. HOOKS_BENCH_KAFKA="fetch.wait.max.ms=50": extra librdkafka settings of the hooks consumer
+HOOKS_ENV = {"PIXPLANE_KAFKA_OPTIONS": os.environ["HOOKS_BENCH_KAFKA"]} if os.environ.get(
+    "HOOKS_BENCH_KAFKA") else {}
 
 
 def report(**kw):
@@ -81,10 +84,11 @@ def main():
     rx = Receiver()
     try:
         relay = Worker(ws, PIXPLANE_UPLOAD_TOPIC="bench-unused")
-        hooks = Hooks(ws)
+        hooks = Hooks(ws, **HOOKS_ENV)
         wait_until(lambda: hooks.events("partitions_assigned"), 30, "hooks consuming")
         report(bench="setup", relay_poll="200ms (default)", hooks_poll="100ms",
-               concurrency="32 (default)")
+               concurrency="32 (default)", hooks_kafka_options=HOOKS_ENV.get(
+                   "PIXPLANE_KAFKA_OPTIONS", ""))
         latency(ws, rx)
         throughput(ws, rx, "many", one_key=False)
         throughput(ws, rx, "one", one_key=True)

@@ -157,6 +157,9 @@ static void finish(struct deliver *d, struct slot *s, CURLcode cc)
         record_failure(d, s, cc == CURLE_OK ? status : 0, error);
     }
     slot_free(d, s);
+    /* this may have unblocked the next of its chain: claim at once, in batches while busy */
+    if (d->busy * 2 <= (size_t)d->h->cfg->concurrency)
+        d->next_claim = 0;
 }
 
 /* The address guard judges every connection; an endpoint whose host is an address literal

@@ -15,15 +15,19 @@ const struct pg_stmt hooks_stmts[] = {
      " ON CONFLICT (endpoint_id, event_id) WHERE NOT replay DO NOTHING RETURNING 1)"
      " SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM d)"},
     /* Up to $1 due deliveries of enabled endpoints, each the oldest pending one of its
-     * (endpoint, msg_key): a later one never overtakes an earlier one. Rows are claimed
-     * with FOR UPDATE SKIP LOCKED and leased by moving next_attempt_at $2 seconds ahead,
-     * so other processes skip them while they are in flight (a crash: due again then). */
+     * (endpoint, msg_key) (the heads, read in one pass over webhook_deliveries_order): a
+     * later one never overtakes an earlier one. Rows are claimed with FOR UPDATE SKIP
+     * LOCKED and leased by moving next_attempt_at $2 seconds ahead, so other processes skip
+     * them while they are in flight (a crash: due again then). A head another process holds
+     * is skipped, and its successors are not heads: the order holds across processes. */
     {"deliveries_claim",
-     "WITH c AS (SELECT d.delivery_id FROM webhook_deliveries d JOIN webhook_endpoints w"
-     " ON w.endpoint_id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
-     " AND w.enabled AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p"
-     " WHERE p.endpoint_id = d.endpoint_id AND p.msg_key = d.msg_key AND p.status = 'pending'"
-     " AND p.delivery_id < d.delivery_id) ORDER BY d.next_attempt_at, d.delivery_id LIMIT $1"
+     "WITH h AS (SELECT DISTINCT ON (endpoint_id, msg_key) delivery_id, endpoint_id,"
+     " next_attempt_at FROM webhook_deliveries WHERE status = 'pending'"
+     " ORDER BY endpoint_id, msg_key, delivery_id),"
+     " c AS (SELECT d.delivery_id FROM webhook_deliveries d WHERE d.delivery_id IN"
+     " (SELECT h.delivery_id FROM h JOIN webhook_endpoints w ON w.endpoint_id = h.endpoint_id"
+     " WHERE w.enabled AND h.next_attempt_at <= now() ORDER BY h.next_attempt_at, h.delivery_id"
+     " LIMIT $1) AND d.status = 'pending' AND d.next_attempt_at <= now()"
      " FOR UPDATE OF d SKIP LOCKED)"
      " UPDATE webhook_deliveries d SET attempts = d.attempts + 1,"
      " next_attempt_at = now() + make_interval(secs => $2) FROM c, webhook_endpoints w,"
