@@ -38,6 +38,9 @@ WORKER_LIBOBJ := $(filter-out %/main.o,$(WORKER_OBJ))
 REC_SRC       := $(wildcard services/reconciler/*.c)
 REC_OBJ       := $(REC_SRC:%.c=$(BUILD)/%.o)
 REC_LIBOBJ    := $(filter-out %/main.o,$(REC_OBJ))
+HOOKS_SRC     := $(wildcard services/hooks/*.c)
+HOOKS_OBJ     := $(HOOKS_SRC:%.c=$(BUILD)/%.o)
+HOOKS_LIBOBJ  := $(filter-out %/main.o,$(HOOKS_OBJ))
 PIXCTL_SRC    := $(wildcard pixctl/*.c)
 PIXCTL_OBJ    := $(PIXCTL_SRC:pixctl/%.c=$(BUILD)/pixctl-obj/%.o)
 PIXCTL_LIBOBJ := $(filter-out %/main.o,$(PIXCTL_OBJ))
@@ -56,6 +59,9 @@ BINS += $(BUILD)/pixplane-reconciler
 endif
 ifneq ($(PIXCTL_SRC),)
 BINS += $(BUILD)/pixctl
+endif
+ifneq ($(HOOKS_SRC),)
+BINS += $(BUILD)/pixplane-hooks
 endif
 
 FORMAT_SRC = $(wildcard common/*.[ch] services/*/*.[ch] pixctl/*.[ch] tests/unit/*/*.c \
@@ -99,6 +105,9 @@ $(BUILD)/pixplane-worker: $(WORKER_OBJ) $(LIBCOMMON)
 $(BUILD)/pixplane-reconciler: $(REC_OBJ) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(REC_OBJ) $(LIBCOMMON) $(LIBS)
 
+$(BUILD)/pixplane-hooks: $(HOOKS_OBJ) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $(HOOKS_OBJ) $(LIBCOMMON) -lrdkafka $(LIBS)
+
 $(BUILD)/pixctl-obj/%.o: pixctl/%.c $(wildcard common/*.h) $(wildcard pixctl/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -126,6 +135,10 @@ $(BUILD)/tests/unit/services/worker/%: tests/unit/services/worker/%.c $(WORKER_L
 $(BUILD)/tests/unit/services/reconciler/%: tests/unit/services/reconciler/%.c $(REC_LIBOBJ) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iservices/reconciler $(LDFLAGS) -o $@ $< $(REC_LIBOBJ) $(LIBCOMMON) -lcmocka $(LIBS)
+
+$(BUILD)/tests/unit/services/hooks/%: tests/unit/services/hooks/%.c $(HOOKS_LIBOBJ) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iservices/hooks $(LDFLAGS) -o $@ $< $(HOOKS_LIBOBJ) $(LIBCOMMON) -lcmocka -lrdkafka $(LIBS)
 
 $(BUILD)/tests/unit/pixctl/%: tests/unit/pixctl/%.c $(PIXCTL_LIBOBJ) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include "conf.h"
+#include "log.h"
 
 /* Flag values are echoed in error messages clipped to this many bytes. */
 #define CONF_ECHO_MAX 64
@@ -499,4 +500,30 @@ void conf_markdown(const struct conf_opt *opts, size_t n, const char *title, FIL
           "`M`, `G`, `T` likewise. A duration is in seconds, or takes a suffix `ms`, `s`,\n"
           "`m`, `h` or `d`.\n",
           out);
+}
+
+int conf_main(const struct conf_program *p, int argc, char **argv)
+{
+    const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "run";
+    int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
+    char err[ERR_MAX] = "";
+    int rc = conf_load(p->opts, p->n, argc - first + 1, argv + first - 1, NULL, NULL, err);
+
+    if (rc == 1) {
+        p->usage(stdout);
+        rc = 0;
+    } else if (rc < 0) {
+        fprintf(stderr, "%s: %s (see --help)\n", p->prog, err);
+        rc = 2;
+    } else if (strcmp(cmd, "run") == 0) {
+        log_init(p->service, *p->log_level);
+        rc = p->run(argv[0]);
+    } else if (strcmp(cmd, "config-doc") == 0) {
+        conf_markdown(p->opts, p->n, p->prog, stdout);
+    } else {
+        p->usage(stderr);
+        rc = 2;
+    }
+    conf_free(p->opts, p->n);
+    return rc;
 }

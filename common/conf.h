@@ -110,6 +110,27 @@ struct conf_store {
             C(store.db_statement_timeout), "30s",                                                  \
             "statement_timeout of the pooled PostgreSQL connections (0: none)", 0, 86400           \
     }
+/* Kafka clients: the brokers and extra librdkafka settings; a consumer group's timing. */
+#define CONF_OPTS_KAFKA(C)                                                                         \
+    {"kafka-bootstrap",  "KAFKA_BOOTSTRAP", CONF_STR,                                              \
+     C(kafka_bootstrap), "127.0.0.1:9092",  "Kafka bootstrap servers (host:port,...)"},            \
+    {                                                                                              \
+        "kafka-options", "PIXPLANE_KAFKA_OPTIONS", CONF_STR, C(kafka_options), "",                 \
+            "extra librdkafka settings for every client, \"key=value,key=value\" (security, "      \
+            "tuning)"                                                                              \
+    }
+#define CONF_OPTS_KAFKA_GROUP(C)                                                                   \
+    {"session-timeout",                                                                            \
+     "PIXPLANE_KAFKA_SESSION_TIMEOUT",                                                             \
+     CONF_SECS,                                                                                    \
+     C(session_timeout),                                                                           \
+     "6s",                                                                                         \
+     "consumer group session.timeout.ms"},                                                         \
+    {                                                                                              \
+        "heartbeat-interval", "PIXPLANE_KAFKA_HEARTBEAT", CONF_SECS, C(heartbeat_interval), "1s",  \
+            "consumer group heartbeat.interval.ms"                                                 \
+    }
+
 #define CONF_OPT_LOG_LEVEL(C)                                                                      \
     {                                                                                              \
         "log-level", "PIXPLANE_LOG_LEVEL", CONF_STR, C(log_level), "info",                         \
@@ -125,6 +146,22 @@ int conf_load(const struct conf_opt *opts, size_t n, int argc, char **argv, char
 void conf_usage(const struct conf_opt *opts, size_t n, const char *prog, FILE *out);
 /* Markdown reference (docs/configuration.md). */
 void conf_markdown(const struct conf_opt *opts, size_t n, const char *title, FILE *out);
+/* A service program's main: its table, names, usage text and run function. */
+struct conf_program {
+    const struct conf_opt *opts;
+    size_t n;
+    const char *prog;       /* "pixplane-worker": messages and the reference's title */
+    const char *service;    /* the log's service field */
+    char *const *log_level; /* the table's log-level target, read after loading */
+    void (*usage)(FILE *out);
+    int (*run)(const char *argv0);
+};
+
+/* Loads the configuration from argv (after an optional command word), then: --help prints
+ * the usage (0); "config-doc" prints the reference (0); "run", the default, starts the log
+ * and returns run(argv[0]); anything else is a usage error (2), as is a bad option. */
+int conf_main(const struct conf_program *p, int argc, char **argv);
+
 /* Frees CONF_STR targets. */
 void conf_free(const struct conf_opt *opts, size_t n);
 

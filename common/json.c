@@ -1,6 +1,7 @@
 /* json: cJSON helpers for request bodies (object-only parsing, typed getters with static
  * error messages) and the {"error":{"code","message"}} body; also a UTF-8 validator. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "json.h"
@@ -145,6 +146,36 @@ int json_get_str(const cJSON *o, const char *key, const char **out, const char *
     }
     *out = it->valuestring;
     return 1;
+}
+
+cJSON *json_parse_versioned(const char *body, size_t len, long long version, char *err)
+{
+    const char *e = NULL;
+    long long v = 0;
+    cJSON *o = json_parse_object(body, len, &e);
+
+    if (!o) {
+        err_set(err, "event: %s", e);
+        return NULL;
+    }
+    if (json_get_i64(o, "version", &v, &e) != 1 || v != version) {
+        err_set(err, "event: unsupported version");
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int json_copy_str(const cJSON *o, const char *key, char *out, size_t outlen, char *err)
+{
+    const char *s = NULL, *e = NULL;
+
+    if (json_get_str(o, key, &s, &e) != 1 || strlen(s) >= outlen) {
+        err_set(err, "field %s missing, not a string or too long", key);
+        return -1;
+    }
+    snprintf(out, outlen, "%s", s);
+    return 0;
 }
 
 int json_get_i64(const cJSON *o, const char *key, long long *out, const char **err)

@@ -8,7 +8,7 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 build=${PIXPLANE_BUILD:-${BUILD:-build}}
 out=${1:-docs/configuration.md}
-programs="pixplane-api pixplane-worker pixplane-reconciler"
+programs="pixplane-api pixplane-worker pixplane-reconciler pixplane-hooks"
 
 for p in $programs; do
 	if [ ! -x "$build/$p" ]; then

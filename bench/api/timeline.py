@@ -26,6 +26,7 @@ URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB
 # the trash, 90 % with a file_modified_at spread over 24 years (the trigger makes it
 # taken_at), the rest at their upload time within 3 years.
 FILL_SQL = """
+SET pixplane.events = 'off'; -- bulk rows: no integration events (015)
 INSERT INTO users (user_id) VALUES ('{user}') ON CONFLICT DO NOTHING;
 INSERT INTO blobs (content_hash, storage_path, size, ref_count)
   SELECT encode(sha256(('tl' || g)::bytea), 'hex'), 'blobs/bench-tl-' || g, 1000, 1

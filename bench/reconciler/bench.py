@@ -145,6 +145,7 @@ def orphans(b, n):
 
 
 NOOP_SQL = """
+SET pixplane.events = 'off'; -- bulk rows: no integration events (015)
 INSERT INTO users (user_id) SELECT 'u' || g FROM generate_series(1, greatest({n} / 100, 1)) g;
 INSERT INTO blobs (content_hash, storage_path, size, ref_count)
   SELECT encode(sha256(g::text::bytea), 'hex'), 'blobs/' || md5(g::text)::uuid, 1000, 1

@@ -16,42 +16,22 @@ static int is_hex64(const char *s)
     return 1;
 }
 
-/* Copies a required string field of at most outlen-1 bytes. */
-static int get_field(const cJSON *o, const char *key, char *out, size_t outlen, char *err)
-{
-    const char *s = NULL, *e = NULL;
-
-    if (json_get_str(o, key, &s, &e) != 1 || strlen(s) >= outlen) {
-        err_set(err, "event: field %s missing, not a string or too long", key);
-        return -1;
-    }
-    snprintf(out, outlen, "%s", s);
-    return 0;
-}
-
 int event_parse(const char *json, size_t len, struct upload_event *ev, char *err)
 {
     const char *e = NULL, *type = NULL;
-    long long version = 0;
-    cJSON *o = json_parse_object(json, len, &e);
+    cJSON *o = json_parse_versioned(json, len, 1, err);
     int rc = -1;
 
     memset(ev, 0, sizeof *ev);
-    if (!o) {
-        err_set(err, "event: %s", e);
+    if (!o)
         return -1;
-    }
-    if (json_get_i64(o, "version", &version, &e) != 1 || version != 1) {
-        err_set(err, "event: unsupported version");
-        goto out;
-    }
     if (json_get_str(o, "type", &type, &e) != 1 || strcmp(type, "image.uploaded") != 0) {
         err_set(err, "event: not an image.uploaded event");
         goto out;
     }
-    if (get_field(o, "content_hash", ev->content_hash, sizeof ev->content_hash, err) < 0 ||
-        get_field(o, "image_id", ev->image_id, sizeof ev->image_id, err) < 0 ||
-        get_field(o, "owner_id", ev->owner_id, sizeof ev->owner_id, err) < 0)
+    if (json_copy_str(o, "content_hash", ev->content_hash, sizeof ev->content_hash, err) < 0 ||
+        json_copy_str(o, "image_id", ev->image_id, sizeof ev->image_id, err) < 0 ||
+        json_copy_str(o, "owner_id", ev->owner_id, sizeof ev->owner_id, err) < 0)
         goto out;
     if (!is_hex64(ev->content_hash)) {
         err_set(err, "event: content_hash is not 64 lower-case hex digits");

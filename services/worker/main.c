@@ -147,31 +147,10 @@ static int run(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "run";
-    int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
-    char err[ERR_MAX] = "";
-    int rc;
+    const struct conf_program prog = {worker_conf, worker_conf_count,     "pixplane-worker",
+                                      "worker",    &worker_cfg.log_level, usage,
+                                      run};
 
     mallopt(M_ARENA_MAX, 2); /* many threads, large short-lived buffers: keep RSS bounded */
-    rc = conf_load(worker_conf, worker_conf_count, argc - first + 1, argv + first - 1, NULL, NULL,
-                   err);
-    if (rc == 1) {
-        usage(stdout);
-        conf_free(worker_conf, worker_conf_count);
-        return 0;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "pixplane-worker: %s (see --help)\n", err);
-        conf_free(worker_conf, worker_conf_count);
-        return 2;
-    }
-    log_init("worker", worker_cfg.log_level);
-    if (strcmp(cmd, "run") == 0)
-        rc = run(argv[0]);
-    else if (strcmp(cmd, "config-doc") == 0)
-        conf_markdown(worker_conf, worker_conf_count, "pixplane-worker", stdout), rc = 0;
-    else
-        usage(stderr), rc = 2;
-    conf_free(worker_conf, worker_conf_count);
-    return rc;
+    return conf_main(&prog, argc, argv);
 }

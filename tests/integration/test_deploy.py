@@ -24,7 +24,7 @@ SECRET_ENV = {"DATABASE_URL", "S3_ACCESS_KEY", "S3_SECRET_KEY", "PIXPLANE_JWT_SE
               "PIXPLANE_KAFKA_OPTIONS"}
 RUNTIME_PKGS = {"libev4", "libhttp-parser2.9", "libcjson1", "libpq5", "libcurl4", "libssl3",
                 "librdkafka1", "libvips42", "ca-certificates"}
-PROGRAMS = ("pixplane-api", "pixplane-worker", "pixplane-reconciler", "pixctl")
+PROGRAMS = ("pixplane-api", "pixplane-worker", "pixplane-reconciler", "pixplane-hooks", "pixctl")
 POD_KINDS = ("Deployment", "Job", "CronJob")
 
 
@@ -113,12 +113,12 @@ def test_kinds_present(objs):
     kinds = {}
     for o in objs:
         kinds[o["kind"]] = kinds.get(o["kind"], 0) + 1
-    assert kinds.get("Deployment") == 2, kinds
+    assert kinds.get("Deployment") == 3, kinds
     for k in ("Service", "CronJob", "Job", "ConfigMap", "PodDisruptionBudget",
               "HorizontalPodAutoscaler"):
         assert kinds.get(k, 0) >= 1, "no %s rendered (%s)" % (k, kinds)
     names = {o["metadata"]["name"] for o in of_kind(objs, "Deployment")}
-    assert names == {"pixplane-api", "pixplane-worker"}, names
+    assert names == {"pixplane-api", "pixplane-worker", "pixplane-hooks"}, names
 
 
 def test_api_service_pdb_hpa(objs):
@@ -312,6 +312,21 @@ def test_worker_probes_and_shutdown(objs):
     assert data.get("PIXPLANE_WORKER_LISTEN", "").endswith(":9090")
     stop = parse_secs(data.get("PIXPLANE_SHUTDOWN_TIMEOUT", "20s"))
     assert spec.get("terminationGracePeriodSeconds", 30) > stop
+
+
+def test_hooks_probes_shutdown_and_no_allowed_private_addresses(objs):
+    _, data = config_data(objs)
+    spec = pod_spec(one(objs, "Deployment", "pixplane-hooks"))
+    c = spec["containers"][0]
+    assert c.get("command") == ["pixplane-hooks"]
+    assert probe_get(c, "readinessProbe") == ("/healthz", 9092)
+    assert probe_get(c, "livenessProbe") == ("/healthz", 9092)
+    assert data.get("PIXPLANE_HOOKS_LISTEN", "").endswith(":9092")
+    stop = parse_secs(data.get("PIXPLANE_SHUTDOWN_TIMEOUT", "20s"))
+    assert spec.get("terminationGracePeriodSeconds", 30) > stop
+    # production refuses private, loopback and metadata addresses (the SSRF guard's default)
+    assert not data.get("PIXPLANE_WEBHOOK_ALLOW_ADDRS")
+    assert not [e for e in c.get("env", []) if e["name"] == "PIXPLANE_WEBHOOK_ALLOW_ADDRS"]
 
 
 def test_configmap_keys_are_real_settings(objs):

@@ -29,7 +29,7 @@ API_BIN = os.path.join(BUILD, "pixplane-api")
 MAKE_IMAGES = os.path.join(ROOT, "tests", "fixtures", "make-images.sh")
 BUCKET = os.environ.get("S3_BUCKET", "pixplane")
 VARIANTS = {"thumbnail_small": 256, "thumbnail_large": 1024, "preview": 2048}
-TOPICS = "image-uploaded:4,image-uploaded-dlq:1"
+TOPICS = "image-uploaded:4,image-uploaded-dlq:1,pixplane-events:4"
 
 
 def wait_until(pred, timeout, what, interval=0.2):
