@@ -130,6 +130,7 @@ struct api {
     finalize_held *held; /* completion leases a database outage kept (upload_held_sweep) */
     ev_timer held_sweep; /* every second while there are any */
     int held_busy;       /* a release pass is queued or running (atomic) */
+    int unlocks;         /* public-link passwords being checked (scrypt; atomic) */
 };
 
 /* Per worker-thread context. */
@@ -138,6 +139,7 @@ struct api_tctx {
     s3_client *s3;
     auth_cache *auth;      /* verified tokens this thread has seen */
     struct imgcache *imgs; /* image rows this thread read (imgcache.h) */
+    void *hook;            /* the pre-upload hook's curl handle, kept for its connection */
 };
 
 /* One request being handled on a worker thread. */

@@ -580,6 +580,23 @@ static void respond_ticket(struct api_call *c, const struct link_hit *h)
     http_respond_json(c->req, 200, o);
 }
 
+/* Anonymous callers from many addresses could otherwise keep every request worker busy
+ * hashing: at most a quarter of them (at least one) run scrypt at once. */
+#define UNLOCKS_MAX(workers) ((workers) / 4 > 0 ? (workers) / 4 : 1)
+
+/* linkauth_password_verify within the cap: 1 right, 0 wrong, -1 failed, -2 answered 503. */
+static int verify_capped(struct api_call *c, const char *pw, const char *hash)
+{
+    int *n = &c->api->unlocks, ok = -2;
+
+    if (__atomic_add_fetch(n, 1, __ATOMIC_ACQ_REL) <= UNLOCKS_MAX(c->api->cfg->workers))
+        ok = linkauth_password_verify(pw, strlen(pw), hash);
+    else
+        api_retry_after(c, 1, "unlock_busy", "too many passwords being checked; retry shortly");
+    __atomic_sub_fetch(n, 1, __ATOMIC_ACQ_REL);
+    return ok;
+}
+
 static void unlock_run(struct api_call *c, const char *pw)
 {
     struct link_hit h;
@@ -593,7 +610,9 @@ static void unlock_run(struct api_call *c, const char *pw)
         return;
     pg_release(c->db); /* scrypt takes a while: not with a pooled connection held */
     c->db = NULL;
-    if ((ok = linkauth_password_verify(pw, strlen(pw), h.pwhash)) < 0) {
+    if ((ok = verify_capped(c, pw, h.pwhash)) == -2)
+        return;
+    if (ok < 0) {
         log_error(c->rid, "link_password_verify", "unreadable hash or scrypt failed", "link_id",
                   h.id);
         return api_error(c, 500, "internal", "cannot check the password");

@@ -87,10 +87,11 @@ static void hook_opts(CURL *k, const struct api_config *cfg)
     curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT_MS, ms);
 }
 
-/* POSTs body; the HTTP status, or -1 with err (timeout, connection). */
-static long post(const struct api_config *cfg, const char *body, struct answer *a, char *err)
+/* POSTs body on the thread's handle k (reset: options go, its connection stays); the HTTP
+ * status, or -1 with err (timeout, connection). */
+static long post(CURL *k, const struct api_config *cfg, const char *body, struct answer *a,
+                 char *err)
 {
-    CURL *k = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     long status = -1;
     CURLcode rc;
@@ -109,15 +110,17 @@ static long post(const struct api_config *cfg, const char *body, struct answer *
     else
         curl_easy_getinfo(k, CURLINFO_RESPONSE_CODE, &status);
 done:
+    if (k)
+        curl_easy_reset(k); /* no option may point at h or a afterwards */
     curl_slist_free_all(h);
-    curl_easy_cleanup(k);
     return status;
 }
 
-enum prehook_verdict prehook_call(const struct api_config *cfg, const char *user,
-                                  const struct upload_req *q, const char *idem, const char *rid,
+enum prehook_verdict prehook_call(struct api_tctx *t, const char *user, const struct upload_req *q,
+                                  const char *idem, const char *rid,
                                   char reason[PREHOOK_REASON_MAX], char *err)
 {
+    const struct api_config *cfg = t->api->cfg;
     struct answer a = {.len = 0};
     char *body;
     long status;
@@ -126,7 +129,9 @@ enum prehook_verdict prehook_call(const struct api_config *cfg, const char *user
         return PREHOOK_ALLOW;
     if (!(body = request_body(user, q, idem, rid)))
         return err_set(err, "out of memory"), PREHOOK_FAILED;
-    status = post(cfg, body, &a, err);
+    if (!t->hook)
+        t->hook = curl_easy_init();
+    status = post(t->hook, cfg, body, &a, err);
     free(body);
     if (status >= 200 && status < 300)
         return PREHOOK_ALLOW;
@@ -156,7 +161,7 @@ int prehook_admit(struct api_call *c, const struct upload_req *q, const char *id
     if (!cfg->pre_upload_hook_url[0])
         return 0;
     if (!*failed)
-        v = prehook_call(cfg, c->user.sub, q, idem, c->rid, reason, err);
+        v = prehook_call(c->t, c->user.sub, q, idem, c->rid, reason, err);
     if (v == PREHOOK_ALLOW)
         return count(c->api, "allowed"), 0;
     if (v == PREHOOK_REFUSE) {

@@ -18,11 +18,12 @@ enum prehook_verdict {
 /* The hook's settings: URL empty or http(s)://..., fail "open" or "closed". 0 or -1 with err. */
 int prehook_config_check(const struct api_config *cfg, char *err) PIX_WUR;
 
-/* Calls the hook (on the calling thread, bounded by pre-upload-hook-timeout) with the
- * request as JSON {user_id, file_name, size, mime_type, content_hash, file_modified_at,
- * idempotency_key, request_id}; absent optional fields are left out. */
-enum prehook_verdict prehook_call(const struct api_config *cfg, const char *user,
-                                  const struct upload_req *q, const char *idem, const char *rid,
+/* Calls the hook (on the calling thread, with its kept curl handle t->hook, bounded by
+ * pre-upload-hook-timeout) with the request as JSON {user_id, file_name, size, mime_type,
+ * content_hash, file_modified_at, idempotency_key, request_id}; absent optional fields are
+ * left out. */
+enum prehook_verdict prehook_call(struct api_tctx *t, const char *user, const struct upload_req *q,
+                                  const char *idem, const char *rid,
                                   char reason[PREHOOK_REASON_MAX], char *err);
 
 /* For the upload routes: 0 allowed (hook off, 2xx, or failed with fail=open), -1 refused with

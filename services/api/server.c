@@ -1,5 +1,6 @@
 /* server: wires the API together: worker threads with their S3 clients, the PostgreSQL
  * pool, the route table, and per-request dispatch (routing, authentication, helpers). */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,7 @@ static void tctx_free(void *p)
     s3_client_free(t->s3);
     auth_cache_free(t->auth);
     imgcache_free(t->imgs);
+    curl_easy_cleanup(t->hook);
     free(t);
 }
 
