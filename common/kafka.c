@@ -289,7 +289,7 @@ size_t kafka_wait(kafka_producer *p, struct kafka_delivery *const *ds, size_t n,
     size_t left;
 
     while ((left = pending_count(ds, n)) > 0) {
-        if (util_now_mono() >= deadline || (stop && *stop))
+        if (util_now_mono() >= deadline || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)))
             break;
         rd_kafka_poll(p->rk, 50);
     }

@@ -52,8 +52,8 @@ static void dispatch(struct worker *w)
     struct part *p;
     struct job *j;
 
-    while (!w->stopping && w->running < (size_t)w->cfg->threads &&
-           (p = parts_next(&w->parts, &m))) {
+    while (!__atomic_load_n(&w->stopping, __ATOMIC_RELAXED) &&
+           w->running < (size_t)w->cfg->threads && (p = parts_next(&w->parts, &m))) {
         if ((j = calloc(1, sizeof *j))) {
             j->w = w;
             j->msg = m;
@@ -123,7 +123,9 @@ static void log_tps(const char *event, const char *msg, const struct kafka_tp *t
 static void on_rebalance(int assigned, int lost, const struct kafka_tp *tps, size_t n, void *ud)
 {
     struct worker *w = ud;
-    double deadline = util_now_mono() + (w->stopping ? 0 : w->cfg->shutdown_timeout);
+    double deadline =
+        util_now_mono() +
+        (__atomic_load_n(&w->stopping, __ATOMIC_RELAXED) ? 0 : w->cfg->shutdown_timeout);
     kafka_consumer *c = w->consumer;
 
     if (assigned) {
@@ -136,7 +138,7 @@ static void on_rebalance(int assigned, int lost, const struct kafka_tp *tps, siz
     for (size_t i = 0; i < n; i++) {
         struct part *p = parts_find(&w->parts, tps[i].topic, tps[i].partition);
         if (p && p->inflight)
-            p->inflight->revoked = 1;
+            __atomic_store_n(&p->inflight->revoked, 1, __ATOMIC_RELAXED);
     }
     collect_done(w);
     while (tps_busy(w, tps, n) && util_now_mono() < deadline) {
@@ -156,12 +158,13 @@ static void drain(struct worker *w, kafka_consumer *c)
 {
     double start = util_now_mono(), total = w->cfg->shutdown_timeout;
 
-    w->stopping = 1;
+    __atomic_store_n(&w->stopping, 1, __ATOMIC_RELAXED);
     collect_done(w);
     while (w->running > 0 && util_now_mono() - start < total) {
-        if (!w->aborting && util_now_mono() - start >= total * 0.75) {
+        if (!__atomic_load_n(&w->aborting, __ATOMIC_RELAXED) &&
+            util_now_mono() - start >= total * 0.75) {
             log_warn(NULL, "abandoning", "shutdown deadline near: abandoning in-flight images");
-            w->aborting = 1;
+            __atomic_store_n(&w->aborting, 1, __ATOMIC_RELAXED);
         }
         wait_done(w, 0.05);
         collect_done(w);

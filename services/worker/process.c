@@ -575,6 +575,13 @@ static int give_up(struct evctx *e)
     return st == STEP_DONE ? 0 : -1;
 }
 
+/* Shutdown began or the partition was taken away (flags other threads set). */
+static int cut_short(const struct evctx *e)
+{
+    return __atomic_load_n(&e->w->stopping, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&e->j->revoked, __ATOMIC_RELAXED);
+}
+
 /* Sleeps before try number `tries` (1, 2, ...); 0 if the wait was cut short (shutdown or
  * the partition was taken away): the event is then left for its next owner. */
 static int backoff(struct evctx *e, int tries)
@@ -588,11 +595,11 @@ static int backoff(struct evctx *e, int tries)
         wait = cfg->retry_backoff_max;
     until = util_now_mono() + wait;
     while (util_now_mono() < until) {
-        if (e->w->stopping || e->j->revoked)
+        if (cut_short(e))
             return 0;
         usleep(20000);
     }
-    return !(e->w->stopping || e->j->revoked);
+    return !cut_short(e);
 }
 
 static enum job_result process_invalid(struct evctx *e, const char *why)

@@ -21,7 +21,7 @@ struct relay {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    volatile int stop;
+    int stop;   /* set by relay_stop; read with __atomic (the relay thread polls it) */
     int leader; /* written by the relay thread only; read elsewhere with __atomic */
     double backoff;
 };
@@ -39,7 +39,8 @@ static void relay_sleep(struct relay *r, double secs)
 
     util_deadline(&ts, secs);
     pthread_mutex_lock(&r->mu);
-    while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+    while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED) &&
+           pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
         ;
     pthread_mutex_unlock(&r->mu);
 }
@@ -261,7 +262,7 @@ static void *relay_main(void *arg)
 {
     struct relay *r = arg;
 
-    while (!r->stop)
+    while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
         relay_step(r);
     if (r->db)
         relay_disconnect(r, "relay stopping");
@@ -311,7 +312,7 @@ void relay_stop(struct relay *r)
     if (!r)
         return;
     pthread_mutex_lock(&r->mu);
-    r->stop = 1;
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);

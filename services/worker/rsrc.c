@@ -21,7 +21,7 @@ static int rsrc_fill(struct rsrc *r)
         r->size - off < (long long)r->block_size ? r->size - off : (long long)r->block_size;
     char err[ERR_MAX] = "";
 
-    if (r->abort && *r->abort)
+    if (r->abort && __atomic_load_n(r->abort, __ATOMIC_RELAXED))
         return rsrc_fail(r, "read abandoned (shutting down)");
     buf_reset(&r->block);
     r->block_off = off;

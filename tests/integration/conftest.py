@@ -50,8 +50,15 @@ SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error
                "WARNING: ThreadSanitizer")
 
 
+def report_tail(text, size=8000):
+    """What to show of a process's log: its first sanitizer report if there is one (a report
+    printed at exit is followed by shutdown lines that would push it out), else the end."""
+    at = [text.find(m) for m in SAN_MARKERS if m in text]
+    return text[min(at):min(at) + size] if at else text[-size:]
+
+
 def assert_sanitizer_clean(text):
-    assert not any(m in text for m in SAN_MARKERS), text[-6000:]
+    assert not any(m in text for m in SAN_MARKERS), report_tail(text)
 
 
 class ApiProcess:

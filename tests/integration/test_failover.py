@@ -7,6 +7,7 @@ bytes, the three processes carried on without a restart, /readyz reported the ou
 the recovery, and the worker and the reconciler did work on the new primary."""
 import concurrent.futures as cf
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -203,6 +204,9 @@ def run_load_and_kill(f, api, worker, rec, rec_port, ready):
     print("failover: primary %s -> %s; first complete sent after the kill acknowledged %.1f s "
           "after it; %d client errors meanwhile (%s); %d completion leases released late"
           % (old, new, first_ok, len(during), sorted({e[1] for e in during}), released))
+    print("FAILOVER_JSON " + json.dumps({  # bench/failover/run collects these
+        "first_complete_after_kill_s": round(first_ok, 2), "client_errors": len(during),
+        "error_kinds": sorted({e[1] for e in during}), "leases_released_late": released}))
 
     for fut in reads:
         fut.result(timeout=120)

@@ -20,8 +20,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (BUILD, ROOT, ApiProcess, Client, assert_sanitizer_clean, object_exists, sql,
-                      user_id)
+from conftest import (BUILD, ROOT, ApiProcess, Client, assert_sanitizer_clean, object_exists,
+                      report_tail, sql, user_id)
 
 WORKER_BIN = os.path.join(BUILD, "pixplane-worker")
 BROKER_BIN = os.path.join(BUILD, "pixplane-mock-kafka")
@@ -151,7 +151,7 @@ class Worker:
             rc = self.proc.returncode
         self.log.close()
         text = self.text()
-        assert rc == 0, "worker exited %s; log %s\n%s" % (rc, self.log_path, text[-3000:])
+        assert rc == 0, "worker exited %s; log %s\n%s" % (rc, self.log_path, report_tail(text))
         assert_sanitizer_clean(text)
         return time.monotonic() - t0
 
@@ -246,9 +246,11 @@ def workers(ws):
 
 
 def sanitized():
-    """ASan/UBSan builds (make asan) use several times the memory; bounds are relaxed there."""
+    """Sanitized builds (ASan/UBSan in make asan, TSan in make tsan) use several times the
+    memory; bounds are relaxed there."""
     with open(WORKER_BIN, "rb") as f:
-        return b"__asan_init" in f.read()
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 # ---- images ----
