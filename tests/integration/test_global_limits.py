@@ -86,7 +86,7 @@ def test_attempts_spread_over_two_instances_hit_the_same_limit(trio):
 
 
 def test_budget_refills_for_every_instance(stack):
-    procs = start(2, PIXPLANE_LINK_UNLOCK_ATTEMPTS=2, PIXPLANE_LINK_UNLOCK_REFILL="5s")
+    procs = start(2, PIXPLANE_LINK_UNLOCK_ATTEMPTS=2, PIXPLANE_LINK_UNLOCK_REFILL="10s")
     try:
         a, b = procs
         _, path = password_link(a, "right")
@@ -94,10 +94,10 @@ def test_budget_refills_for_every_instance(stack):
         assert unlock(b, path, "y")[:2] == (403, "wrong_password")
         st, code, r = unlock(a, path, "right")
         assert (st, code) == (429, "too_many_attempts")
-        assert 1 <= int(r.headers["Retry-After"]) <= 5
-        deadline = time.monotonic() + 10
+        assert 1 <= int(r.headers["Retry-After"]) <= 10
+        deadline = time.monotonic() + 20
         got = unlock(b, path, "right")[:2]
-        while got == (429, "too_many_attempts"):  # one attempt back within 5 s
+        while got == (429, "too_many_attempts"):  # one attempt back within 10 s
             assert time.monotonic() < deadline, "no attempt came back"
             time.sleep(0.25)
             got = unlock(b, path, "right")[:2]
