@@ -206,8 +206,9 @@ const struct conf_opt api_conf[] = {
      1, 86400},
     {"link-unlock-attempts", "PIXPLANE_LINK_UNLOCK_ATTEMPTS", CONF_INT, C(link_unlock_attempts),
      "10",
-     "password attempts in a burst, per link and per client address (1-1000; more: 429 with "
-     "Retry-After; behind a proxy every client shares its address)",
+     "password attempts in a burst, per link (counted in PostgreSQL for all API instances "
+     "together) and per client address (counted by each instance; behind a proxy every "
+     "client shares its address) (1-1000; more: 429 with Retry-After)",
      1, 1000},
     {"link-unlock-refill", "PIXPLANE_LINK_UNLOCK_REFILL", CONF_SECS, C(link_unlock_refill), "1m",
      "time for one spent password attempt to come back", 0.001, 86400},

@@ -31,6 +31,7 @@ struct link_hit {
     char id[37], image[37], album[37], expires[32];
     char pwhash[LINK_PWHASH_MAX]; /* "" no password */
     int download;
+    double wait; /* resolved for an unlock: 0 an attempt taken, else seconds until one is */
 };
 
 /* A listing's position: ?limit= and ?cursor=. */
@@ -358,8 +359,15 @@ void link_revoke(struct api_call *c)
 
 /* ---- anyone with the token ---- */
 
-/* Takes a token of who's bucket in rl (scope "a:" a client address, "l:" a link, "addr:"
- * the general per-address limit). 1, or 0 answered 429 code with Retry-After. */
+/* Answers 429 code with Retry-After: retry seconds. */
+static void refuse(struct api_call *c, double retry, const char *code)
+{
+    api_count(c->api, "pixplane_ratelimited_total", "", 1);
+    api_retry_after(c, retry, code, "too many requests or password attempts; retry later");
+}
+
+/* Takes a token of who's bucket in rl (scope "a:" a client address, "addr:" the general
+ * per-address limit), in this instance's memory. 1, or 0 answered 429 code. */
 static int take(struct api_call *c, ratelimit *rl, const char *scope, const char *who,
                 const char *code)
 {
@@ -369,15 +377,15 @@ static int take(struct api_call *c, ratelimit *rl, const char *scope, const char
     snprintf(key, sizeof key, "%s%s", scope, who);
     if (ratelimit_take(rl, key, util_now_mono(), &retry))
         return 1;
-    api_count(c->api, "pixplane_ratelimited_total", "", 1);
-    api_retry_after(c, retry, code, "too many requests or password attempts; retry later");
+    refuse(c, retry, code);
     return 0;
 }
 
-/* One password attempt of a client address or a link (PIXPLANE_LINK_UNLOCK_ATTEMPTS). */
-static int attempt_allowed(struct api_call *c, const char *scope, const char *who)
+/* One password attempt of a client address (PIXPLANE_LINK_UNLOCK_ATTEMPTS), counted per
+ * instance; a link's attempts are counted in PostgreSQL for all of them (resolve). */
+static int attempt_allowed(struct api_call *c)
 {
-    return take(c, c->api->link_rl, scope, who, "too_many_attempts");
+    return take(c, c->api->link_rl, "a:", http_req_peer(c->req), "too_many_attempts");
 }
 
 /* A presigned GET of key as o[field] (attach: as an attachment named so). 0, or -1
@@ -453,18 +461,22 @@ static cJSON *item_json(struct api_call *c, const PGresult *r, int row, int down
 
 static const struct link_page items_page = {"link_album_items", 'S', "items", item_json};
 
-/* The live link of the route's {token} into h. 0, or -1 answered (404 link_not_found). */
-static int resolve(struct api_call *c, struct link_hit *h)
+/* The live link of the route's {token} into h; attempt: also take one password attempt of
+ * the link's budget, shared by every instance (h->wait). 0, or -1 answered (404
+ * link_not_found). */
+static int resolve(struct api_call *c, struct link_hit *h, int attempt)
 {
     const char *token = route_param(&c->params, "token");
-    char hex[65];
-    const char *p[1] = {hex};
+    char hex[65], burst[24], every[32];
+    const char *p[3] = {hex, burst, every};
     PGresult *r;
     int found;
 
     if (!token || linkauth_token_hash(token, hex) < 0)
         return link_gone(c), -1;
-    if (!(r = api_exec(c, "link_resolve", 1, p)))
+    snprintf(burst, sizeof burst, "%ld", c->api->cfg->link_unlock_attempts);
+    snprintf(every, sizeof every, "%.6f", c->api->cfg->link_unlock_refill);
+    if (!(r = api_exec(c, attempt ? "link_unlock_resolve" : "link_resolve", attempt ? 3 : 1, p)))
         return -1;
     found = PQntuples(r) == 1 && util_streq_ct(pg_val(r, 0, 1), hex, 64);
     if (found) {
@@ -474,6 +486,7 @@ static int resolve(struct api_call *c, struct link_hit *h)
         util_strlcpy(h->image, sizeof h->image, pg_val(r, 0, 4));
         util_strlcpy(h->album, sizeof h->album, pg_val(r, 0, 5));
         util_strlcpy(h->expires, sizeof h->expires, pg_val(r, 0, 6));
+        h->wait = attempt ? atof(pg_val(r, 0, 7)) : 0;
     }
     PQclear(r);
     if (!found)
@@ -544,7 +557,8 @@ void link_open(struct api_call *c)
     cJSON *o;
 
     /* anonymous: limited per client address at the users' rate (PIXPLANE_RATE_LIMIT) */
-    if (!take(c, c->api->rl, "addr:", http_req_peer(c->req), "rate_limited") || resolve(c, &h) < 0)
+    if (!take(c, c->api->rl, "addr:", http_req_peer(c->req), "rate_limited") ||
+        resolve(c, &h, 0) < 0)
         return;
     if (!unlocked(c, &h))
         return api_error(c, 401, "password_required",
@@ -602,12 +616,12 @@ static void unlock_run(struct api_call *c, const char *pw)
     struct link_hit h;
     int ok;
 
-    if (resolve(c, &h) < 0)
+    if (resolve(c, &h, 1) < 0)
         return;
     if (!h.pwhash[0])
         return api_error(c, 409, "no_password", "the link has no password: GET it directly");
-    if (!attempt_allowed(c, "l:", h.id))
-        return;
+    if (h.wait > 0)
+        return refuse(c, h.wait, "too_many_attempts");
     pg_release(c->db); /* scrypt takes a while: not with a pooled connection held */
     c->db = NULL;
     if ((ok = verify_capped(c, pw, h.pwhash)) == -2)
@@ -634,7 +648,7 @@ void link_unlock(struct api_call *c)
         return;
     if (json_get_str(body, "password", &pw, &err) != 1 || !valid_password(pw))
         bad_request(c, "password must be a string of 1 to 1024 bytes");
-    else if (attempt_allowed(c, "a:", http_req_peer(c->req)))
+    else if (attempt_allowed(c))
         unlock_run(c, pw);
     cJSON_Delete(body);
 }

@@ -60,6 +60,13 @@
 #define LINK_EXPIRES                                                                               \
     " coalesce(to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 #define LINK_CREATED " to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+/* The live link whose token's hash is $1 (hex): id, hash, password hash ('' none),
+ * allow_download, image id, album id ('' for the other), expiry ('' never). */
+#define LINK_BY_TOKEN                                                                              \
+    " l.link_id, encode(l.token_hash, 'hex') AS token_hash,"                                       \
+    " coalesce(l.password_hash, '') AS password_hash, l.allow_download,"                           \
+    " coalesce(l.image_id::text, ''), coalesce(l.album_id::text, '')," LINK_EXPIRES                \
+    " FROM public_links l WHERE l.token_hash = decode($1, 'hex') AND" LINK_LIVE
 /* What anyone with a link sees of image i (blobs b): never its owner or location. */
 #define LINK_ITEM_COLS                                                                             \
     " i.image_id, i.name, i.size, i.mime_type,"                                                    \
@@ -667,12 +674,15 @@ const struct pg_stmt api_stmts[] = {
      " AND ($2::timestamptz IS NULL OR (l.created_at, l.link_id) < ($2::timestamptz, $3::uuid))"
      " ORDER BY l.created_at DESC, l.link_id DESC LIMIT $4"},
     {"link_revoke", "DELETE FROM public_links WHERE link_id = $1 AND owner_id = $2"},
-    /* A live link by its token's hash (hex): id, hash, password hash ('' none),
-     * allow_download, image id, album id ('' for the other), expiry ('' never). */
-    {"link_resolve", "SELECT l.link_id, encode(l.token_hash, 'hex'), coalesce(l.password_hash, ''),"
-                     " l.allow_download, coalesce(l.image_id::text, ''), "
-                     "coalesce(l.album_id::text, '')," LINK_EXPIRES
-                     " FROM public_links l WHERE l.token_hash = decode($1, 'hex') AND" LINK_LIVE},
+    /* A live link by its token's hash (hex): see LINK_BY_TOKEN. */
+    {"link_resolve", "SELECT" LINK_BY_TOKEN},
+    /* POST /s/{token}/unlock in one round trip: link_resolve's columns, then, for a password
+     * link, one attempt of its budget shared by every API instance ($2 attempts, one back
+     * every $3 seconds; migrations/018_global_limits.sql): 0 taken, else the seconds until
+     * one is back. */
+    {"link_unlock_resolve", "SELECT x.*, CASE WHEN x.password_hash = '' THEN 0"
+                            " ELSE link_unlock_take(x.link_id, $2::int, $3::float8) END"
+                            " FROM (SELECT" LINK_BY_TOKEN ") x"},
     /* One view of live link $1 (counted, within max_views) and its image; no row: gone. */
     {"link_view_image",
      "WITH v AS (UPDATE public_links l SET views = l.views + 1 WHERE l.link_id = $1"

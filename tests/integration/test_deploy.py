@@ -1,10 +1,12 @@
 # deploy/: renders the kustomize overlays with `kubectl kustomize` and checks the rendered
-# objects (kinds, probes, resources, securityContext, no inline secrets, overlay sizing),
+# objects (kinds, probes, resources, securityContext, no inline secrets, overlay sizing,
+# prod's CloudNativePG Cluster and Strimzi Kafka wired to the programs, dev without them),
 # and checks the Dockerfile statically (no container engine here to build it).
 import os
 import re
 import shutil
 import subprocess
+import urllib.parse
 
 import pytest
 
@@ -20,6 +22,12 @@ OVERLAYS = ("dev", "prod")
 BUILD = os.path.join(ROOT, os.environ.get("PIXPLANE_BUILD", "build"))
 
 SECRET_NAME = "pixplane-secrets"
+# prod: PostgreSQL's credentials are the CloudNativePG Cluster's bootstrap owner Secret,
+# read by libpq as PGUSER / PGPASSWORD; the URLs then name hosts only
+DB_SECRET = "pixplane-db-owner"
+DB_SECRET_KEYS = {"PGUSER": "username", "PGPASSWORD": "password"}
+DB_URL_ENV = ("DATABASE_URL", "DATABASE_READ_URL")
+OPERATOR_KINDS = ("Cluster", "Kafka", "KafkaNodePool", "KafkaTopic", "PodMonitor")
 SECRET_ENV = {"DATABASE_URL", "S3_ACCESS_KEY", "S3_SECRET_KEY", "PIXPLANE_JWT_SECRET",
               "PIXPLANE_KAFKA_OPTIONS"}
 RUNTIME_PKGS = {"libev4", "libhttp-parser2.9", "libcjson1", "libpq5", "libcurl4", "libssl3",
@@ -73,6 +81,12 @@ def workloads(objs):
 
 def containers(spec):
     return list(spec.get("initContainers") or []) + list(spec["containers"])
+
+
+def env_value(c, name):
+    """The literal value of environment variable name in container c, else None."""
+    found = [e.get("value") for e in c.get("env", []) if e["name"] == name]
+    return found[0] if found else None
 
 
 def config_data(objs):
@@ -183,11 +197,14 @@ def test_config_and_secret_references(objs):
             for e in c.get("env", []):
                 ref = (e.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
-                    assert ref["name"] == SECRET_NAME and ref["key"] == e["name"], e
+                    assert (ref["name"], ref["key"]) in ((SECRET_NAME, e["name"]), (
+                        DB_SECRET, DB_SECRET_KEYS.get(e["name"]))), e
             needs = {"DATABASE_URL"}
             if w["metadata"]["name"] == "pixplane-api":
                 needs |= {"S3_ACCESS_KEY", "S3_SECRET_KEY", "PIXPLANE_JWT_SECRET"}
             got = {e["name"] for e in c.get("env", []) if (e.get("valueFrom") or {}).get("secretKeyRef")}
+            if "PGPASSWORD" in got and env_value(c, "DATABASE_URL"):
+                got.add("DATABASE_URL")  # a URL of hosts, the password from the DB Secret
             if any("secretRef" in e for e in c.get("envFrom", [])):
                 got |= needs
             assert needs <= got, "%s/%s lacks secret refs for %s" % (
@@ -215,6 +232,11 @@ def test_no_inline_secrets(objs):
     for w in workloads(objs):
         for c in containers(pod_spec(w)):
             for e in c.get("env", []):
+                if e["name"] in DB_URL_ENV and "value" in e:
+                    url = urllib.parse.urlsplit(e["value"])
+                    assert "@" not in url.netloc and "password" not in url.query.lower(), \
+                        "%s carries credentials in %s" % (e["name"], w["metadata"]["name"])
+                    continue
                 assert not (e["name"] in SECRET_ENV and "value" in e), \
                     "%s has a literal value in %s" % (e["name"], w["metadata"]["name"])
                 if "value" in e:
@@ -383,6 +405,106 @@ def test_prod_overlay():
             img = c["image"]
             pinned = "@sha256:" in img or re.search(r":[\w][\w.-]*$", img.rsplit("/", 1)[-1])
             assert pinned and not img.endswith(":latest"), "prod image not pinned: %s" % img
+
+
+def test_dev_overlay_runs_no_operators():
+    """dev keeps single instances of PostgreSQL and Kafka of its own: no operator resource,
+    and the database URL comes from pixplane-secrets."""
+    objs = render("dev")
+    kinds = sorted({o["kind"] for o in objs if o["kind"] in OPERATOR_KINDS})
+    assert not kinds, "dev renders operator resources: %s" % kinds
+    for w in workloads(objs):
+        for c in containers(pod_spec(w)):
+            assert env_value(c, "DATABASE_URL") is None, w["metadata"]["name"]
+            assert env_value(c, "DATABASE_READ_URL") is None, w["metadata"]["name"]
+
+
+def the_one(objs, kind, api_version):
+    found = of_kind(objs, kind)
+    assert len(found) == 1, "expected one %s, found %d" % (kind, len(found))
+    assert found[0]["apiVersion"] == api_version, found[0]["apiVersion"]
+    return found[0]
+
+
+def test_prod_postgres_cluster():
+    cl = the_one(render("prod"), "Cluster", "postgresql.cnpg.io/v1")["spec"]
+    assert cl["instances"] == 3
+    sync = cl["postgresql"]["synchronous"]  # not the deprecated min/maxSyncReplicas
+    assert sync["method"] in ("any", "first") and sync["number"] >= 1, sync
+    assert sync.get("dataDurability", "required") == "required", sync
+    assert "minSyncReplicas" not in cl and "maxSyncReplicas" not in cl
+    assert mem_bytes(cl["storage"]["size"]) >= 10 * 2**30
+    for part in ("requests", "limits"):
+        assert cl["resources"][part]["cpu"] and cl["resources"][part]["memory"], part
+    initdb = cl["bootstrap"]["initdb"]
+    assert initdb["database"] and initdb["owner"] and initdb["secret"]["name"] == DB_SECRET
+    assert (cl.get("affinity") or {}).get("enablePodAntiAffinity") is not False
+    assert "monitoring" in cl
+
+
+def db_urls(objs):
+    """{(workload, variable): parsed URL} of every literal database URL."""
+    urls = {}
+    for w in workloads(objs):
+        for c in containers(pod_spec(w)):
+            for name in DB_URL_ENV:
+                if env_value(c, name):
+                    urls[(w["metadata"]["name"], name)] = urllib.parse.urlsplit(
+                        env_value(c, name))
+    return urls
+
+
+def test_prod_database_urls_name_the_cluster_services():
+    objs = render("prod")
+    cluster = the_one(objs, "Cluster", "postgresql.cnpg.io/v1")
+    name, db = cluster["metadata"]["name"], cluster["spec"]["bootstrap"]["initdb"]["database"]
+    urls = db_urls(objs)
+    writers = {w for w, v in urls if v == "DATABASE_URL"}
+    assert writers == {w["metadata"]["name"] for w in workloads(objs)}, writers
+    assert ("pixplane-api", "DATABASE_READ_URL") in urls
+    want = {"DATABASE_URL": ("%s-rw" % name, "read-write"),
+            "DATABASE_READ_URL": ("%s-ro" % name, "prefer-standby")}
+    for (w, var), u in urls.items():
+        host, attrs = want[var]
+        q = urllib.parse.parse_qs(u.query)
+        assert u.netloc.split(",")[0] == host + ":5432", (w, var, u.netloc)
+        assert u.path == "/" + db and q["target_session_attrs"] == [attrs], (w, var, u)
+        assert q["sslmode"] == ["verify-full"], (w, var)
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in first_container(objs, w)["env"]
+                if (e.get("valueFrom") or {}).get("secretKeyRef")}
+        for env, key in DB_SECRET_KEYS.items():
+            assert refs.get(env) == {"name": DB_SECRET, "key": key}, (w, env, refs.get(env))
+
+
+def first_container(objs, name):
+    return pod_spec([w for w in workloads(objs) if w["metadata"]["name"] == name][0])["containers"][0]
+
+
+def test_prod_kafka_and_topics():
+    objs = render("prod")
+    kafka = the_one(objs, "Kafka", "kafka.strimzi.io/v1")
+    name, spec = kafka["metadata"]["name"], kafka["spec"]["kafka"]
+    pools = [p for p in of_kind(objs, "KafkaNodePool")
+             if p["metadata"]["labels"].get("strimzi.io/cluster") == name]
+    brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
+    controllers = sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"])
+    assert brokers == 3 and controllers >= 3, (brokers, controllers)  # KRaft, no ZooKeeper
+    assert "zookeeper" not in kafka["spec"]
+    cfg = spec["config"]
+    assert cfg["default.replication.factor"] == 3 and cfg["min.insync.replicas"] == 2, cfg
+    assert cfg["offsets.topic.replication.factor"] == 3, cfg
+    assert "topicOperator" in kafka["spec"]["entityOperator"]
+    _, data = config_data(objs)
+    plain = [l for l in spec["listeners"] if not l["tls"]][0]
+    assert data["KAFKA_BOOTSTRAP"] == "%s-kafka-bootstrap:%d" % (name, plain["port"])
+    topics = {t["spec"].get("topicName", t["metadata"]["name"]): t
+              for t in of_kind(objs, "KafkaTopic")}
+    for var in ("PIXPLANE_UPLOAD_TOPIC", "PIXPLANE_DLQ_TOPIC", "PIXPLANE_EVENTS_TOPIC"):
+        t = topics.get(data[var])
+        assert t, "no KafkaTopic for %s=%s" % (var, data[var])
+        assert t["metadata"]["labels"]["strimzi.io/cluster"] == name
+        assert t["spec"]["replicas"] == 3 and t["spec"]["partitions"] >= 3, t["spec"]
+        assert t["spec"]["config"]["min.insync.replicas"] == 2, t["spec"]
 
 
 def test_one_image_everywhere(objs):
