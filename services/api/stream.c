@@ -17,7 +17,7 @@
 #include "sync.h"
 
 #define TICK_SECS 0.25
-#define RETRY_SECS 5.0     /* after a notification, keep polling this long for a blocked commit */
+#define RETRY_SECS 5.0     /* after a notification (or a delta held back), keep polling this long */
 #define RETRY_WAIT_MAX 2.0 /* those polls back off from TICK_SECS, doubling, up to this */
 #define DELTA_LIMIT 200
 #define LISTEN_PING_SECS 10.0 /* a quiet LISTEN connection is checked this often */
@@ -60,6 +60,7 @@ struct delta {
     char in[128], out[128];
     char *event; /* "id/event/data" text, also when the delta is empty */
     int empty, more, expired, failed;
+    int held; /* empty, and entries past it are held back by an open transaction */
 };
 
 /* Pool → loop: a user's deltas. */
@@ -318,6 +319,7 @@ static void delta_compute(struct api_call *c, const char *cursor, struct delta *
     util_strlcpy(d->out, sizeof d->out, cJSON_GetStringValue(cJSON_GetObjectItem(o, "cursor")));
     d->more = cJSON_IsTrue(cJSON_GetObjectItem(o, "has_more"));
     d->empty = delta_empty(o);
+    d->held = d->empty && !d->more && sync_held(c, &cur, err) > 0;
     d->event = format_event(d->out, o);
     d->failed = !d->event;
     cJSON_Delete(o);
@@ -413,6 +415,8 @@ static void apply_delta(struct sse_user *u, struct sse *s, const struct delta *d
     }
     util_strlcpy(s->cursor, sizeof s->cursor, d->out);
     u->dirty |= d->more;
+    if (d->held && u->retry_until < now + RETRY_SECS)
+        u->retry_until = now + RETRY_SECS; /* keep polling (backed off) until it commits */
     if (d->empty && s->sent_any)
         return;
     s->sent_any = 1;

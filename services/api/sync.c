@@ -543,6 +543,24 @@ int sync_delta(struct api_call *c, struct sync_cursor *cur, int limit, cJSON **o
     return 0;
 }
 
+int sync_held(struct api_call *c, const struct sync_cursor *cur, char *err)
+{
+    char tx[24], seq[24];
+    const char *p[3] = {c->user.sub, tx, seq};
+    PGresult *r;
+    int held;
+
+    if (cur->snapshot)
+        return 0;
+    snprintf(tx, sizeof tx, "%" PRIu64, cur->txid);
+    snprintf(seq, sizeof seq, "%lld", cur->seq);
+    if (!(r = pg_exec(c->db, "sync_held", 3, p, err)))
+        return -1;
+    held = pg_val(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return held;
+}
+
 static int parse_limit(struct api_call *c, int *limit)
 {
     char v[16], *end;

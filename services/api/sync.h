@@ -26,5 +26,9 @@ int sync_cursor_now(struct api_call *c, struct sync_cursor *cur, char *err) PIX_
  * {updated, deleted}, album_items, cursor, has_more}. 0, 1 if cur is older than the retention
  * (410), -1 with err. */
 int sync_delta(struct api_call *c, struct sync_cursor *cur, int limit, cJSON **out, char *err);
+/* After an empty delta: 1 if the change log has entries past cur that the horizon still
+ * holds back (a transaction that began before them is in flight, in any database of the
+ * cluster), 0 if not, -1 with err. */
+int sync_held(struct api_call *c, const struct sync_cursor *cur, char *err) PIX_WUR;
 
 #endif

@@ -306,6 +306,39 @@ def test_sse_push_resume_and_isolation(api):
     s2.sock.close()
 
 
+def test_sse_push_waits_out_a_long_transaction(api):
+    """The horizon is cluster-wide: a writing transaction that began before a change holds it
+    back, here in another database for longer than the hub's 5 s of re-polls after the
+    notification. The change is pushed once that transaction ends, with no other change to
+    wake the stream (the hub keeps polling while entries past the cursor are held back)."""
+    import json
+    uid = user_id("sse-held")
+    c = Client(api.url, api.token(uid))
+    s = SSEReader(sse_connect(api.url, api.token(uid)))
+    s.headers()
+    assert s.event(5).get("event") == "sync"  # the catch-up event
+    _, doc = c.upload(os.urandom(400), name="before.jpg")
+    ev = s.event(30)
+    assert ev and [x["name"] for x in json.loads(ev["data"])["added"]] == ["before.jpg"], ev
+    held = subprocess.Popen(["psql", os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres",
+                             "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    held.stdin.write("BEGIN;\nSELECT pg_current_xact_id() IS NOT NULL;\n")
+    held.stdin.flush()
+    assert held.stdout.readline().strip() == "t"  # it has an xid: it holds the horizon
+    try:
+        assert c.call("PATCH", "/images/%s" % doc["image_id"], {"name": "held.jpg"})[0] == 200
+        assert s.event(8) is None, "pushed past an open transaction that began before it"
+    finally:
+        held.stdin.write("ROLLBACK;\n")
+        held.stdin.close()
+        assert held.wait(30) == 0, held.stderr.read()
+    ev = s.event(5)
+    assert ev is not None, "the held change was not pushed after the transaction ended"
+    assert [x["name"] for x in json.loads(ev["data"])["updated"]] == ["held.jpg"]
+    s.sock.close()
+
+
 def test_expired_cursor_gets_410(stack):
     api = ApiProcess({"PIXPLANE_SYNC_RETENTION": "1s"})
     try:
