@@ -319,7 +319,8 @@ def test_expired_cursor_gets_410(stack):
         c.upload(os.urandom(100))
         # retention drops whole days (change_log is partitioned by day, migration 016): the
         # user's changes move to a day of their own ten years back, which the prune drops
-        sql("SELECT pix_log_partition_add('change_log', (now() AT TIME ZONE 'UTC')::date - 3650)")
+        sql("SELECT pix_log_partition_add('change_log',"
+            " (now() AT TIME ZONE 'UTC')::date - 3650)")
         sql("UPDATE change_log SET created_at = created_at - interval '3650 days'"
             " WHERE user_id = '%s'" % uid)
         time.sleep(1.5)
