@@ -109,27 +109,47 @@ BEGIN
 END
 $$;
 
--- Turns table tbl (already renamed to tbl_legacy, its identity's next value in next_id) into
--- a partitioned copy of parent_ddl: the legacy table as the partition up to the end of the
--- day of its newest row (or today), days after it up to a week ahead, and the DEFAULT.
-CREATE FUNCTION pix_log_adopt(tbl text, next_id bigint) RETURNS void LANGUAGE plpgsql AS $$
+-- Moves table tbl out of the way as tbl_legacy: no primary key (the partitioned one's comes
+-- with the attach), its indexes and identity sequence renamed after it.
+CREATE FUNCTION pix_log_retire(tbl text, id_col text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    legacy regclass := format('%s_legacy', tbl)::regclass;
+    legacy text := tbl || '_legacy';
+    idx text;
+BEGIN
+    EXECUTE format('ALTER TABLE %I RENAME TO %I', tbl, legacy);
+    EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', legacy, tbl || '_pkey');
+    EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence(legacy, id_col),
+                   format('%s_%s_seq', legacy, id_col));
+    FOR idx IN SELECT indexrelid::regclass::text FROM pg_index
+               WHERE indrelid = legacy::regclass LOOP
+        EXECUTE format('ALTER INDEX %I RENAME TO %I', idx,
+                       legacy || substr(idx, length(tbl) + 1));
+    END LOOP;
+END
+$$;
+
+-- Makes tbl_legacy a partition of the new partitioned tbl: up to the end of the day of its
+-- newest row (or today), then the days after it up to a week ahead, and the DEFAULT. The
+-- new identity goes on from the old sequence (ids stay monotonic).
+CREATE FUNCTION pix_log_adopt(tbl text, id_col text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    legacy text := tbl || '_legacy';
+    next_id bigint := nextval(pg_get_serial_sequence(legacy, id_col));
     today date := (now() AT TIME ZONE 'UTC')::date;
     first date;
     last date;
 BEGIN
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I DROP IDENTITY', legacy, id_col);
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I RESTART WITH %s', tbl, id_col, next_id);
     EXECUTE format('SELECT (min(created_at) AT TIME ZONE ''UTC'')::date,'
-                   ' (max(created_at) AT TIME ZONE ''UTC'')::date FROM %s', legacy)
+                   ' (max(created_at) AT TIME ZONE ''UTC'')::date FROM %I', legacy)
         INTO first, last;
-    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I RESTART WITH %s', tbl,
-                   CASE tbl WHEN 'outbox' THEN 'id' ELSE 'seq' END, next_id);
     IF first IS NULL THEN
-        EXECUTE format('DROP TABLE %s', legacy);
+        EXECUTE format('DROP TABLE %I', legacy);
         last := today - 1;
     ELSE
         last := greatest(last, today);
-        EXECUTE format('ALTER TABLE %I ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', tbl,
+        EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', tbl,
                        legacy, first::timestamp AT TIME ZONE 'UTC',
                        (last + 1)::timestamp AT TIME ZONE 'UTC');
     END IF;
@@ -140,64 +160,45 @@ BEGIN
 END
 $$;
 
--- ---- change_log ----
-DO $$
-DECLARE
-    next_id bigint := nextval(pg_get_serial_sequence('change_log', 'seq'));
-BEGIN
-    ALTER TABLE change_log RENAME TO change_log_legacy;
-    ALTER TABLE change_log_legacy DROP CONSTRAINT change_log_pkey;
-    ALTER TABLE change_log_legacy ALTER COLUMN seq DROP IDENTITY;
-    ALTER INDEX change_log_user_pos RENAME TO change_log_legacy_user_pos;
-    DROP INDEX change_log_created; -- pruning drops partitions now
-    DROP TRIGGER change_log_notify ON change_log_legacy;
-    CREATE TABLE change_log (
-        seq        bigint GENERATED ALWAYS AS IDENTITY,
-        txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
-        user_id    text NOT NULL,
-        image_id   uuid,
-        kind       text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        album_id   uuid,
-        CONSTRAINT change_log_names_something CHECK (image_id IS NOT NULL OR album_id IS NOT NULL),
-        PRIMARY KEY (seq, created_at)
-    ) PARTITION BY RANGE (created_at);
-    -- a device's changes in cursor order (sync); every position in order (a dropped
-    -- partition's newest position becomes the sync horizon without a scan)
-    CREATE INDEX change_log_user_pos ON change_log (user_id, txid, seq);
-    CREATE INDEX change_log_pos ON change_log (txid, seq);
-    CREATE TRIGGER change_log_notify AFTER INSERT ON change_log
-        FOR EACH ROW EXECUTE FUNCTION change_log_notify();
-    PERFORM pix_log_adopt('change_log', next_id);
-END
-$$;
+SELECT pix_log_retire('change_log', 'seq'), pix_log_retire('outbox', 'id');
+DROP INDEX change_log_legacy_created; -- pruning drops partitions now
+DROP TRIGGER change_log_notify ON change_log_legacy; -- the partitioned table's takes over
 
--- ---- outbox ----
-DO $$
-DECLARE
-    next_id bigint := nextval(pg_get_serial_sequence('outbox', 'id'));
-BEGIN
-    ALTER TABLE outbox RENAME TO outbox_legacy;
-    ALTER TABLE outbox_legacy DROP CONSTRAINT outbox_pkey;
-    ALTER TABLE outbox_legacy ALTER COLUMN id DROP IDENTITY;
-    ALTER INDEX outbox_pending RENAME TO outbox_legacy_pending;
-    CREATE TABLE outbox (
-        id         bigint GENERATED ALWAYS AS IDENTITY,
-        topic      text NOT NULL,
-        msg_key    text NOT NULL,
-        payload    jsonb NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        sent_at    timestamptz,
-        attempts   integer NOT NULL DEFAULT 0,
-        last_error text,
-        resets     integer NOT NULL DEFAULT 0,
-        reset_at   timestamptz,
-        PRIMARY KEY (id, created_at)
-    ) PARTITION BY RANGE (created_at);
-    -- the relay's queue (and whether a partition still holds unsent rows)
-    CREATE INDEX outbox_pending ON outbox (id) WHERE sent_at IS NULL;
-    PERFORM pix_log_adopt('outbox', next_id);
-END
-$$;
+CREATE TABLE change_log (
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
+    txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    user_id    text NOT NULL,
+    image_id   uuid,
+    kind       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    album_id   uuid,
+    CONSTRAINT change_log_names_something CHECK (image_id IS NOT NULL OR album_id IS NOT NULL),
+    PRIMARY KEY (seq, created_at)
+) PARTITION BY RANGE (created_at);
+-- a device's changes in cursor order (sync); every position in order (a dropped partition's
+-- newest position becomes the sync horizon without a scan)
+CREATE INDEX change_log_user_pos ON change_log (user_id, txid, seq);
+CREATE INDEX change_log_pos ON change_log (txid, seq);
+CREATE TRIGGER change_log_notify AFTER INSERT ON change_log
+    FOR EACH ROW EXECUTE FUNCTION change_log_notify();
 
-DROP FUNCTION pix_log_adopt(text, bigint);
+-- The columns of 001 and 004, in their order.
+CREATE TABLE outbox (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    topic      text NOT NULL,
+    msg_key    text NOT NULL,
+    payload    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at    timestamptz,
+    attempts   integer NOT NULL DEFAULT 0,
+    last_error text,
+    resets     integer NOT NULL DEFAULT 0,
+    reset_at   timestamptz,
+    PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
+-- the relay's queue (and whether a partition still holds unsent rows)
+CREATE INDEX outbox_pending ON outbox (id) WHERE sent_at IS NULL;
+
+SELECT pix_log_adopt('change_log', 'seq'), pix_log_adopt('outbox', 'id');
+DROP FUNCTION pix_log_retire(text, text);
+DROP FUNCTION pix_log_adopt(text, text);
