@@ -44,7 +44,7 @@ BEGIN
                        ' AND created_at < $2)', dflt) INTO stray USING d_lo, d_hi;
     END IF;
     IF stray THEN -- readers must not see the rows in neither place
-        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', parent);
+        EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', parent);
         EXECUTE format('WITH m AS (DELETE FROM %s WHERE created_at >= $1 AND created_at < $2'
                        ' RETURNING *) INSERT INTO %I SELECT * FROM m', dflt, name)
             USING d_lo, d_hi;
@@ -75,7 +75,7 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s', part) INTO rows;
     END IF;
     PERFORM set_config('lock_timeout', '5s', true);
-    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', parent);
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', parent);
     IF parent = 'outbox'::regclass THEN
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE sent_at IS NULL)', part)
             INTO unsent;

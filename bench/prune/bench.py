@@ -3,10 +3,11 @@ generated in SQL with the NOTIFY trigger off): DROP of the day's partition throu
 pix_log_prune (what the reconciler's `partitions` sweep and /internal/sync/prune do) vs the
 pre-016 `DELETE FROM change_log WHERE created_at < ...` on an unpartitioned copy with the
 old indexes, followed by the VACUUM that makes the space reusable. Each step starts right
-after a CHECKPOINT (an old day's pages: every first touch writes a full-page image). WAL:
-pg_current_wal_lsn() difference (cluster-wide: other sessions on a shared server add to it)
-and the statement's own WAL from EXPLAIN (ANALYZE, WAL). Also the sync query's plan over the
-partitioned table (index-bound: one index scan per partition)."""
+after a CHECKPOINT, once no autovacuum works in the database (an old day's pages: with
+full_page_writes on, every first touch writes a full-page image; the server's setting is
+printed). WAL: pg_current_wal_lsn() difference (cluster-wide: other sessions on a shared
+server add to it) and the statement's own WAL from EXPLAIN (ANALYZE, WAL). Also the sync
+query's plan over the partitioned table (index-bound: one index scan per partition)."""
 import json
 import os
 import subprocess
@@ -39,9 +40,20 @@ def q(cur, sql, *args):
     return cur.fetchall() if cur.description else None
 
 
+def quiet(cur):
+    """Checkpoint, once no autovacuum works in this database (bounded): a drop would wait for
+    it (an autovacuum blocking a lock gives way only after deadlock_timeout)."""
+    for _ in range(120):
+        if not q(cur, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND backend_type = 'autovacuum worker'")[0][0]:
+            break
+        time.sleep(1)
+    q(cur, "CHECKPOINT")
+
+
 def measured(cur, name, sql):
     """Runs sql once under EXPLAIN (ANALYZE, WAL): seconds, WAL bytes (LSN diff), own WAL."""
-    q(cur, "CHECKPOINT")
+    quiet(cur)
     lsn0 = q(cur, "SELECT pg_current_wal_lsn()")[0][0]
     t0 = time.perf_counter()
     plan = q(cur, "EXPLAIN (ANALYZE, WAL, TIMING OFF, FORMAT JSON) " + sql)[0][0][0]
@@ -56,7 +68,7 @@ def measured(cur, name, sql):
 
 def vacuum(cur):
     """VACUUM is a utility statement: no EXPLAIN; its WAL from the LSN difference only."""
-    q(cur, "CHECKPOINT")
+    quiet(cur)
     lsn0 = q(cur, "SELECT pg_current_wal_lsn()")[0][0]
     t0 = time.perf_counter()
     q(cur, "VACUUM change_log_flat")
@@ -93,7 +105,8 @@ def generate(cur):
     q(cur, "VACUUM ANALYZE change_log_flat")
     q(cur, "VACUUM ANALYZE change_log")
     print(json.dumps({"bench": "prune", "generated_rows": ROWS, "day": str(day),
-                      "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+                      "seconds": round(time.perf_counter() - t0, 1),
+                      "full_page_writes": q(cur, "SHOW full_page_writes")[0][0]}), flush=True)
     return day
 
 
@@ -111,7 +124,7 @@ def sync_plan(cur, day):
     at = next((i for i, line in enumerate(lines) if line.endswith(" on %s l_1" % part)), None)
     node = lines[at] if at is not None else ""
     if "Bitmap Heap" in node:  # the index scan under it
-        node += " / " + lines[at + 2]
+        node += " / " + next(line for line in lines[at:] if "Index Scan" in line)
     print(json.dumps({"bench": "prune", "sync_changes_on_the_full_day": node}), flush=True)
     print(text, file=sys.stderr)
 
