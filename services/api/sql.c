@@ -323,12 +323,9 @@ const struct pg_stmt api_stmts[] = {
      "SELECT ai.album_id, ai.image_id FROM unnest($1::uuid[], $2::uuid[]) p(album_id, image_id)"
      " JOIN album_items ai ON ai.album_id = p.album_id AND ai.image_id = p.image_id"
      " JOIN albums a ON a.album_id = ai.album_id WHERE" ALBUM_VISIBLE("$3")},
-    {"sync_prune",
-     "WITH d AS (DELETE FROM change_log WHERE seq IN (SELECT seq FROM change_log"
-     " WHERE created_at < now() - make_interval(secs => $1) ORDER BY seq LIMIT 10000)"
-     " RETURNING txid, seq), m AS (SELECT txid, seq FROM d ORDER BY txid DESC, seq DESC"
-     " LIMIT 1) UPDATE sync_horizon h SET txid = m.txid, seq = m.seq, pruned_at = now()"
-     " FROM m WHERE (m.txid, m.seq) > (h.txid, h.seq) RETURNING (SELECT count(*) FROM d)"},
+    /* drops the change-log partitions entirely older than $1 seconds (migration 016) */
+    {"sync_prune", "SELECT coalesce(sum(rows), 0), count(*) FROM pix_log_prune('change_log',"
+                   " make_interval(secs => $1)) WHERE status = 'dropped'"},
 
     /* images.c */
     {"image_read", "SELECT " IMAGE_COLS ", coalesce(b.storage_path, ''),"

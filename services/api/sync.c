@@ -515,20 +515,25 @@ static int cursor_expired(struct api_call *c, const struct sync_cursor *cur, cha
     return expired;
 }
 
+/* The horizon is checked after the changes are read: a prune (partition drop and horizon
+ * move, one transaction) that committed before the read shows in the check, one after it
+ * waited for the read to end. */
 int sync_delta(struct api_call *c, struct sync_cursor *cur, int limit, cJSON **out, char *err)
 {
-    int more = 0, rc, exp = cursor_expired(c, cur, err);
-    cJSON *o;
+    const struct sync_cursor from = *cur;
+    int more = 0, rc, exp = 0;
+    cJSON *o = delta_new();
     char *text;
 
-    if (exp != 0)
-        return exp > 0 ? 1 : -1;
-    o = delta_new();
     if (cur->snapshot && cur->albums)
         rc = snapshot_albums(c, cur, limit, o, &more, err);
     else
         rc = cur->snapshot ? delta_snapshot(c, cur, limit, o, &more, err)
                            : delta_changes(c, cur, limit, o, &more, err);
+    if (rc == 0 && (exp = cursor_expired(c, &from, err)) != 0) {
+        cJSON_Delete(o);
+        return exp > 0 ? 1 : -1;
+    }
     text = rc == 0 ? sync_cursor_encode(cur) : NULL;
     if (rc == 0 && !text)
         err_set(err, "out of memory");
@@ -611,7 +616,8 @@ void sync_prune(struct api_call *c)
     if (!(r = pg_exec(c->db, "sync_prune", 1, p, err)))
         return api_db_fail(c, "sync_prune", err);
     o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "pruned", PQntuples(r) ? (double)pg_i64(r, 0, 0) : 0);
+    cJSON_AddNumberToObject(o, "pruned", (double)pg_i64(r, 0, 0));
+    cJSON_AddNumberToObject(o, "partitions", (double)pg_i64(r, 0, 1));
     PQclear(r);
     http_respond_json(c->req, 200, o);
 }

@@ -19,9 +19,8 @@ const struct conf_opt rec_conf[] = {
      "change nothing; report the repairs a real run would make"},
     {"only", "PIXPLANE_RECONCILE_ONLY", CONF_STR, C(only), "",
      "comma-separated sweeps to run (default all): expired_sessions, orphan_multipart, "
-     "half_committed, orphan_objects, retention, refcount, stuck, capture, usage; audits named "
-     "here run "
-     "whatever audit-every says"},
+     "half_committed, orphan_objects, retention, refcount, stuck, capture, usage, partitions; "
+     "audits named here run whatever audit-every says"},
     {"report", NULL, CONF_STR, C(report), "text",
      "summary printed on stdout at the end of --once: text or json"},
     {"interval", "PIXPLANE_RECONCILE_INTERVAL", CONF_SECS, C(interval), "5m",
@@ -64,6 +63,16 @@ const struct conf_opt rec_conf[] = {
      "content younger than this is left to its own upload event (no capture backfill yet)"},
     {"requeue-max", "PIXPLANE_RECONCILE_REQUEUE_MAX", CONF_INT, C(requeue_max), "3",
      "most resets of one outbox row and requeues of one variant"},
+    /* partitions: change_log and outbox by day */
+    {"partitions-ahead", "PIXPLANE_PARTITIONS_AHEAD", CONF_INT, C(partitions_ahead), "7",
+     "days of change_log and outbox partitions kept created ahead of today (rows of a day "
+     "without one go to the DEFAULT partition and move out when it is created)",
+     1, 365},
+    {"sync-retention", "PIXPLANE_SYNC_RETENTION", CONF_SECS, C(sync_retention), "30d",
+     "the API's change-log retention: change_log partitions entirely older are dropped "
+     "(older cursors answer 410 full_resync_required)"},
+    {"outbox-retention", "PIXPLANE_OUTBOX_RETENTION", CONF_SECS, C(outbox_retention), "7d",
+     "outbox partitions entirely older than this are dropped once every row in them is sent"},
 };
 const size_t rec_conf_count = ARRAY_LEN(rec_conf);
 

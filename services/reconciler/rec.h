@@ -39,6 +39,9 @@ struct rec_config {
     long requeue_max;
     long capture_batch;
     double capture_grace;
+    long partitions_ahead;
+    double sync_retention;
+    double outbox_retention;
     long s3_workers;
     long s3_page_size;
 };
@@ -63,6 +66,7 @@ enum rec_sweep_id {
     REC_STUCK,            /* outbox rows and variants that do not progress */
     REC_CAPTURE,          /* audit: content without capture metadata: an event for the worker */
     REC_USAGE,            /* audit: users' usage counters against their images and sessions */
+    REC_PARTITIONS,       /* change_log and outbox: days ahead created, expired days dropped */
     REC_NSWEEPS
 };
 
@@ -123,6 +127,7 @@ int sweep_orphan_objects(struct rec *r, char *err) PIX_WUR;
 int sweep_stuck(struct rec *r, char *err) PIX_WUR;
 int sweep_capture(struct rec *r, char *err) PIX_WUR;
 int sweep_usage(struct rec *r, char *err) PIX_WUR;
+int sweep_partitions(struct rec *r, char *err) PIX_WUR;
 
 /* ---- actions (act.c) ---- */
 

@@ -24,6 +24,7 @@ static const struct {
     [REC_STUCK] = {"stuck", sweep_stuck, 0},
     [REC_CAPTURE] = {"capture", sweep_capture, 1},
     [REC_USAGE] = {"usage", sweep_usage, 1},
+    [REC_PARTITIONS] = {"partitions", sweep_partitions, 0},
 };
 
 const char *rec_sweep_name(int id)

@@ -167,6 +167,28 @@ const struct pg_stmt rec_stmts[] = {
      " 'occurred_at', created_at) FROM m RETURNING id, msg_key)"
      " SELECT m.content_hash, o.id, m.image_id FROM m JOIN o ON o.msg_key = m.content_hash"
      " ORDER BY 1"},
+    /* partitions: days (today .. today + $1, and days with rows in a DEFAULT partition)
+     * that no partition covers; then partitions entirely older than their table's
+     * retention ($1 change_log, $2 outbox), with whether an outbox one holds unsent rows */
+    {"partitions_missing",
+     "WITH t(parent) AS (VALUES ('change_log'), ('outbox')), want AS (SELECT t.parent,"
+     " d::date AS day FROM t CROSS JOIN generate_series((now() AT TIME ZONE 'UTC')::date"
+     "::timestamp, (now() AT TIME ZONE 'UTC')::date::timestamp + make_interval(days => $1),"
+     " '1 day') d UNION SELECT 'change_log', (created_at AT TIME ZONE 'UTC')::date"
+     " FROM change_log_default UNION SELECT 'outbox', (created_at AT TIME ZONE 'UTC')::date"
+     " FROM outbox_default)"
+     " SELECT w.parent, w.day::text, format('%s_p%s', w.parent, to_char(w.day, 'YYYYMMDD'))"
+     " FROM want w WHERE NOT EXISTS (SELECT 1 FROM pix_log_partitions(w.parent::regclass) p"
+     " WHERE p.lo < (w.day + 1)::timestamp AT TIME ZONE 'UTC'"
+     " AND p.hi > w.day::timestamp AT TIME ZONE 'UTC') ORDER BY 1, 2"},
+    {"partitions_expired",
+     "SELECT t.parent, p.part::text, p.hi::text, t.parent = 'outbox' AND EXISTS (SELECT 1"
+     " FROM outbox o WHERE o.sent_at IS NULL AND o.created_at >= p.lo AND o.created_at < p.hi)"
+     " FROM (VALUES ('change_log', $1::float8), ('outbox', $2::float8)) t(parent, keep)"
+     " CROSS JOIN LATERAL pix_log_partitions(t.parent::regclass) p"
+     " WHERE p.hi <= now() - make_interval(secs => t.keep) ORDER BY 1, p.hi"},
+    {"partition_add", "SELECT pix_log_partition_add($1::regclass, $2::date)"},
+    {"partition_drop", "SELECT status, rows FROM pix_log_partition_drop($1::regclass)"},
     /* audits: due unless a full pass completed within $2 seconds */
     {"audit_due", "SELECT NOT EXISTS (SELECT 1 FROM reconciler_state WHERE sweep = $1"
                   " AND last_run > now() - make_interval(secs => $2))"},

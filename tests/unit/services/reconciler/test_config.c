@@ -14,9 +14,14 @@
 /* Loads the table from defaults and the given flags (no environment). 0 or -1. */
 static int load(int argc, char **argv, char *err)
 {
-    static const char *const envs[] = {"DATABASE_URL", "PIXPLANE_SESSION_TTL",
-                                       "PIXPLANE_COMPLETE_LEASE", "PIXPLANE_RECONCILE_ONLY",
-                                       "PIXPLANE_RECONCILE_ORPHAN_GRACE"};
+    static const char *const envs[] = {"DATABASE_URL",
+                                       "PIXPLANE_SESSION_TTL",
+                                       "PIXPLANE_COMPLETE_LEASE",
+                                       "PIXPLANE_RECONCILE_ONLY",
+                                       "PIXPLANE_RECONCILE_ORPHAN_GRACE",
+                                       "PIXPLANE_SYNC_RETENTION",
+                                       "PIXPLANE_OUTBOX_RETENTION",
+                                       "PIXPLANE_PARTITIONS_AHEAD"};
 
     for (size_t i = 0; i < ARRAY_LEN(envs); i++)
         unsetenv(envs[i]);
@@ -81,6 +86,24 @@ static void test_batch_and_interval_limits(void **state)
     assert_int_equal(load(4, once, err), 0);
 }
 
+/* The partitions sweep: a week ahead, the API's 30-day sync retention, a week of sent
+ * outbox; at least one day ahead; named by --only like the others. */
+static void test_partitions(void **state)
+{
+    char *only[] = {"rec", "--only", "partitions"};
+    char *none_ahead[] = {"rec", "--partitions-ahead", "0"};
+    char err[ERR_MAX] = "";
+
+    assert_int_equal(load(1, only, err), 0);
+    assert_int_equal(rec_cfg.partitions_ahead, 7);
+    assert_true(rec_cfg.sync_retention == 30 * 86400.0);
+    assert_true(rec_cfg.outbox_retention == 7 * 86400.0);
+    assert_int_equal(load(3, only, err), 0);
+    assert_int_equal(rec_sweeps_parse(rec_cfg.only, err), 1L << REC_PARTITIONS);
+    assert_string_equal(rec_sweep_name(REC_PARTITIONS), "partitions");
+    assert_int_equal(load(3, none_ahead, err), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +111,7 @@ int main(void)
         cmocka_unit_test(test_orphan_grace_must_cover_an_upload),
         cmocka_unit_test(test_only_and_report),
         cmocka_unit_test(test_batch_and_interval_limits),
+        cmocka_unit_test(test_partitions),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
