@@ -320,6 +320,12 @@ const struct pg_stmt api_stmts[] = {
      " LIMIT 1) UPDATE sync_horizon h SET txid = m.txid, seq = m.seq, pruned_at = now()"
      " FROM m WHERE (m.txid, m.seq) > (h.txid, h.seq) RETURNING (SELECT count(*) FROM d)"},
 
+    /* ryw.c: the primary's position after a write; a read server's replay and horizon */
+    {"ryw_written", "SELECT pg_current_wal_lsn()::text"},
+    {"ryw_replayed", "SELECT pg_is_in_recovery(),"
+                     " (coalesce(pg_last_wal_replay_lsn(), '0/0') - '0/0')::text,"
+                     " pg_snapshot_xmin(pg_current_snapshot())::text"},
+
     /* images.c */
     {"image_read", "SELECT " IMAGE_COLS ", coalesce(b.storage_path, ''),"
                    " coalesce(i.deleted_at > now() - make_interval(secs => $3), false)"
