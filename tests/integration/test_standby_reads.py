@@ -33,17 +33,15 @@ def lsn(text):
 
 @pytest.fixture(scope="module")
 def ha(stack):
-    if not os.access(API_BIN, os.X_OK):
-        pytest.skip("%s not built" % API_BIN)
-    if not shutil.which("pg_autoctl"):
-        pytest.skip("pg_autoctl not installed (postgresql-15-auto-failover)")
-    f = Formation()
-    apis = []
+    missing = [what for what, ok in ((API_BIN, os.access(API_BIN, os.X_OK)),
+                                     ("pg_autoctl", shutil.which("pg_autoctl"))) if not ok]
+    if missing:
+        pytest.skip("needs %s (make; postgresql-15-auto-failover)" % ", ".join(missing))
+    f, apis = Formation(), []
     try:
         f.start()
-        env = dict(os.environ, DATABASE_URL=f.url)
-        subprocess.run([API_BIN, "migrate"], env=env, check=True, timeout=120,
-                       capture_output=True)
+        subprocess.check_output([API_BIN, "migrate"], env=dict(os.environ, DATABASE_URL=f.url),
+                                timeout=120, stderr=subprocess.STDOUT)
         primary = f.primary()
         nodes = [line.split()[1] for line in f.run("state", f.dir).splitlines()]
         standby = next(p for p in nodes if p != primary)
