@@ -170,6 +170,10 @@ static void write_answered(http_req *req, int status, void *arg)
 
     if (status >= 400 || !c->db)
         return;
+    if (PQtransactionStatus(pg_raw(c->db)) != PQTRANS_IDLE) { /* not committed yet */
+        log_warn(c->rid, "write_position", "answered inside a transaction: no position");
+        return;
+    }
     if (!(r = pg_exec(c->db, "ryw_written", 0, NULL, err))) {
         log_warn(c->rid, "write_position", err);
         return;
