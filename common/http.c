@@ -93,7 +93,9 @@ struct http_req {
     char peer[48]; /* the client address (set once per connection) */
     double start;
     int keep_alive, is_head, on_worker, failed;
-    const char *tag;              /* http_req_set_tag */
+    const char *tag;         /* http_req_set_tag */
+    http_observer_fn before; /* http_req_before_respond, once */
+    void *before_arg;
     http_stream_fn sopen, sclose; /* set by http_respond_stream */
     void *sud;
     size_t smax;
@@ -353,6 +355,8 @@ static void req_reset(http_req *r)
     r->keep_alive = r->is_head = r->failed = 0;
     r->sopen = r->sclose = NULL;
     r->tag = NULL;
+    r->before = NULL;
+    r->before_arg = NULL;
     r->sud = NULL;
 }
 
@@ -1607,8 +1611,13 @@ int http_resp_header(http_req *r, const char *name, const char *value)
 
 void http_respond(http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
+    http_observer_fn before = r->before;
+
     if (status < 100 || status > 999)
         status = 500;
+    r->before = NULL;
+    if (before)
+        before(r, status, r->before_arg);
     if (r->hub->observe)
         r->hub->observe(r, status, r->hub->oud);
     if (__atomic_load_n(&r->hub->draining, __ATOMIC_RELAXED))
@@ -1688,6 +1697,12 @@ void http_server_set_observer(http_server *s, http_observer_fn fn, void *ud)
 {
     s->hub->observe = fn;
     s->hub->oud = ud;
+}
+
+void http_req_before_respond(http_req *r, http_observer_fn fn, void *arg)
+{
+    r->before = fn;
+    r->before_arg = arg;
 }
 
 void http_req_set_tag(http_req *r, const char *tag)

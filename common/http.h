@@ -72,6 +72,9 @@ void http_respond_error(http_req *r, int status, const char *code, const char *m
  * sent (metrics, access logs). Set before listening. */
 typedef void (*http_observer_fn)(http_req *r, int status, void *ud);
 void http_server_set_observer(http_server *s, http_observer_fn fn, void *ud);
+/* fn(r, status, arg) runs once on the answering thread just before this request's response
+ * is built (it may add headers); NULL clears it. */
+void http_req_before_respond(http_req *r, http_observer_fn fn, void *arg);
 /* A static string kept with the request, e.g. the matched route pattern. */
 void http_req_set_tag(http_req *r, const char *tag);
 const char *http_req_tag(const http_req *r);

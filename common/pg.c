@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@ struct pg_conn {
     int busy;                /* under pool->mu */
     int broken;              /* lost inside a transaction: fails until rollback/release */
     int lost;
+    int pinned;    /* pg_conn_pin: a lost connection is not replaced until release */
+    uint64_t mark; /* pg_conn_set_mark; 0 whenever the connection is (re)opened */
     char sqlstate[6];
 };
 
@@ -294,6 +297,7 @@ static void conn_close(pg_conn *c)
 {
     PQfinish(c->pg);
     c->pg = NULL;
+    c->mark = 0;
     memset(c->prepared, 0, bitmap_size(c->pool->nstmts));
 }
 
@@ -384,6 +388,7 @@ pg_conn *pg_acquire(pg_pool *p, double timeout, char *err)
     }
     c->broken = 0;
     c->lost = 0;
+    c->pinned = 0;
     c->sqlstate[0] = '\0';
     if (PQstatus(c->pg) != CONNECTION_OK && conn_connect(c, err) < 0) {
         slot_put(c);
@@ -507,7 +512,7 @@ static PGresult *call_run(pg_conn *c, const struct call *q, const char *what, ch
     }
     c->lost = 0;
     c->sqlstate[0] = '\0';
-    if (c->broken)
+    if (c->broken || (c->pinned && PQstatus(c->pg) != CONNECTION_OK))
         return call_lost(c, NULL, what, err);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         if (conn_connect(c, err) < 0)
@@ -516,7 +521,7 @@ static PGresult *call_run(pg_conn *c, const struct call *q, const char *what, ch
     }
     in_tx = conn_in_tx(c);
     r = call_once(c, q);
-    if (!fresh && !in_tx && PQstatus(c->pg) == CONNECTION_BAD) {
+    if (!fresh && !in_tx && !c->pinned && PQstatus(c->pg) == CONNECTION_BAD) {
         PQclear(r);
         if (conn_connect(c, err) < 0)
             return NULL;
@@ -624,6 +629,23 @@ const char *pg_sqlstate(const pg_conn *c)
 int pg_conn_lost(const pg_conn *c)
 {
     return c ? c->lost : 0;
+}
+
+void pg_conn_pin(pg_conn *c)
+{
+    if (c)
+        c->pinned = 1;
+}
+
+uint64_t pg_conn_mark(const pg_conn *c)
+{
+    return c ? c->mark : 0;
+}
+
+void pg_conn_set_mark(pg_conn *c, uint64_t v)
+{
+    if (c && c->pg)
+        c->mark = v;
 }
 
 PGconn *pg_raw(pg_conn *c)

@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "util.h"
 
 typedef struct pg_pool pg_pool;
@@ -62,6 +63,13 @@ void pg_tx_rollback(pg_conn *c);
 const char *pg_sqlstate(const pg_conn *c);
 /* True if the last failure was a lost connection (the server went away). */
 int pg_conn_lost(const pg_conn *c);
+/* Until released, a connection found lost is not replaced: statements fail as lost. For
+ * work that must run on the server it was checked against (a standby's replay position). */
+void pg_conn_pin(pg_conn *c);
+/* A value the caller keeps with the connection (e.g. what its server is known to have
+ * replayed); 0 when the connection is new or was reopened. NULL-safe. */
+uint64_t pg_conn_mark(const pg_conn *c);
+void pg_conn_set_mark(pg_conn *c, uint64_t v);
 PGconn *pg_raw(pg_conn *c);
 
 /* Helpers on results. */

@@ -249,6 +249,28 @@ int util_is_uuid(const char *s)
     return s[36] == '\0';
 }
 
+/* 1-8 hex digits ending at stop. 0 or -1. */
+static int hex32(const char *s, char stop, uint64_t *out)
+{
+    size_t n = strspn(s, "0123456789abcdefABCDEF");
+
+    if (n < 1 || n > 8 || s[n] != stop)
+        return -1;
+    *out = strtoull(s, NULL, 16);
+    return 0;
+}
+
+int util_lsn_parse(const char *s, uint64_t *out)
+{
+    const char *slash = s ? strchr(s, '/') : NULL;
+    uint64_t hi, lo;
+
+    if (!slash || hex32(s, '/', &hi) < 0 || hex32(slash + 1, '\0', &lo) < 0)
+        return -1;
+    *out = hi << 32 | lo;
+    return 0;
+}
+
 void util_rfc3339(time_t t, char out[21])
 {
     struct tm tm;

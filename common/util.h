@@ -53,6 +53,9 @@ int util_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *
 int util_uuid(char out[37]) PIX_WUR;
 /* True if s is a canonical lower-case UUID string. */
 int util_is_uuid(const char *s);
+/* A PostgreSQL WAL position as text ("16/B374D848": two groups of 1-8 hex digits) into *out,
+ * ordered as the server orders them. 0, or -1 if s is none. */
+int util_lsn_parse(const char *s, uint64_t *out) PIX_WUR;
 /* Random bytes from the CSPRNG. */
 int util_random(void *out, size_t n) PIX_WUR;
 

@@ -13,7 +13,9 @@
 #define RETRY_CAP 20.0
 #define RETRY_AFTER_MAX 60.0
 #define SLOW_TIMEOUT 600.0
-#define STALL_BYTES_PER_SEC 1024L /* slower than this for --timeout: stalled */
+#define STALL_BYTES_PER_SEC 1024L          /* slower than this for --timeout: stalled */
+#define READ_AFTER "Pixplane-Read-After"   /* a write's position; echoed (docs/standby-reads.md) */
+#define READ_AFTER_LEN (sizeof READ_AFTER) /* with the colon */
 
 struct client {
     char *base, *auth;
@@ -21,12 +23,15 @@ struct client {
     double timeout, connect_timeout;
     int retries, verbose;
     char curl_err[CURL_ERROR_SIZE];
+    uint64_t read_after;     /* the latest write position an answer carried (0: none) */
+    char read_after_hdr[64]; /* "Pixplane-Read-After: <it>", sent with every call */
 };
 
 struct body_sink {
     buf b;
     int overflow;
     double retry_after;
+    char read_after[32]; /* Pixplane-Read-After of the answer */
 };
 
 client *client_new(const struct pixctl_config *cfg, char *err)
@@ -108,6 +113,17 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
     return buf_append(&s->b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* A header line's value (p, n: after the colon, not NUL-terminated) without the blanks
+ * around it into out ("" if it does not fit). */
+static void header_value(const char *p, size_t n, char *out, size_t outlen)
+{
+    while (n && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    while (n && strchr(" \t\r\n", p[n - 1]))
+        n--;
+    snprintf(out, outlen, "%.*s", n < outlen ? (int)n : 0, p);
+}
+
 static size_t header_cb(char *p, size_t size, size_t n, void *ud)
 {
     struct body_sink *s = ud;
@@ -115,7 +131,21 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud)
 
     if (len > 12 && !strncasecmp(p, "Retry-After:", 12))
         s->retry_after = atof(p + 12);
+    if (len > READ_AFTER_LEN && !strncasecmp(p, READ_AFTER ":", READ_AFTER_LEN))
+        header_value(p + READ_AFTER_LEN, len - READ_AFTER_LEN, s->read_after, sizeof s->read_after);
     return len;
+}
+
+/* Keeps the answer's write position if it is the latest: later reads echo it, so they see
+ * the writes pixctl made even when the API reads from a standby. */
+static void keep_read_after(client *c, const char *text)
+{
+    uint64_t lsn;
+
+    if (util_lsn_parse(text, &lsn) < 0 || lsn <= c->read_after)
+        return;
+    c->read_after = lsn;
+    snprintf(c->read_after_hdr, sizeof c->read_after_hdr, READ_AFTER ": %s", text);
 }
 
 int client_curl_exit(CURLcode rc)
@@ -152,6 +182,8 @@ static struct curl_slist *headers(const client *c, int has_body, const char *ide
         snprintf(line, sizeof line, "Idempotency-Key: %s", idem);
         t = curl_slist_append(h, line);
     }
+    if (t && c->read_after)
+        t = curl_slist_append(h, c->read_after_hdr);
     if (!t)
         curl_slist_free_all(h);
     return t ? h : NULL;
@@ -199,6 +231,7 @@ static int attempt(client *c, const char *method, const char *url, const char *b
     }
     curl_easy_getinfo(k, CURLINFO_RESPONSE_CODE, &r->status);
     r->retry_after = s.retry_after;
+    keep_read_after(c, s.read_after);
     if (s.b.len)
         r->json = json_parse_object(s.b.data, s.b.len, &e);
     if (r->status >= 400)

@@ -95,6 +95,10 @@ struct api_config {
     double link_ticket_ttl;
     long link_unlock_attempts;
     double link_unlock_refill;
+    /* reads from standbys (ryw.c) */
+    char *database_read_url;
+    long db_read_pool;
+    double read_wait;
 };
 
 extern struct api_config api_cfg; /* filled from api_conf */
@@ -131,6 +135,8 @@ struct api {
     ev_timer held_sweep; /* every second while there are any */
     int held_busy;       /* a release pass is queued or running (atomic) */
     int unlocks;         /* public-link passwords being checked (scrypt; atomic) */
+    pg_pool *pg_read;    /* DATABASE_READ_URL (NULL: reads use pg) */
+    struct ryw *ryw;     /* the write positions acknowledged here, per user (ryw.h) */
 };
 
 /* Per worker-thread context. */
@@ -151,13 +157,24 @@ struct api_call {
     struct auth_claims user;
     struct route_params params;
     pg_conn *db;
+    int read;          /* a ROUTE_READ route: api_db may take a standby connection */
+    int on_standby;    /* db came from the read pool */
+    uint64_t after;    /* the write position the read must reflect (Pixplane-Read-After) */
+    uint64_t read_xid; /* a sync snapshot's watermark the read's server must have passed */
 };
 
 typedef void (*api_handler)(struct api_call *c);
 
 /* ROUTE_STREAM_AUTH: also a stream ticket (?ticket=; EventSource cannot set headers) */
 /* ROUTE_BODYLESS: answered from the head alone; a body (the chunk bytes) is never read */
-enum route_flags { ROUTE_PUBLIC = 1, ROUTE_ADMIN = 2, ROUTE_STREAM_AUTH = 4, ROUTE_BODYLESS = 8 };
+/* ROUTE_READ: only reads; may run on a standby that reflects the caller's writes (ryw.h) */
+enum route_flags {
+    ROUTE_PUBLIC = 1,
+    ROUTE_ADMIN = 2,
+    ROUTE_STREAM_AUTH = 4,
+    ROUTE_BODYLESS = 8,
+    ROUTE_READ = 16
+};
 
 extern const struct route api_routes[];
 extern const size_t api_routes_count;

@@ -212,5 +212,17 @@ const struct conf_opt api_conf[] = {
      1, 1000},
     {"link-unlock-refill", "PIXPLANE_LINK_UNLOCK_REFILL", CONF_SECS, C(link_unlock_refill), "1m",
      "time for one spent password attempt to come back", 0.001, 86400},
+    /* reads from standbys with read-your-writes (ryw.c) */
+    {"database-read-url", "DATABASE_READ_URL", CONF_STR, C(database_read_url), "",
+     "PostgreSQL URI for listings, metadata reads and /sync, e.g. a standby or a multi-host URL "
+     "with target_session_attrs=prefer-standby (empty: reads use database-url). A read the "
+     "standby has not replayed far enough for (the caller's own writes, its sync cursor) waits "
+     "read-wait, then goes to the primary"},
+    {"db-read-pool", "PIXPLANE_DB_READ_POOL", CONF_INT, C(db_read_pool), "8",
+     "connections kept open to database-read-url", 1, 1000},
+    {"read-wait", "PIXPLANE_READ_WAIT", CONF_SECS, C(read_wait), "200ms",
+     "how long a read waits for the standby to replay the caller's last write before it goes "
+     "to the primary (0: at once)",
+     0, 10},
 };
 const size_t api_conf_count = ARRAY_LEN(api_conf);

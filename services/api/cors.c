@@ -10,8 +10,10 @@
 #define CORS_ORIGIN_MAX 256
 /* The request headers the routes read; Content-Type for JSON bodies. */
 #define CORS_ALLOW_HEADERS                                                                         \
-    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id, X-Link-Ticket"
-#define CORS_EXPOSE_HEADERS "Retry-After, X-Request-Id, Location, Idempotent-Replayed"
+    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id, X-Link-Ticket, "   \
+    "Pixplane-Read-After"
+#define CORS_EXPOSE_HEADERS                                                                        \
+    "Retry-After, X-Request-Id, Location, Idempotent-Replayed, Pixplane-Read-After"
 #define CORS_MAX_AGE "600"
 
 struct cors {

@@ -10,6 +10,7 @@
 #include "json.h"
 #include "log.h"
 #include "purge.h"
+#include "ryw.h"
 
 #define MAX_PAGE 200
 #define GC_BATCH 100
@@ -43,7 +44,7 @@ static int img_load(struct api_call *c, struct api_img *m)
     unsigned long stamp = imgcache_stamp(c->api->gens);
     PGresult *r;
 
-    if (id && imgcache_get(c->t->imgs, id, c->user.sub, util_now_mono(), m))
+    if (id && ryw_cache_ok(c) && imgcache_get(c->t->imgs, id, c->user.sub, util_now_mono(), m))
         return 0;
     if (!id || !api_db(c))
         return -1;
@@ -59,7 +60,8 @@ static int img_load(struct api_call *c, struct api_img *m)
     m->owner_is_caller = strcmp(m->owner, c->user.sub) == 0;
     m->in_retention = pg_val(r, 0, API_IMAGE_NCOLS + 1)[0] == 't';
     PQclear(r);
-    imgcache_put(c->t->imgs, c->user.sub, m, stamp, util_now_mono());
+    if (!c->on_standby) /* a standby's row may be older than the changes heard so far */
+        imgcache_put(c->t->imgs, c->user.sub, m, stamp, util_now_mono());
     return 0;
 }
 

@@ -33,6 +33,9 @@ static const struct {
      "upload sessions refused by a quota, by kind (bytes, images)"},
     {"pixplane_pre_upload_hook_total", METRIC_COUNTER,
      "pre-upload hook calls, by result (allowed, refused, failed_open, failed_closed)"},
+    {"pixplane_db_reads_total", METRIC_COUNTER,
+     "reads of ROUTE_READ routes when database-read-url is set, by pool (read, primary) and "
+     "why a read went to the primary (replay_behind, read_pool_unavailable)"},
 };
 
 int api_metrics_init(struct api *api)

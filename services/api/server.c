@@ -15,6 +15,7 @@
 #include "opshttp.h"
 #include "prehook.h"
 #include "quota.h"
+#include "ryw.h"
 #include "stream.h"
 #include "ssrf.h"
 #include "ticket.h"
@@ -41,27 +42,27 @@ const struct route api_routes[] = {
     R("PUT", "/uploads/{id}/chunks/{n}", upload_part_redirect, ROUTE_BODYLESS),
     R("POST", "/uploads/{id}/complete", upload_complete, 0),
     R("POST", "/uploads/{id}/proof", upload_proof, 0),
-    R("GET", "/images", image_list, 0),
-    R("GET", "/images/{id}", image_get, 0),
+    R("GET", "/images", image_list, ROUTE_READ),
+    R("GET", "/images/{id}", image_get, ROUTE_READ),
     R("PATCH", "/images/{id}", image_patch, 0),
     R("DELETE", "/images/{id}", image_delete, 0),
-    R("GET", "/images/{id}/metadata", image_metadata, 0),
-    R("GET", "/images/{id}/variants/{variant_type}", image_variant, 0),
+    R("GET", "/images/{id}/metadata", image_metadata, ROUTE_READ),
+    R("GET", "/images/{id}/variants/{variant_type}", image_variant, ROUTE_READ),
     R("POST", "/images/{id}/restore", image_restore, 0),
     R("POST", "/images/{id}/shares", image_share, 0),
     R("DELETE", "/images/{id}/shares/{user_id}", image_unshare, 0),
-    R("GET", "/shared", image_shared_with_me, 0),
+    R("GET", "/shared", image_shared_with_me, ROUTE_READ),
     R("POST", "/internal/images/{id}/cleanup", image_cleanup, ROUTE_ADMIN),
     R("POST", "/albums", album_create, 0),
-    R("GET", "/albums", album_list, 0),
-    R("GET", "/albums/{id}", album_get, 0),
+    R("GET", "/albums", album_list, ROUTE_READ),
+    R("GET", "/albums/{id}", album_get, ROUTE_READ),
     R("PATCH", "/albums/{id}", album_patch, 0),
     R("DELETE", "/albums/{id}", album_delete, 0),
     R("POST", "/albums/{id}/items", album_items_add, 0),
     R("DELETE", "/albums/{id}/items", album_items_remove, 0),
     R("POST", "/albums/{id}/members", album_member_put, 0),
     R("DELETE", "/albums/{id}/members/{user_id}", album_member_remove, 0),
-    R("GET", "/sync", sync_get, 0),
+    R("GET", "/sync", sync_get, ROUTE_READ),
     R("GET", "/sync/stream", sync_stream, ROUTE_STREAM_AUTH),
     R("POST", "/sync/stream-ticket", ticket_issue, 0),
     R("POST", "/internal/sync/prune", sync_prune, ROUTE_ADMIN),
@@ -75,12 +76,12 @@ const struct route api_routes[] = {
     R("POST", "/internal/webhooks/{id}/replay", webhook_replay, ROUTE_ADMIN),
     R("GET", "/internal/webhooks/{id}/deliveries", webhook_deliveries, ROUTE_ADMIN),
     /* quotas and usage (quota.c) */
-    R("GET", "/me/usage", quota_usage_get, 0),
+    R("GET", "/me/usage", quota_usage_get, ROUTE_READ),
     R("PUT", "/internal/users/{id}/quota", quota_put, ROUTE_ADMIN),
     /* public links (links.c); {token} routes are logged as their pattern (observe.c) */
     R("POST", "/images/{id}/links", link_create_image, 0),
     R("POST", "/albums/{id}/links", link_create_album, 0),
-    R("GET", "/links", link_list, 0),
+    R("GET", "/links", link_list, ROUTE_READ),
     R("DELETE", "/links/{id}", link_revoke, 0),
     R("GET", "/s/{token}", link_open, ROUTE_PUBLIC),
     R("POST", "/s/{token}/unlock", link_unlock, ROUTE_PUBLIC),
@@ -97,6 +98,8 @@ pg_conn *api_db(struct api_call *c)
     char err[ERR_MAX];
 
     if (c->db)
+        return c->db;
+    if (c->read && c->api->pg_read && (c->db = ryw_read_db(c)))
         return c->db;
     c->db = pg_acquire(c->api->pg, DB_ACQUIRE_TIMEOUT, err);
     if (!c->db) {
@@ -253,8 +256,12 @@ static void run_handler(struct api_call *c, const struct route *r)
     const char *m = http_req_method(c->req);
     int write = (r->flags & ROUTE_PUBLIC) == 0 && strcmp(m, "GET") && strcmp(m, "HEAD");
 
-    if (write)
+    if ((r->flags & ROUTE_READ) && ryw_read_begin(c) < 0)
+        return;
+    if (write) {
         imgcache_write_begin(c->api->gens, c->user.sub);
+        ryw_write_begin(c);
+    }
     ((api_handler)r->handler)(c);
     pg_release(c->db);
     c->db = NULL;
@@ -379,6 +386,25 @@ static void on_held_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     upload_held_sweep(w->data);
 }
 
+/* DATABASE_READ_URL: a pool of read-only connections named pixplane-api-read, and the
+ * per-user write positions that decide when a read may use it. 0, or -1 with err. */
+static int read_pool(struct api *api, const struct pg_connopts *primary, char *err)
+{
+    struct pg_connopts o = *primary;
+
+    if (!api->cfg->database_read_url[0])
+        return 0;
+    o.application = "pixplane-api-read";
+    o.options = "-c default_transaction_read_only=on";
+    api->pg_read = pg_pool_new(api->cfg->database_read_url, &o, (int)api->cfg->db_read_pool,
+                               api_stmts, api_stmts_count);
+    api->ryw = ryw_new();
+    if (!api->pg_read || !api->ryw)
+        return err_set(err, "cannot create the read pool"), -1;
+    log_info(NULL, "read_pool", "reads may use database-read-url");
+    return 0;
+}
+
 static void timer_start(struct api *api, ev_timer *t, void (*cb)(struct ev_loop *, ev_timer *, int),
                         double every)
 {
@@ -430,6 +456,8 @@ int api_init(struct api *api, char *err)
     const struct pg_connopts po = {.statement_timeout = cfg->store.db_statement_timeout};
     api->pg =
         pg_pool_new(cfg->store.database_url, &po, (int)cfg->db_pool, api_stmts, api_stmts_count);
+    if (read_pool(api, &po, err) < 0)
+        return -1;
     if (!(api->gens = imgcache_gens_new())) /* before the pools: their threads use it */
         return err_set(err, "out of memory"), -1;
     api->workers = pool_new((int)cfg->workers, 4096, tctx_new, tctx_free, api);
@@ -472,6 +500,10 @@ void api_fini(struct api *api)
     api->held = NULL;
     pg_pool_free(api->pg);
     api->pg = NULL;
+    pg_pool_free(api->pg_read);
+    api->pg_read = NULL;
+    ryw_free(api->ryw);
+    api->ryw = NULL;
     ratelimit_free(api->rl);
     api->rl = NULL;
     ratelimit_free(api->link_rl);

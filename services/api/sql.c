@@ -327,6 +327,12 @@ const struct pg_stmt api_stmts[] = {
     {"sync_prune", "SELECT coalesce(sum(rows), 0), count(*) FROM pix_log_prune('change_log',"
                    " make_interval(secs => $1)) WHERE status = 'dropped'"},
 
+    /* ryw.c: the primary's position after a write; a read server's replay and horizon */
+    {"ryw_written", "SELECT pg_current_wal_lsn()::text"},
+    {"ryw_replayed", "SELECT pg_is_in_recovery(),"
+                     " (coalesce(pg_last_wal_replay_lsn(), '0/0') - '0/0')::text,"
+                     " pg_snapshot_xmin(pg_current_snapshot())::text"},
+
     /* images.c */
     {"image_read", "SELECT " IMAGE_COLS ", coalesce(b.storage_path, ''),"
                    " coalesce(i.deleted_at > now() - make_interval(secs => $3), false)"

@@ -592,6 +592,9 @@ void sync_get(struct api_call *c)
     if (http_req_query_param(c->req, "since", since, sizeof since) < 0 ||
         sync_cursor_decode(since, &cur) < 0)
         return api_error(c, 400, "bad_cursor", "since is not a cursor this server issued");
+    /* a snapshot page after another server's: a standby must have finished every transaction
+     * below that snapshot's watermark (later ones come from the change log) */
+    c->read_xid = cur.snapshot && !cur.fresh ? cur.txid : 0;
     if (!api_db(c))
         return;
     rc = sync_delta(c, &cur, limit, &o, err);

@@ -425,6 +425,34 @@ static void test_no_retry_inside_tx(void **state)
     pg_pool_free(p);
 }
 
+/* A pinned connection is not silently replaced (a reader checked its server); the mark
+ * kept with a connection starts over on a new one. */
+static void test_pin_and_mark(void **state)
+{
+    pg_pool *p = pool_or_skip(2);
+    pg_conn *c = get(p);
+    const char *e[] = {"x"};
+    char err[ERR_MAX] = "";
+    long long pid = backend_pid(c);
+
+    pg_conn_set_mark(c, 42);
+    assert_true(pg_conn_mark(c) == 42);
+    pg_conn_pin(c);
+    kill_backend(p, pid);
+    assert_null(pg_exec(c, "echo", 1, e, err));
+    assert_int_equal(pg_conn_lost(c), 1);
+    pg_release(c);
+    c = get(p); /* the slot reconnects; unpinned and unmarked */
+    assert_true(pg_conn_mark(c) == 0);
+    pid = backend_pid(c);
+    pg_conn_set_mark(c, 7);
+    kill_backend(p, pid);
+    assert_true(backend_pid(c) != pid); /* not pinned: retried on a new connection */
+    assert_true(pg_conn_mark(c) == 0);
+    pg_release(c);
+    pg_pool_free(p);
+}
+
 static void test_rollback_clears_broken(void **state)
 {
     pg_pool *p = pool_or_skip(2);
@@ -501,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_reconnect_outside_tx),
         cmocka_unit_test(test_no_retry_inside_tx),
         cmocka_unit_test(test_rollback_clears_broken),
+        cmocka_unit_test(test_pin_and_mark),
         cmocka_unit_test(test_threads),
     };
 

@@ -84,6 +84,30 @@ static void test_uuid(void **state)
     assert_true(util_is_uuid("00000000-0000-4000-8000-000000000000"));
 }
 
+/* WAL positions as PostgreSQL prints them, ordered as it orders them. */
+static void test_lsn_parse(void **state)
+{
+    uint64_t a = 1, b = 0;
+
+    assert_int_equal(util_lsn_parse("0/0", &a), 0);
+    assert_true(a == 0);
+    assert_int_equal(util_lsn_parse("16/B374D848", &a), 0);
+    assert_true(a == (0x16ull << 32 | 0xB374D848ull));
+    assert_int_equal(util_lsn_parse("17/0", &b), 0);
+    assert_true(b > a);
+    assert_int_equal(util_lsn_parse("FFFFFFFF/ffffffff", &b), 0);
+    assert_true(b == UINT64_MAX);
+    assert_int_equal(util_lsn_parse("", &a), -1);
+    assert_int_equal(util_lsn_parse("16", &a), -1);
+    assert_int_equal(util_lsn_parse("/1", &a), -1);
+    assert_int_equal(util_lsn_parse("1/", &a), -1);
+    assert_int_equal(util_lsn_parse("1/2 ", &a), -1);
+    assert_int_equal(util_lsn_parse("-1/2", &a), -1);
+    assert_int_equal(util_lsn_parse("100000000/0", &a), -1);
+    assert_int_equal(util_lsn_parse("1/2/3", &a), -1);
+    assert_int_equal(util_lsn_parse(NULL, &a), -1);
+}
+
 static void test_time(void **state)
 {
     char ts[21];
@@ -195,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_split_hostport),
         cmocka_unit_test(test_cond_monotonic),
+        cmocka_unit_test(test_lsn_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,6 +58,25 @@ export class ApiError extends Error {
   }
 }
 
+// Read-your-writes (docs/standby-reads.md): a write's answer carries the primary's WAL
+// position in Pixplane-Read-After; every later call echoes the latest one seen (kept for the
+// tab's session, across the pages), so a read the API would serve from a standby that has not
+// replayed it goes to the primary instead.
+const READ_AFTER = 'Pixplane-Read-After';
+const READ_AFTER_KEY = 'pixplane.readAfter';
+
+function lsnValue(text) {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text || '');
+  return m ? (BigInt('0x' + m[1]) << 32n) | BigInt('0x' + m[2]) : null;
+}
+
+function keepReadAfter(headers) {
+  const seen = headers.get(READ_AFTER);
+  const v = lsnValue(seen);
+  const kept = lsnValue(sessionStorage.getItem(READ_AFTER_KEY));
+  if (v !== null && (kept === null || v > kept)) sessionStorage.setItem(READ_AFTER_KEY, seen);
+}
+
 // One API call. `body` is sent as JSON; answers are parsed as JSON. A non-2xx answer
 // throws ApiError (status, code, body); `ok` lists extra statuses treated as answers.
 export async function call(method, path, body, { headers = {}, ok = [], signal } = {}) {
@@ -65,12 +84,15 @@ export async function call(method, path, body, { headers = {}, ok = [], signal }
   const h = { ...headers };
   if (t) h.Authorization = 'Bearer ' + t;
   if (body !== undefined) h['Content-Type'] = 'application/json';
+  const readAfter = sessionStorage.getItem(READ_AFTER_KEY);
+  if (lsnValue(readAfter) !== null) h[READ_AFTER] = readAfter;
   const r = await fetch(apiBase() + path, {
     method,
     headers: h,
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
   });
+  keepReadAfter(r.headers);
   const text = await r.text();
   let json = null;
   try {
