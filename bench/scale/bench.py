@@ -87,15 +87,17 @@ def migrate(n):
 
 
 def setup(n):
+    start = os.environ.get("SCALE_FROM", "users")  # a phase: resume a stopped generation
     if os.environ.get("REUSE") == "1" and ready_db(n):
         out(setup=db_name(n), reused=True, migrate_seconds=migrate(n))
         return
-    admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db_name(n))
-    admin("CREATE DATABASE %s" % db_name(n))
-    migrate(n)
+    if start == "users":
+        admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db_name(n))
+        admin("CREATE DATABASE %s" % db_name(n))
+        migrate(n)
     conn = psycopg2.connect(db_url(n))
     t0 = time.monotonic()
-    took = gen.generate(conn, n)
+    took = gen.generate(conn, n, start)
     conn.close()
     size = admin("SELECT pg_size_pretty(pg_database_size('%s'))" % db_name(n))[0][0]
     out(setup=db_name(n), images=n, seconds=round(time.monotonic() - t0, 1), phases=took,
