@@ -341,13 +341,17 @@ def run_logged(conn, cur, stmt, params):
 
 
 def node_rows(text, big):
-    """The most rows a plan node produced over its loops (a small table's Seq Scan aside)."""
+    """The most rows a plan node produced over its loops, or read and filtered out (a small
+    table's Seq Scan aside)."""
     most = 0
     for line in text.splitlines():
         small = re.search(r"Seq Scan on (\w+)", line)
         m = re.search(r"actual time=[\d.]+\.\.[\d.]+ rows=(\d+) loops=(\d+)", line)
+        removed = re.search(r"Rows Removed by (?:Filter|Index Recheck): (\d+)", line)
         if m and not (small and small.group(1) not in big):
             most = max(most, int(m.group(1)) * int(m.group(2)))
+        if removed:
+            most = max(most, int(removed.group(1)))
     return most
 
 
@@ -421,9 +425,11 @@ def measure(n, sql):
         conn.close()
         for s in subs:
             out(size=n, user=s.kind, user_id=s.user, images=s.images)
+        out(size=n, loadavg_before=os.getloadavg())  # other work on the machine: noise
         res = measure_requests(url, subs)
         res.update(measure_complete_db(n, subs, sql))
         res.update(measure_complete_full(url, subs))
+        out(size=n, loadavg_after=os.getloadavg())
         for (case, kind), v in res.items():
             out(bench="scale", images=n, case=case, user=kind, **v)
         plans = explain_all(n, subs, sql)
