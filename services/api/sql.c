@@ -350,10 +350,12 @@ const struct pg_stmt api_stmts[] = {
      "SELECT d.cap::text, v.variant_type, v.status FROM (SELECT image_capture(i, $2) AS cap,"
      " i.content_hash FROM images i WHERE i.image_id = $1) d"
      " LEFT JOIN image_variants v ON v.content_hash = d.content_hash"},
+    /* No cursor ($3, $4 NULL): from the top. coalesce, not "IS NULL OR": the cursor stays
+     * an index condition in a generic plan, so a deep page costs what the first does. */
     {"image_list", "SELECT " IMAGE_COLS ", i.created_at::text FROM images i"
                    " WHERE i.owner_id = $1 AND i.status = ANY (string_to_array($2, ','))"
-                   " AND ($3::timestamptz IS NULL"
-                   " OR (i.created_at, i.image_id) < ($3::timestamptz, $4::uuid))"
+                   " AND (i.created_at, i.image_id) < (coalesce($3::timestamptz, 'infinity'),"
+                   " coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))"
                    " ORDER BY i.created_at DESC, i.image_id DESC LIMIT $5"},
     /* The timeline: by capture time (images_owner_taken), newest or oldest first, from the
      * position after the cursor ($3, $4: the top sentinel when none), within
@@ -372,7 +374,8 @@ const struct pg_stmt api_stmts[] = {
      "SELECT " IMAGE_COLS ", s.created_at::text FROM image_shares s"
      " JOIN images i ON i.image_id = s.image_id"
      " WHERE s.user_id = $1 AND i.status = $2 AND i.visibility <> 'private'"
-     " AND ($3::timestamptz IS NULL OR (s.created_at, s.image_id) < ($3::timestamptz, $4::uuid))"
+     " AND (s.created_at, s.image_id) < (coalesce($3::timestamptz, 'infinity'),"
+     " coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))"
      " ORDER BY s.created_at DESC, s.image_id DESC LIMIT $5"},
     {"image_patch",
      "WITH old AS (SELECT image_id, visibility FROM images WHERE image_id = $1"
