@@ -280,8 +280,8 @@ const struct pg_stmt api_stmts[] = {
                      " ORDER BY l.txid, l.seq LIMIT $4"},
     {"sync_watermark", "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"},
     /* committed entries past a cursor that the horizon still holds back */
-    {"sync_held", "SELECT EXISTS (SELECT 1 FROM change_log WHERE user_id = $1"
-                  " AND (txid, seq) > ($2::xid8, $3::bigint))"},
+    {"sync_held", "SELECT EXISTS (SELECT 1 FROM change_log WHERE user_id = $3"
+                  " AND (txid, seq) > ($1::xid8, $2::bigint))"},
     {"sync_expired", "SELECT ($1::xid8, $2::bigint) < (txid, seq) FROM sync_horizon"},
     /* visible: active and the caller's or shared with them, or the caller's own image
      * still verifying or failed (its devices follow it through verification) */

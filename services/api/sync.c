@@ -497,22 +497,30 @@ int sync_cursor_now(struct api_call *c, struct sync_cursor *cur, char *err)
 }
 
 /* 1 if positions at cur were pruned (410), 0 if not, -1 with err. */
-static int cursor_expired(struct api_call *c, const struct sync_cursor *cur, char *err)
+/* A yes/no statement about the position of a change-mode cursor: $1 txid, $2 seq and, when
+ * nparams is 3, $3 the caller. 1 or 0 (snapshot cursors: 0), -1 with err. */
+static int cursor_test(struct api_call *c, const char *stmt, int nparams,
+                       const struct sync_cursor *cur, char *err)
 {
     char tx[24], seq[24];
-    const char *p[2] = {tx, seq};
+    const char *p[3] = {tx, seq, c->user.sub};
     PGresult *r;
-    int expired;
+    int yes;
 
     if (cur->snapshot)
         return 0;
     snprintf(tx, sizeof tx, "%" PRIu64, cur->txid);
     snprintf(seq, sizeof seq, "%lld", cur->seq);
-    if (!(r = pg_exec(c->db, "sync_expired", 2, p, err)))
+    if (!(r = pg_exec(c->db, stmt, nparams, p, err)))
         return -1;
-    expired = PQntuples(r) == 1 && pg_val(r, 0, 0)[0] == 't';
+    yes = PQntuples(r) == 1 && pg_val(r, 0, 0)[0] == 't';
     PQclear(r);
-    return expired;
+    return yes;
+}
+
+static int cursor_expired(struct api_call *c, const struct sync_cursor *cur, char *err)
+{
+    return cursor_test(c, "sync_expired", 2, cur, err);
 }
 
 /* The horizon is checked after the changes are read: a prune (partition drop and horizon
@@ -550,20 +558,7 @@ int sync_delta(struct api_call *c, struct sync_cursor *cur, int limit, cJSON **o
 
 int sync_held(struct api_call *c, const struct sync_cursor *cur, char *err)
 {
-    char tx[24], seq[24];
-    const char *p[3] = {c->user.sub, tx, seq};
-    PGresult *r;
-    int held;
-
-    if (cur->snapshot)
-        return 0;
-    snprintf(tx, sizeof tx, "%" PRIu64, cur->txid);
-    snprintf(seq, sizeof seq, "%lld", cur->seq);
-    if (!(r = pg_exec(c->db, "sync_held", 3, p, err)))
-        return -1;
-    held = pg_val(r, 0, 0)[0] == 't';
-    PQclear(r);
-    return held;
+    return cursor_test(c, "sync_held", 3, cur, err);
 }
 
 static int parse_limit(struct api_call *c, int *limit)
