@@ -203,6 +203,28 @@ static void not_owned(struct api_call *c, const struct link_req *lr)
     PQclear(r);
 }
 
+/* scrypt (creating a password link, checking a password) keeps a request worker busy for
+ * ~0.1-0.3 s: at most a quarter of the workers (at least one) run it at once, so neither
+ * one user's creates nor anonymous unlocks from many addresses can occupy them all. */
+#define SCRYPT_MAX(workers) ((workers) / 4 > 0 ? (workers) / 4 : 1)
+
+/* Takes a scrypt slot: 1, or 0 answered 429 `code` (all taken). scrypt_end gives it back. */
+static int scrypt_begin(struct api_call *c, const char *code)
+{
+    int *n = &c->api->unlocks;
+
+    if (__atomic_add_fetch(n, 1, __ATOMIC_ACQ_REL) <= SCRYPT_MAX(c->api->cfg->workers))
+        return 1;
+    __atomic_sub_fetch(n, 1, __ATOMIC_ACQ_REL);
+    api_retry_after(c, 1, code, "too many passwords being hashed or checked; retry shortly");
+    return 0;
+}
+
+static void scrypt_end(struct api_call *c)
+{
+    __atomic_sub_fetch(&c->api->unlocks, 1, __ATOMIC_ACQ_REL);
+}
+
 static void create_run(struct api_call *c, const struct link_req *lr)
 {
     char id[37], token[LINK_TOKEN_LEN + 1], hex[65], pw[LINK_PWHASH_MAX], cap[24], views[24];
@@ -222,9 +244,15 @@ static void create_run(struct api_call *c, const struct link_req *lr)
 
     if (util_uuid(id) < 0 || linkauth_token_new(token) < 0 || linkauth_token_hash(token, hex) < 0)
         return api_error(c, 500, "internal", "cannot make a link token");
-    if (lr->password && linkauth_password_hash(lr->password, strlen(lr->password), pw, err) < 0) {
-        log_error(c->rid, "link_password_hash", err);
-        return api_error(c, 500, "internal", "cannot hash the password");
+    if (lr->password) {
+        if (!scrypt_begin(c, "password_busy"))
+            return;
+        rc = linkauth_password_hash(lr->password, strlen(lr->password), pw, err);
+        scrypt_end(c);
+        if (rc < 0) {
+            log_error(c->rid, "link_password_hash", err);
+            return api_error(c, 500, "internal", "cannot hash the password");
+        }
     }
     snprintf(cap, sizeof cap, "%ld", c->api->cfg->links_per_user);
     snprintf(views, sizeof views, "%lld", lr->max_views);
@@ -478,15 +506,15 @@ static int resolve(struct api_call *c, struct link_hit *h, int attempt)
     snprintf(every, sizeof every, "%.6f", c->api->cfg->link_unlock_refill);
     if (!(r = api_exec(c, attempt ? "link_unlock_resolve" : "link_resolve", attempt ? 3 : 1, p)))
         return -1;
-    found = PQntuples(r) == 1 && util_streq_ct(pg_val(r, 0, 1), hex, 64);
+    found = PQntuples(r) == 1; /* found by the hash itself: an index lookup, no compare */
     if (found) {
         util_strlcpy(h->id, sizeof h->id, pg_val(r, 0, 0));
-        util_strlcpy(h->pwhash, sizeof h->pwhash, pg_val(r, 0, 2));
-        h->download = pg_val(r, 0, 3)[0] == 't';
-        util_strlcpy(h->image, sizeof h->image, pg_val(r, 0, 4));
-        util_strlcpy(h->album, sizeof h->album, pg_val(r, 0, 5));
-        util_strlcpy(h->expires, sizeof h->expires, pg_val(r, 0, 6));
-        h->wait = attempt ? atof(pg_val(r, 0, 7)) : 0;
+        util_strlcpy(h->pwhash, sizeof h->pwhash, pg_val(r, 0, 1));
+        h->download = pg_val(r, 0, 2)[0] == 't';
+        util_strlcpy(h->image, sizeof h->image, pg_val(r, 0, 3));
+        util_strlcpy(h->album, sizeof h->album, pg_val(r, 0, 4));
+        util_strlcpy(h->expires, sizeof h->expires, pg_val(r, 0, 5));
+        h->wait = attempt ? atof(pg_val(r, 0, 6)) : 0;
     }
     PQclear(r);
     if (!found)
@@ -527,8 +555,8 @@ static void open_image(struct api_call *c, const struct link_hit *h, cJSON *o)
     PQclear(r);
 }
 
-/* Counts the view and answers {..., album, items, next_cursor}: a page of its active
- * items, newest capture first. */
+/* Counts the view and answers {..., album, items, next_cursor}: a page of its owner's
+ * active items, newest capture first. */
 static void open_album(struct api_call *c, const struct link_hit *h, cJSON *o)
 {
     const char *p[1] = {h->id};
@@ -594,23 +622,6 @@ static void respond_ticket(struct api_call *c, const struct link_hit *h)
     http_respond_json(c->req, 200, o);
 }
 
-/* Anonymous callers from many addresses could otherwise keep every request worker busy
- * hashing: at most a quarter of them (at least one) run scrypt at once. */
-#define UNLOCKS_MAX(workers) ((workers) / 4 > 0 ? (workers) / 4 : 1)
-
-/* linkauth_password_verify within the cap: 1 right, 0 wrong, -1 failed, -2 answered 503. */
-static int verify_capped(struct api_call *c, const char *pw, const char *hash)
-{
-    int *n = &c->api->unlocks, ok = -2;
-
-    if (__atomic_add_fetch(n, 1, __ATOMIC_ACQ_REL) <= UNLOCKS_MAX(c->api->cfg->workers))
-        ok = linkauth_password_verify(pw, strlen(pw), hash);
-    else
-        api_retry_after(c, 1, "unlock_busy", "too many passwords being checked; retry shortly");
-    __atomic_sub_fetch(n, 1, __ATOMIC_ACQ_REL);
-    return ok;
-}
-
 static void unlock_run(struct api_call *c, const char *pw)
 {
     struct link_hit h;
@@ -624,8 +635,10 @@ static void unlock_run(struct api_call *c, const char *pw)
         return refuse(c, h.wait, "too_many_attempts");
     pg_release(c->db); /* scrypt takes a while: not with a pooled connection held */
     c->db = NULL;
-    if ((ok = verify_capped(c, pw, h.pwhash)) == -2)
+    if (!scrypt_begin(c, "unlock_busy"))
         return;
+    ok = linkauth_password_verify(pw, strlen(pw), h.pwhash);
+    scrypt_end(c);
     if (ok < 0) {
         log_error(c->rid, "link_password_verify", "unreadable hash or scrypt failed", "link_id",
                   h.id);

@@ -60,11 +60,10 @@
 #define LINK_EXPIRES                                                                               \
     " coalesce(to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 #define LINK_CREATED " to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-/* The live link whose token's hash is $1 (hex): id, hash, password hash ('' none),
+/* The live link whose token's hash is $1 (hex): id, password hash ('' none),
  * allow_download, image id, album id ('' for the other), expiry ('' never). */
 #define LINK_BY_TOKEN                                                                              \
-    " l.link_id, encode(l.token_hash, 'hex') AS token_hash,"                                       \
-    " coalesce(l.password_hash, '') AS password_hash, l.allow_download,"                           \
+    " l.link_id, coalesce(l.password_hash, '') AS password_hash, l.allow_download,"                \
     " coalesce(l.image_id::text, ''), coalesce(l.album_id::text, '')," LINK_EXPIRES                \
     " FROM public_links l WHERE l.token_hash = decode($1, 'hex') AND" LINK_LIVE
 /* What anyone with a link sees of image i (blobs b): never its owner or location. */
@@ -698,17 +697,20 @@ const struct pg_stmt api_stmts[] = {
      " AND l.image_id IS NOT NULL AND" LINK_LIVE " RETURNING l.image_id)"
      " SELECT" LINK_ITEM_COLS " FROM v JOIN images i ON i.image_id = v.image_id"
      " LEFT JOIN blobs b ON b.content_hash = i.content_hash"},
-    /* One view of live link $1 and its album: id, name, active items. */
+    /* One view of live link $1 and its album: id, name, the owner's active items (a
+     * contributor's images are theirs to share, not the owner's). Every page is a view: a
+     * cursor is not a credential, so a used-up link serves no page. */
     {"link_view_album",
      "WITH v AS (UPDATE public_links l SET views = l.views + 1 WHERE l.link_id = $1"
      " AND l.album_id IS NOT NULL AND" LINK_LIVE " RETURNING l.album_id)"
      " SELECT a.album_id, a.name, (SELECT count(*) FROM album_items ai JOIN images i"
-     " ON i.image_id = ai.image_id WHERE ai.album_id = a.album_id AND i.status = 'active')"
-     " FROM v JOIN albums a ON a.album_id = v.album_id"},
-    /* Album $1's active items, newest capture first, after the cursor ($2, $3). */
+     " ON i.image_id = ai.image_id WHERE ai.album_id = a.album_id AND i.status = 'active'"
+     " AND i.owner_id = a.owner_id) FROM v JOIN albums a ON a.album_id = v.album_id"},
+    /* Album $1's active items of its owner, newest capture first, after the cursor ($2, $3). */
     {"link_album_items",
      "SELECT" LINK_ITEM_COLS ", i.taken_at::text AS cursor_key FROM album_items ai"
-     " JOIN images i ON i.image_id = ai.image_id LEFT JOIN blobs b"
+     " JOIN albums a ON a.album_id = ai.album_id JOIN images i ON i.image_id = ai.image_id"
+     " AND i.owner_id = a.owner_id LEFT JOIN blobs b"
      " ON b.content_hash = i.content_hash WHERE ai.album_id = $1 AND i.status = 'active'"
      " AND ($2::timestamptz IS NULL OR (i.taken_at, i.image_id) < ($2::timestamptz, $3::uuid))"
      " ORDER BY i.taken_at DESC, i.image_id DESC LIMIT $4"},

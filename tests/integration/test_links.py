@@ -257,6 +257,33 @@ def test_revoke(owner):
                      % link["link_id"]) == "0"
 
 
+def test_album_link_shows_only_the_owners_images(logged_api, owner):
+    """A contributor's images in the owner's album are theirs to share, not the owner's: the
+    owner's link lists (and counts) only the owner's own."""
+    contrib_id = user_id("contrib")
+    contrib = Client(logged_api.url, logged_api.token(contrib_id))
+    mine = [upload(owner, name="o%d.jpg" % i)[0] for i in range(3)]
+    st, a = owner.call("POST", "/albums", {"name": "Together"})
+    aid = a["album_id"]
+    assert owner.call("POST", "/albums/%s/members" % aid,
+                      {"user": contrib_id, "role": "contributor"})[0] == 200
+    theirs = upload(contrib, name="c.jpg")[0]
+    assert contrib.call("POST", "/albums/%s/items" % aid, {"image_ids": [theirs]})[0] == 200
+    assert owner.call("POST", "/albums/%s/items" % aid, {"image_ids": mine})[0] == 200
+    link = make_link(owner, "album", aid)
+    seen, cursor = [], None
+    for _ in range(5):
+        st, doc, _ = anon_get(link["url"], params={"limit": 2, **({"cursor": cursor}
+                                                                   if cursor else {})})
+        assert st == 200, doc
+        assert doc["album"]["item_count"] == 3
+        seen += [x["image_id"] for x in doc["items"]]
+        cursor = doc["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(mine) and theirs not in seen
+
+
 def test_delete_restore_purge(logged_api, owner):
     img, _, _ = upload(owner)
     link = make_link(owner, "image", img)
