@@ -28,9 +28,9 @@ struct bitem {
 struct batch {
     struct bitem *it;
     int n;
-    long long open, bytes; /* the caller's open sessions before the batch (the caps row) */
-    int caps_row;          /* its row in session_batch's result (quota usage follows) */
-    int hook_failed;       /* the pre-upload hook failed: later items are not sent to it */
+    long long open, bytes;   /* the caller's open sessions before the batch (the caps row) */
+    int caps_row;            /* its row in session_batch's result (quota usage follows) */
+    struct prehook_run hook; /* the pre-upload hook's calls: one time budget for the batch */
 };
 
 /* Columns of session_batch after the session's: declared sha256, kind, ord, n, bytes, dry,
@@ -78,7 +78,7 @@ static void item_check(struct api_call *c, struct batch *bt, int i, const cJSON 
         return item_fail(b, 500, "internal", "no randomness");
     if (upload_offer_make(cfg, &b->q, &b->f, &b->e) < 0)
         return;
-    if (prehook_admit(c, &b->q, b->idem, b->reason, &bt->hook_failed, &b->e) < 0)
+    if (prehook_admit(c, &b->q, b->idem, b->reason, &bt->hook, &b->e) < 0)
         return;
 }
 

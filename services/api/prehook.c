@@ -76,9 +76,9 @@ static void take_reason(const struct answer *a, char reason[PREHOOK_REASON_MAX])
 }
 
 /* Where and how long: http(s) only, no redirects, the whole call within the timeout. */
-static void hook_opts(CURL *k, const struct api_config *cfg)
+static void hook_opts(CURL *k, const struct api_config *cfg, double secs)
 {
-    long ms = (long)(cfg->pre_upload_hook_timeout * 1000);
+    long ms = (long)(secs * 1000) > 0 ? (long)(secs * 1000) : 1;
 
     curl_easy_setopt(k, CURLOPT_URL, cfg->pre_upload_hook_url);
     curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
@@ -89,8 +89,8 @@ static void hook_opts(CURL *k, const struct api_config *cfg)
 
 /* POSTs body on the thread's handle k (reset: options go, its connection stays); the HTTP
  * status, or -1 with err (timeout, connection). */
-static long post(CURL *k, const struct api_config *cfg, const char *body, struct answer *a,
-                 char *err)
+static long post(CURL *k, const struct api_config *cfg, double secs, const char *body,
+                 struct answer *a, char *err)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     long status = -1;
@@ -100,7 +100,7 @@ static long post(CURL *k, const struct api_config *cfg, const char *body, struct
         err_set(err, "out of memory");
         goto done;
     }
-    hook_opts(k, cfg);
+    hook_opts(k, cfg, secs);
     curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_data);
@@ -117,7 +117,7 @@ done:
 }
 
 enum prehook_verdict prehook_call(struct api_tctx *t, const char *user, const struct upload_req *q,
-                                  const char *idem, const char *rid,
+                                  const char *idem, const char *rid, double secs,
                                   char reason[PREHOOK_REASON_MAX], char *err)
 {
     const struct api_config *cfg = t->api->cfg;
@@ -131,7 +131,7 @@ enum prehook_verdict prehook_call(struct api_tctx *t, const char *user, const st
         return err_set(err, "out of memory"), PREHOOK_FAILED;
     if (!t->hook)
         t->hook = curl_easy_init();
-    status = post(t->hook, cfg, body, &a, err);
+    status = post(t->hook, cfg, secs, body, &a, err);
     free(body);
     if (status >= 200 && status < 300)
         return PREHOOK_ALLOW;
@@ -151,17 +151,23 @@ static void count(struct api *api, const char *result)
 }
 
 int prehook_admit(struct api_call *c, const struct upload_req *q, const char *idem,
-                  char reason[PREHOOK_REASON_MAX], int *failed, struct upload_err *e)
+                  char reason[PREHOOK_REASON_MAX], struct prehook_run *run, struct upload_err *e)
 {
     const struct api_config *cfg = c->api->cfg;
-    char err[ERR_MAX] = "an earlier item's call failed";
+    char err[ERR_MAX] = "";
     enum prehook_verdict v = PREHOOK_FAILED;
-    int open = !strcmp(cfg->pre_upload_hook_fail, "open");
+    int open = !strcmp(cfg->pre_upload_hook_fail, "open"), made = 0;
+    double left;
 
     if (!cfg->pre_upload_hook_url[0])
         return 0;
-    if (!*failed)
-        v = prehook_call(c->t, c->user.sub, q, idem, c->rid, reason, err);
+    if (!run->until)
+        run->until = util_now_mono() + cfg->pre_upload_hook_timeout;
+    left = run->until - util_now_mono();
+    if (!run->failed && left > 0.001) {
+        v = prehook_call(c->t, c->user.sub, q, idem, c->rid, left, reason, err);
+        made = 1;
+    }
     if (v == PREHOOK_ALLOW)
         return count(c->api, "allowed"), 0;
     if (v == PREHOOK_REFUSE) {
@@ -170,9 +176,13 @@ int prehook_admit(struct api_call *c, const struct upload_req *q, const char *id
         *e = (struct upload_err){403, "upload_refused", reason};
         return -1;
     }
-    *failed = 1;
-    count(c->api, open ? "failed_open" : "failed_closed");
-    log_warn(c->rid, "pre_upload_hook_failed", err, "fail", cfg->pre_upload_hook_fail);
+    if (made || !run->failed) { /* once per request: the rest of a batch is not called */
+        count(c->api, open ? "failed_open" : "failed_closed");
+        log_warn(c->rid, "pre_upload_hook_failed",
+                 made ? err : "the request's hook time (pre-upload-hook-timeout) is spent", "fail",
+                 cfg->pre_upload_hook_fail);
+    }
+    run->failed = 1;
     if (open)
         return 0;
     *e = (struct upload_err){503, "hook_unavailable",

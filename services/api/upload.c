@@ -470,16 +470,21 @@ static int within_caps(struct api_call *c, const struct upload_req *q, const cha
     return 0;
 }
 
-/* The pre-upload hook (prehook.c); 0 allowed, -1 answered. */
+/* The pre-upload hook (prehook.c), called without a pooled connection held; 0 allowed (a
+ * connection taken again), -1 answered. */
 static int hook_admit(struct api_call *c, const struct upload_req *q, const char *idem)
 {
     char reason[PREHOOK_REASON_MAX];
     struct upload_err e;
-    int failed = 0;
+    struct prehook_run run = {0};
 
-    if (prehook_admit(c, q, idem, reason, &failed, &e) < 0)
+    if (!c->api->cfg->pre_upload_hook_url[0])
+        return 0;
+    pg_release(c->db); /* the call may take its whole timeout: not with a connection held */
+    c->db = NULL;
+    if (prehook_admit(c, q, idem, reason, &run, &e) < 0)
         return api_error(c, e.status, e.code, e.msg), -1;
-    return 0;
+    return api_db(c) ? 0 : -1; /* answered 503 if no connection is to be had */
 }
 
 void upload_create(struct api_call *c)

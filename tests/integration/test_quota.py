@@ -326,7 +326,9 @@ class Receiver:
                 outer.calls.append(json.loads(self.rfile.read(n)))
                 if outer.mode == "slow":
                     time.sleep(1.5)
-                status, body = {"allow": (204, b""),
+                if outer.mode == "pause":
+                    time.sleep(0.25)
+                status, body = {"allow": (204, b""), "pause": (204, b""),
                                 "refuse": (422, b'{"reason": "flagged by moderation"}'),
                                 "fail": (500, b"boom"), "slow": (200, b"")}[outer.mode]
                 try:
@@ -396,6 +398,29 @@ def test_hook_timeout(stack, receiver, fail):
             assert st == 201, doc
         else:
             assert st == 503 and doc["error"]["code"] == "hook_unavailable", doc
+    finally:
+        receiver.mode = "allow"
+        p.stop()
+
+
+def test_hook_time_is_one_budget_per_batch(stack, receiver):
+    """Each call answers within the timeout, but a batch's calls share one: a batch of 12
+    cannot hold a request worker 12 timeouts long. Items past the budget fail closed."""
+    p = start_api(PIXPLANE_PRE_UPLOAD_HOOK_URL=receiver.url,
+                  PIXPLANE_PRE_UPLOAD_HOOK_TIMEOUT="600ms")
+    try:
+        u, c = new_user(p)
+        receiver.mode, receiver.calls[:] = "pause", []  # 0.25 s per call
+        t0 = time.monotonic()
+        st, doc = c.call("POST", "/uploads/batch",
+                         {"items": [start_body(blob("budget%d" % i)) for i in range(12)]})
+        took = time.monotonic() - t0
+        assert st == 200, doc
+        codes = [x.get("error", {}).get("code") for x in doc["items"]]
+        assert took < 2.0, took  # 12 x 0.25 s = 3 s if every item were called
+        assert 1 <= len(receiver.calls) <= 3, len(receiver.calls)
+        assert codes[0] is None and codes.count(None) <= len(receiver.calls), codes
+        assert codes.count("hook_unavailable") >= 9, codes
     finally:
         receiver.mode = "allow"
         p.stop()
