@@ -244,8 +244,14 @@ void finalize_release(pg_conn *db, const struct upload_row *s, const struct fina
                       const char *rid)
 {
     struct held_lease l = {.until = util_now_mono() + opt->held_for};
+    char err[ERR_MAX] = "";
 
-    if (finalize_unclaim(db, s, rid) == 0 || !opt->held)
+    if (!opt->held) {
+        (void)finalize_unclaim(db, s, rid); /* logged */
+        return;
+    }
+    /* one try: the held list retries in the background, not on this request's worker */
+    if (lease_stmt(db, "fin_unclaim", s, NULL, NULL, err) >= 0)
         return;
     util_strlcpy(l.id, sizeof l.id, s->id);
     util_strlcpy(l.lease, sizeof l.lease, s->lease);
@@ -271,14 +277,17 @@ long finalize_held_retry(finalize_held *h, pg_conn *db, const char *rid)
     pthread_mutex_unlock(&h->mu);
     if (!mine)
         return finalize_held_count(h);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0, down = 0; i < n; i++) {
         if (mine[i].until <= now)
             continue; /* ran out: the session is anyone's again */
         util_strlcpy(s.id, sizeof s.id, mine[i].id);
         util_strlcpy(s.lease, sizeof s.lease, mine[i].lease);
-        if (lease_stmt(db, "fin_unclaim", &s, NULL, NULL, err) >= 0)
+        if (!down && lease_stmt(db, "fin_unclaim", &s, NULL, NULL, err) >= 0) {
             log_info(rid, "unclaim_retried", "released", "upload_session_id", s.id);
-        else if (held_add(h, &mine[i]) < 0)
+            continue;
+        }
+        down = 1; /* the database is still away: the rest wait for the next pass */
+        if (held_add(h, &mine[i]) < 0)
             log_warn(rid, "unclaim_dropped", "too many held leases", "upload_session_id", s.id);
     }
     free(mine);

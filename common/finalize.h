@@ -103,8 +103,10 @@ int finalize_renew(pg_conn *db, const struct upload_row *s, double secs, char *e
 /* Back to 'uploading' after a transient failure, retried for 1.5 s. 0 released (or no
  * longer ours), -1 still held (logged): the database is away, e.g. failing over. */
 int finalize_unclaim(pg_conn *db, const struct upload_row *s, const char *rid);
-/* finalize_unclaim, and a lease it leaves held goes to opt->held, so the upload is not
- * stalled for the whole complete-lease by a database outage of a few seconds. */
+/* Releases the lease: without opt->held, finalize_unclaim (retried inline); with it, one try,
+ * and a lease left held goes to opt->held (released in the background, by
+ * finalize_held_retry), so neither the request's worker waits out a database outage nor the
+ * upload stalls for the whole complete-lease. */
 void finalize_release(pg_conn *db, const struct upload_row *s, const struct finalize_opts *opt,
                       const char *rid);
 

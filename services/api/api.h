@@ -134,7 +134,8 @@ struct api {
     finalize_held *held; /* completion leases a database outage kept (upload_held_sweep) */
     ev_timer held_sweep; /* every second while there are any */
     int held_busy;       /* a release pass is queued or running (atomic) */
-    int unlocks;         /* public-link passwords being checked (scrypt; atomic) */
+    int unlocks;         /* link passwords being hashed or checked (scrypt; atomic) */
+    int read_waits;      /* reads napping for a standby to replay (ryw.c; atomic) */
     pg_pool *pg_read;    /* DATABASE_READ_URL (NULL: reads use pg) */
     struct ryw *ryw;     /* the write positions acknowledged here, per user (ryw.h) */
 };

@@ -101,14 +101,6 @@ void quota_usage_get(struct api_call *c)
 }
 
 /* A user id as users.user_id accepts it (1-128 of A-Z a-z 0-9 . _ @ -). */
-static int valid_user_id(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-
-    return n >= 1 && n <= 128 &&
-           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
-}
-
 /* A limit field: absent or null "" (the default), else a whole number 0..2^53-1 as text.
  * 0, or -1 (msg set). */
 static int limit_field(const cJSON *body, const char *name, char out[24], const char **msg)
@@ -156,7 +148,7 @@ void quota_put(struct api_call *c)
     const char *user = route_param(&c->params, "id");
     cJSON *body;
 
-    if (!valid_user_id(user))
+    if (!auth_valid_sub(user))
         return api_error(c, 400, "bad_request",
                          "a user id is 1-128 characters of A-Z, a-z, 0-9, '.', '_', '@', '-'");
     if (!(body = api_body(c)))

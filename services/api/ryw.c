@@ -121,17 +121,26 @@ static int replayed(pg_conn *db, uint64_t lsn, uint64_t xid, char *err)
     return at >= lsn && (at == UINT64_MAX || xmin >= xid);
 }
 
-/* replayed(), asked again with growing naps until read-wait has passed. */
+/* Reads napping for replay at once: a quarter of the request workers (at least one), so a
+ * lagging standby, or a client sending a position from far ahead, cannot hold them all. */
+#define WAITS_MAX(workers) ((workers) / 4 > 0 ? (workers) / 4 : 1)
+
+/* replayed(), asked again with growing naps until read-wait has passed, if a waiting slot
+ * is free (else asked once). */
 static int wait_replayed(struct api_call *c, pg_conn *db, uint64_t lsn, char *err)
 {
     double until = util_now_mono() + c->api->cfg->read_wait, nap = NAP_FIRST, left;
-    int rc;
+    int *n = &c->api->read_waits, rc;
 
-    while ((rc = replayed(db, lsn, c->read_xid, err)) == 0 &&
-           (left = until - util_now_mono()) > 0) {
-        usleep((useconds_t)((nap < left ? nap : left) * 1e6));
-        nap = nap * 2 > NAP_MAX ? NAP_MAX : nap * 2;
-    }
+    if ((rc = replayed(db, lsn, c->read_xid, err)) != 0)
+        return rc;
+    if (__atomic_add_fetch(n, 1, __ATOMIC_ACQ_REL) <= WAITS_MAX(c->api->cfg->workers))
+        while (rc == 0 && (left = until - util_now_mono()) > 0) {
+            usleep((useconds_t)((nap < left ? nap : left) * 1e6));
+            nap = nap * 2 > NAP_MAX ? NAP_MAX : nap * 2;
+            rc = replayed(db, lsn, c->read_xid, err);
+        }
+    __atomic_sub_fetch(n, 1, __ATOMIC_ACQ_REL);
     return rc;
 }
 

@@ -643,7 +643,8 @@ const struct pg_stmt api_stmts[] = {
      " " API_IMAGE_TS_MS("d.delivered_at") " FROM webhook_deliveries d JOIN webhook_events w"
      " ON w.event_id = d.event_id WHERE d.endpoint_id = $4::uuid"
      " AND ($5::text IS NULL OR d.status = $5::text)"
-     " AND ($1::bigint IS NULL OR (d.delivery_id, d.event_id) < ($1::bigint, $2::uuid))"
+     " AND (d.delivery_id, d.event_id) < (coalesce($1::bigint, 9223372036854775807),"
+     " coalesce($2::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))"
      " ORDER BY d.delivery_id DESC LIMIT $3::int"},
     /* clang-format on */
 
@@ -672,15 +673,15 @@ const struct pg_stmt api_stmts[] = {
      " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM t) THEN 0 WHEN NOT (SELECT ok FROM ok)"
      " THEN -2 ELSE 1 END, coalesce((SELECT exp FROM x), ''), (SELECT count(*) FROM e)"},
     /* The owner's links, newest first, after the cursor ($2, $3). */
-    {"link_list",
-     "SELECT l.link_id, CASE WHEN l.image_id IS NULL THEN 'album' ELSE 'image' END,"
-     " coalesce(l.image_id, l.album_id)," LINK_EXPIRES ", l.password_hash IS NOT NULL,"
-     " l.allow_download, coalesce(l.max_views::text, ''), l.views," LINK_CREATED ","
-     " CASE WHEN l.expires_at <= now() THEN 'expired' WHEN l.views >= l.max_views"
-     " THEN 'used_up' WHEN NOT" LINK_LIVE " THEN 'unavailable' ELSE 'active' END,"
-     " l.created_at::text AS cursor_key FROM public_links l WHERE l.owner_id = $1"
-     " AND ($2::timestamptz IS NULL OR (l.created_at, l.link_id) < ($2::timestamptz, $3::uuid))"
-     " ORDER BY l.created_at DESC, l.link_id DESC LIMIT $4"},
+    {"link_list", "SELECT l.link_id, CASE WHEN l.image_id IS NULL THEN 'album' ELSE 'image' END,"
+                  " coalesce(l.image_id, l.album_id)," LINK_EXPIRES ", l.password_hash IS NOT NULL,"
+                  " l.allow_download, coalesce(l.max_views::text, ''), l.views," LINK_CREATED ","
+                  " CASE WHEN l.expires_at <= now() THEN 'expired' WHEN l.views >= l.max_views"
+                  " THEN 'used_up' WHEN NOT" LINK_LIVE " THEN 'unavailable' ELSE 'active' END,"
+                  " l.created_at::text AS cursor_key FROM public_links l WHERE l.owner_id = $1"
+                  " AND (l.created_at, l.link_id) < (coalesce($2::timestamptz, 'infinity'),"
+                  " coalesce($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))"
+                  " ORDER BY l.created_at DESC, l.link_id DESC LIMIT $4"},
     {"link_revoke", "DELETE FROM public_links WHERE link_id = $1 AND owner_id = $2"},
     /* A live link by its token's hash (hex): see LINK_BY_TOKEN. */
     {"link_resolve", "SELECT" LINK_BY_TOKEN},
