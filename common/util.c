@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,29 @@ static int b64val(char c)
 {
     const char *p = c ? strchr(b64url, c) : NULL;
     return p ? (int)(p - b64url) : -1;
+}
+
+unsigned char *util_b64_decode(const char *in, size_t len, size_t *n)
+{
+    unsigned char *out;
+    int got;
+    size_t pad = 0;
+
+    if (len == 0 || len % 4 != 0)
+        return NULL;
+    while (pad < 2 && in[len - 1 - pad] == '=')
+        pad++;
+    if (strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != len - pad)
+        return NULL;
+    if (!(out = malloc(len / 4 * 3 + 1)))
+        return NULL;
+    got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (got < 0 || (size_t)got < pad) {
+        free(out);
+        return NULL;
+    }
+    *n = (size_t)got - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+    return out;
 }
 
 int util_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)

@@ -48,6 +48,9 @@ int util_unhex(const char *hex, unsigned char *out, size_t n) PIX_WUR;
 char *util_b64url_encode(const unsigned char *in, size_t n);
 /* Decodes base64url (padding optional); *out malloc'd. 0 or -1. */
 int util_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *outlen) PIX_WUR;
+/* Standard (not URL-safe) base64 with padding, as Standard Webhooks secrets carry it: a
+ * malloc'd buffer (*n bytes), or NULL on malformed input. */
+unsigned char *util_b64_decode(const char *in, size_t len, size_t *n);
 
 /* Random UUID v4 (lower-case, 36 chars + NUL). 0 or -1 if the CSPRNG fails. */
 int util_uuid(char out[37]) PIX_WUR;
